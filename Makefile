@@ -1,0 +1,38 @@
+# Two entry points, both from a fresh machine with only Python 3.11:
+#   make run   venv + install + serve examples/hello.py on 127.0.0.1:8000
+#   make test  venv + install + system tools + the whole suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test venv systools bench bench-quick clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: venv
+	$(PY) -m unicorn_aio examples.hello:app --bind 127.0.0.1:8000
+
+# System tools some tests drive for real (wrk for load, nginx in front).
+# Installed with apt-get when missing; tests skip loudly only if this fails.
+SYSTOOLS := wrk nginx
+systools:
+	@missing=""; for t in $(SYSTOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system tools:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi; \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null) \
+	    || echo "WARNING: could not install$$missing; tests needing them will skip"; \
+	fi
+
+test: venv systools
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info
