@@ -1,0 +1,368 @@
+"""The resolved settings of one server: ``Config``, and ``load_config`` that builds it.
+
+Sources, lowest precedence first, as in gunicorn:
+
+    defaults (some read from the environment: PORT, WEB_CONCURRENCY, FORWARDED_ALLOW_IPS)
+    < the config file (-c PATH, else ./gunicorn.conf.py when it exists)
+    < GUNICORN_CMD_ARGS < UNICORN_AIO_CMD_ARGS (both split with shlex)
+    < the command line.
+
+Every value, whatever its source, goes through the validator of its row in settings.py, so a bad value
+is reported the same way from a flag, a config file or ``Config(workers=...)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import inspect
+import os
+import shlex
+import sys
+import traceback
+import types
+from typing import Any, Iterable, Mapping
+
+from . import __version__
+from .settings import ALIASES, BY_NAME, SECTIONS, SETTINGS, Setting
+
+ENV_ARGS = ("GUNICORN_CMD_ARGS", "UNICORN_AIO_CMD_ARGS")  # later ones win
+DEFAULT_CONFIG_FILE = "gunicorn.conf.py"
+
+
+class ConfigError(ValueError):
+    """A setting's value, name or source is wrong; the message is meant for the user as is."""
+
+    exit_code = 2
+
+
+class UsageError(ConfigError):
+    """The command line itself is malformed (unknown flag, missing APP)."""
+
+
+class ConfigFileError(ConfigError):
+    """The config file could not be read or executed. gunicorn exits 1 here, so do we."""
+
+    exit_code = 1
+
+
+# gunicorn worker classes and what they mean for us. Values are the interface they imply.
+_WSGI_WORKERS = ("sync", "gthread", "gunicorn.workers.sync.SyncWorker",
+                 "gunicorn.workers.gthread.ThreadWorker")
+_ASGI_WORKERS = ("asgi", "uvicorn", "uvicorn.workers.UvicornWorker",
+                 "uvicorn.workers.UvicornH11Worker", "uvicorn_worker.UvicornWorker",
+                 "uvicorn_worker.UvicornH11Worker")
+_GREEN_WORKERS = ("eventlet", "gevent", "gevent_wsgi", "gevent_pywsgi", "tornado",
+                  "gunicorn.workers.geventlet.EventletWorker",
+                  "gunicorn.workers.ggevent.GeventWorker",
+                  "gunicorn.workers.ggevent.GeventPyWSGIWorker",
+                  "gunicorn.workers.gtornado.TornadoWorker")
+
+
+def worker_class_interface(worker_class: Any) -> tuple[str | None, str | None]:
+    """The interface a gunicorn worker class implies, and a warning when it cannot be honoured."""
+    name = (f"{worker_class.__module__}.{worker_class.__qualname__}"
+            if inspect.isclass(worker_class) else str(worker_class))
+    if name in _WSGI_WORKERS:
+        return "wsgi", None
+    if name in _ASGI_WORKERS:
+        return "asgi", None
+    if name in _GREEN_WORKERS:
+        return None, (f"worker_class {name!r} is not available: unicorn_aio runs WSGI apps in its "
+                      "thread pool (raise --threads for blocking I/O) and async apps should use "
+                      "ASGI (--interface asgi)")
+    return None, (f"worker_class {name!r} is not supported: custom gunicorn workers cannot run "
+                  "here; unicorn_aio's own worker is used")
+
+
+class Config:
+    """Every setting by name: ``cfg.workers``, ``cfg.bind``, ``cfg.post_fork``...
+
+    ``Config()`` holds the defaults; ``Config(workers=4, bind="0.0.0.0:80")`` validates each value
+    through the settings table and raises ConfigError for unknown names or bad values.
+    ``Config(environ, ...)`` reads the environment defaults (PORT...) from ``environ`` rather than
+    os.environ.
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None, /, **settings: Any) -> None:
+        object.__setattr__(self, "_environ", dict(os.environ if environ is None else environ))
+        object.__setattr__(self, "_values", {})
+        self.explicit: set[str] = set()  # names set by a source other than the defaults
+        self.warnings: list[str] = []
+        self.argv: list[str] | None = None  # for reloading the same way on SIGHUP
+        self._app_uri: str | None = None
+        for setting in SETTINGS:
+            self._values[setting.name] = self._default(setting)
+        for name, value in settings.items():
+            self.set(name, value)
+
+    def _default(self, setting: Setting) -> Any:
+        raw = self._environ.get(setting.env) if setting.env else None
+        if raw is None:
+            return setting.validate(setting.default)
+        try:
+            return setting.validate(setting.env_format.format(raw))
+        except ValueError as exc:
+            raise ConfigError(f"environment variable {setting.env}={raw!r} "
+                              f"(default of {setting.name}): {exc}") from None
+
+    # -- access --------------------------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("_values", {})
+        name = ALIASES.get(name, name)
+        if name in values:
+            return values[name]
+        raise AttributeError(f"no setting named {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in BY_NAME or name in ALIASES:
+            self.set(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def set(self, name: str, value: Any, *, source: str | None = None) -> None:
+        """Validate and store one setting. ``source`` prefixes error messages (a flag, a file)."""
+        setting = BY_NAME.get(ALIASES.get(name, name))
+        if setting is None:
+            raise ConfigError(f"{source + ': ' if source else ''}{unknown_setting_message(name)}")
+        try:
+            stored = setting.validate(value)
+        except ValueError as exc:
+            where = source or f"invalid value for setting {setting.name!r}"
+            raise ConfigError(f"{where}: {exc}") from None
+        self._values[setting.name] = stored
+        self.explicit.add(setting.name)
+        if setting.ignored and stored != setting.validate(setting.default):
+            self._warn(setting.ignored)
+        if setting.name == "worker_class":
+            self._warn(worker_class_interface(stored)[1])
+
+    def _warn(self, message: str | None) -> None:
+        if message and message not in self.warnings:
+            self.warnings.append(message)
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        """(name, effective value) for every setting, in table order."""
+        return ((s.name, getattr(self, s.name)) for s in SETTINGS)
+
+    def __str__(self) -> str:
+        width = max(len(s.name) for s in SETTINGS)
+        lines = []
+        for name, value in sorted(self.items()):
+            if callable(value) and not inspect.isclass(value):
+                value = f"<{getattr(value, '__qualname__', repr(value))}()>"
+            lines.append(f"{name:{width}} = {value}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Config explicit={sorted(self.explicit)}>"
+
+    # -- values derived from several settings ---------------------------------------------------
+
+    @property
+    def app_uri(self) -> str | None:
+        """The APP argument, else the wsgi_app setting."""
+        return self._app_uri or self._values["wsgi_app"]
+
+    @app_uri.setter
+    def app_uri(self, value: str | None) -> None:
+        object.__setattr__(self, "_app_uri", value)
+
+    @property
+    def interface(self) -> str:
+        """auto, wsgi or asgi; an explicit gunicorn worker class decides when interface is auto."""
+        value = self._values["interface"]
+        if value == "auto" and "worker_class" in self.explicit:
+            return worker_class_interface(self._values["worker_class"])[0] or "auto"
+        return value
+
+    @property
+    def proc_name(self) -> str:
+        return self._values["proc_name"] or self._values["default_proc_name"]
+
+    @property
+    def uid(self) -> int:
+        return self._values["user"]
+
+    @property
+    def gid(self) -> int:
+        return self._values["group"]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """raw_env as a dict."""
+        env = {}
+        for item in self._values["raw_env"]:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"raw_env: {item!r} is not KEY=VALUE")
+            env[key] = value
+        return env
+
+    @property
+    def sendfile(self) -> bool:
+        if self._values["sendfile"] is not None:
+            return self._values["sendfile"]
+        if "SENDFILE" in self._environ:
+            return self._environ["SENDFILE"].strip().lower() in ("y", "1", "yes", "true")
+        return True
+
+    @property
+    def is_ssl(self) -> bool:
+        return bool(self._values["certfile"] or self._values["keyfile"])
+
+    @property
+    def ssl_options(self) -> dict[str, Any]:
+        return {s.name: self._values[s.name] for s in SETTINGS if s.section == "SSL"}
+
+    @property
+    def pythonpath_list(self) -> list[str]:
+        return [p.strip() for p in (self._values["pythonpath"] or "").split(",") if p.strip()]
+
+
+def unknown_setting_message(name: str) -> str:
+    close = difflib.get_close_matches(name, list(BY_NAME) + list(ALIASES), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown setting {name!r}{hint}"
+
+
+# -- command line ----------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    # Errors become exceptions so each source can name itself and main() can choose the exit code.
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="unicorn_aio",
+        usage="%(prog)s [OPTIONS] APP",
+        description="Serve a WSGI or ASGI app (APP is module:callable) with pre-forked workers.",
+    )
+    parser.add_argument("app", nargs="?", metavar="APP", default=argparse.SUPPRESS,
+                        help="the application, as module:callable (module:factory() for a factory)")
+    parser.add_argument("-v", "--version", action="version", version=f"unicorn_aio {__version__}")
+    groups = {section: parser.add_argument_group(section) for section in SECTIONS}
+    for setting in SETTINGS:
+        if setting.flags:
+            _add_flag(groups[setting.section], setting)
+    return parser
+
+
+def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
+    default = setting.default_doc or setting.default
+    if setting.env:
+        default = f"{default}, or from ${setting.env}"
+    kwargs: dict[str, Any] = {
+        "dest": setting.name,
+        "action": setting.action,
+        "default": argparse.SUPPRESS,  # absent flags must not override lower-precedence sources
+        "help": f"{setting.short} [{default}]".replace("%", "%%"),
+    }
+    if setting.action == "store_const":
+        kwargs["const"] = setting.const
+    if setting.action in ("store", "append") and setting.metavar:
+        kwargs["metavar"] = setting.metavar
+    group.add_argument(*setting.flags, **kwargs)
+
+
+def _parse(parser: argparse.ArgumentParser, args: list[str], source: str | None) -> dict[str, Any]:
+    try:
+        return vars(parser.parse_args(args))
+    except UsageError as exc:
+        if source:
+            raise UsageError(f"{source}: {exc}") from None
+        raise
+
+
+def _flag_label(name: str) -> str:
+    return "argument " + "/".join(BY_NAME[name].flags)
+
+
+# -- config file -----------------------------------------------------------------------------------
+
+
+def read_config_file(location: str) -> tuple[dict[str, Any], str]:
+    """The module-level names of a config file (PATH, file:PATH or python:MODULE) and its label."""
+    if location.startswith("python:"):
+        module_name = location[len("python:"):]
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # gunicorn chdirs and puts cwd on the path first
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise ConfigFileError(f"config module {module_name!r} failed to import: "
+                                  f"{_describe(exc, None)}") from None
+        return vars(module), location
+    path = location.removeprefix("file:")
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as exc:
+        raise ConfigFileError(f"config file {path!r} cannot be read: {exc.strerror}") from None
+    module = types.ModuleType("__config__")
+    module.__file__ = path
+    try:
+        exec(compile(source, path, "exec"), module.__dict__)
+    except SyntaxError as exc:
+        raise ConfigFileError(f"config file {path}, line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:
+        raise ConfigFileError(f"config file {_describe(exc, path)}") from None
+    return vars(module), path
+
+
+def _describe(exc: BaseException, path: str | None) -> str:
+    """One line for an exception raised while running a file: where, type and message."""
+    where = path or ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if path is None or f.filename == path]
+    if mine:
+        where = f"{mine[-1].filename}, line {mine[-1].lineno}"
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return f"{where}: {message}" if where else message
+
+
+def apply_config_file(cfg: Config, location: str) -> None:
+    names, label = read_config_file(location)
+    for name, value in names.items():
+        # Like gunicorn, other module-level names (imports, helpers) are simply not settings.
+        if name in BY_NAME or name in ALIASES:
+            cfg.set(name, value, source=f"config file {label}: {name}")
+
+
+# -- all sources -----------------------------------------------------------------------------------
+
+
+def load_config(argv: list[str], environ: Mapping[str, str] | None = None) -> Config:
+    """The Config for a command line (without the program name), with every source applied."""
+    environ = os.environ if environ is None else environ
+    parser = build_parser()
+    cli = _parse(parser, list(argv), None)
+    env_layers = [(var, _parse(parser, shlex.split(environ[var]), var))
+                  for var in ENV_ARGS if environ.get(var, "").strip()]
+
+    cfg = Config(environ)
+    cfg.argv = list(argv)
+    config_file = cli.get("config")
+    for _var, layer in reversed(env_layers):
+        config_file = config_file or layer.get("config")
+    if config_file is None and os.path.exists(DEFAULT_CONFIG_FILE):
+        config_file = DEFAULT_CONFIG_FILE
+    if config_file:
+        apply_config_file(cfg, config_file)
+        cfg.set("config", config_file)
+
+    app_uri = None
+    for var, layer in env_layers + [(None, cli)]:
+        for name, value in layer.items():
+            if name == "app":
+                app_uri = value
+            elif name != "config":
+                label = _flag_label(name)
+                cfg.set(name, value, source=f"{var}: {label}" if var else label)
+    cfg.app_uri = app_uri
+    return cfg

@@ -1,0 +1,661 @@
+"""Every setting unicorn_aio understands, as one table.
+
+Each row names a setting, its section, its command-line flags, the validator that turns a raw value
+(a CLI string, a config-file object, an embedding keyword) into the stored value, its default and its
+help. The argument parser, config-file loading, ``Config(**kw)`` and docs/settings.md all come from
+this table; the machinery lives in config.py.
+
+The gunicorn settings keep gunicorn's names, flags and defaults so that an existing gunicorn.conf.py and
+command line work unchanged. Settings we accept but do not act on carry an ``ignored`` message that
+becomes a startup warning when the setting is given a non-default value.
+"""
+
+from __future__ import annotations
+
+import grp
+import inspect
+import ipaddress
+import os
+import pwd
+import re
+import ssl
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    section: str
+    flags: tuple[str, ...]
+    validate: Callable[[Any], Any]
+    default: Any
+    help: str
+    metavar: str | None = None
+    action: str = "store"  # argparse action: store, store_true, store_const, append
+    const: Any = None
+    env: str | None = None  # environment variable that replaces the default when set
+    env_format: str = "{}"
+    default_doc: str | None = None  # how docs show a default computed at startup
+    ignored: str | None = None  # warning when set: accepted for compatibility, not acted on
+
+    @property
+    def short(self) -> str:
+        return self.help.split("\n\n", 1)[0]
+
+
+# -- validators: one per kind of value; each raises ValueError with the problem in user terms -----
+
+
+def _show(val: Any) -> str:
+    return repr(val)
+
+
+def boolean(val: Any) -> bool | None:
+    if val is None or isinstance(val, bool):
+        return val
+    if isinstance(val, str):
+        word = val.strip().lower()
+        if word in ("true", "yes", "on", "1"):
+            return True
+        if word in ("false", "no", "off", "0"):
+            return False
+    raise ValueError(f"must be true or false, got {_show(val)}")
+
+
+def integer(minimum: int = 0) -> Callable[[Any], int]:
+    def validate(val: Any) -> int:
+        if isinstance(val, str):
+            text = val.strip()
+            try:
+                val = int(text, 0)
+            except ValueError:
+                try:
+                    val = int(text, 10)  # int("08", 0) refuses leading zeros
+                except ValueError:
+                    raise ValueError(f"must be an integer >= {minimum}, got {_show(text)}") from None
+        if isinstance(val, bool) or not isinstance(val, int) or val < minimum:
+            raise ValueError(f"must be an integer >= {minimum}, got {_show(val)}")
+        return val
+
+    return validate
+
+
+def number(val: Any) -> int | float:
+    """Seconds: a non-negative int or float (gunicorn takes ints only; fractions help tests)."""
+    try:
+        if isinstance(val, bool):
+            raise TypeError
+        num = float(val.strip() if isinstance(val, str) else val)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a number of seconds >= 0, got {_show(val)}") from None
+    if not num >= 0 or num == float("inf"):
+        raise ValueError(f"must be a number of seconds >= 0, got {_show(val)}")
+    return int(num) if num.is_integer() else num
+
+
+def umask(val: Any) -> int:
+    # gunicorn reads "0022" as octal, like the shell's umask does.
+    if isinstance(val, str) and re.match(r"0\d", val.strip()):
+        val = "0o" + val.strip()[1:]
+    return integer(0)(val)
+
+
+def string(val: Any) -> str | None:
+    if val is None:
+        return None
+    if not isinstance(val, str):
+        raise ValueError(f"must be a string, got {_show(val)}")
+    return val.strip()
+
+
+def string_list(val: Any) -> list[str]:
+    if not val:
+        return []
+    if isinstance(val, str):
+        val = [val]
+    if not isinstance(val, (list, tuple)):
+        raise ValueError(f"must be a string or a list of strings, got {_show(val)}")
+    return [string(v) for v in val]
+
+
+def comma_list(val: Any) -> list[str]:
+    if isinstance(val, (list, tuple)):
+        items = [string(v) for v in val]
+    else:
+        items = (string(val) or "").split(",")
+    return [item.strip() for item in items if item and item.strip()]
+
+
+def upper_comma_list(val: Any) -> list[str]:
+    return [item.upper() for item in comma_list(val)]
+
+
+def address_list(val: Any) -> list[str]:
+    items = comma_list(val)
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network (or '*' for any)") from None
+    return items
+
+
+def existing_files(val: Any) -> list[str]:
+    paths = string_list(val)
+    for path in paths:
+        if not os.path.exists(path):
+            raise ValueError(f"file {path!r} does not exist")
+    return paths
+
+
+def mapping(val: Any) -> dict:
+    if not isinstance(val, dict):
+        raise ValueError(f"must be a dict, got {_show(val)}")
+    return val
+
+
+def scheme_headers(val: Any) -> dict[str, str]:
+    headers = mapping(val)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        raise ValueError("must map header names to header values, both strings")
+    return {k.upper(): v for k, v in headers.items()}
+
+
+def choice(*options: str) -> Callable[[Any], str]:
+    def validate(val: Any) -> str:
+        word = val.strip().lower() if isinstance(val, str) else val
+        if word not in options:
+            raise ValueError(f"must be one of {', '.join(options)}; got {_show(val)}")
+        return word
+
+    return validate
+
+
+def dotted_or_class(val: Any) -> Any:
+    if inspect.isclass(val):
+        return val
+    text = string(val)
+    if not text:
+        raise ValueError("must be a name such as 'sync' or a dotted path to a class")
+    return text
+
+
+def _import_dotted(path: str) -> Any:
+    mod_name, _, attr = path.rpartition(".")
+    if not mod_name:
+        raise ValueError(f"{path!r} is not an import path; expected module.function")
+    try:
+        module = __import__(mod_name, fromlist=[attr])
+        return getattr(module, attr)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {mod_name!r}: {exc}") from None
+    except AttributeError:
+        raise ValueError(f"module {mod_name!r} has no attribute {attr!r}") from None
+
+
+def _accepts(func: Callable, nargs: int) -> bool:
+    try:
+        inspect.signature(func).bind(*([None] * nargs))
+    except TypeError:
+        return False
+    except ValueError:  # builtins without a signature: trust them
+        return True
+    return True
+
+
+def hook(*params: str) -> Callable[[Any], Callable]:
+    def validate(val: Any) -> Callable:
+        func = _import_dotted(val) if isinstance(val, str) else val
+        if not callable(func):
+            raise ValueError(f"must be a function, got {_show(func)}")
+        if not _accepts(func, len(params)):
+            raise ValueError(f"must accept {len(params)} argument(s) ({', '.join(params)})")
+        return func
+
+    return validate
+
+
+def post_request_hook(val: Any) -> Callable:
+    # gunicorn lets post_request take 2, 3 or 4 arguments; callers always pass 4.
+    func = _import_dotted(val) if isinstance(val, str) else val
+    if not callable(func):
+        raise ValueError(f"must be a function, got {_show(func)}")
+    if _accepts(func, 4):
+        return func
+    if _accepts(func, 3):
+        return lambda worker, req, environ, _resp: func(worker, req, environ)
+    if _accepts(func, 2):
+        return lambda worker, req, _environ, _resp: func(worker, req)
+    raise ValueError("must accept (worker, req, environ, resp), or the first 2 or 3 of those")
+
+
+def user(val: Any) -> int:
+    if val is None:
+        return os.geteuid()
+    if isinstance(val, int) and not isinstance(val, bool):
+        return val
+    text = string(val)
+    if text.isdigit():
+        return int(text)
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except KeyError:
+        raise ValueError(f"no such user {text!r}") from None
+
+
+def group(val: Any) -> int:
+    if val is None:
+        return os.getegid()
+    if isinstance(val, int) and not isinstance(val, bool):
+        return val
+    text = string(val)
+    if text.isdigit():
+        return int(text)
+    try:
+        return grp.getgrnam(text).gr_gid
+    except KeyError:
+        raise ValueError(f"no such group {text!r}") from None
+
+
+def directory(val: Any) -> str:
+    path = os.path.abspath(string(val) or ".") if val is not None else os.getcwd()
+    if not os.path.isdir(path):
+        raise ValueError(f"can't chdir to {val!r}: no such directory")
+    return path
+
+
+_BIND_FORMS = "expected HOST, HOST:PORT, [IPv6]:PORT, unix:PATH or fd://FD"
+
+
+def bind_list(val: Any) -> list[str]:
+    addresses = string_list(val)
+    if not addresses:
+        raise ValueError(f"needs at least one address ({_BIND_FORMS})")
+    for addr in addresses:
+        _check_bind(addr)
+    return addresses
+
+
+def _check_bind(addr: str) -> None:
+    # Only the syntax is checked here; sockets.py resolves and binds.
+    if addr.startswith("unix:"):
+        if not addr[5:]:
+            raise ValueError(f"{addr!r} has no socket path ({_BIND_FORMS})")
+        return
+    if addr.startswith("fd://"):
+        if not addr[5:].isdigit():
+            raise ValueError(f"{addr!r} is not a file descriptor number ({_BIND_FORMS})")
+        return
+    netloc = addr.removeprefix("tcp://")
+    port = None
+    if netloc.startswith("["):
+        host, sep, rest = netloc[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"{addr!r} is not a valid address ({_BIND_FORMS})")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{addr!r} has an invalid IPv6 address {host!r}") from None
+        port = rest[1:] if rest else None
+    elif ":" in netloc:
+        host, port = netloc.split(":", 1)
+    else:
+        host = netloc
+    if not host and port is None:
+        raise ValueError(f"empty address ({_BIND_FORMS})")
+    if port is not None and not (port.isdigit() and 0 <= int(port) <= 65535):
+        raise ValueError(f"{addr!r} has an invalid port {port!r} ({_BIND_FORMS})")
+
+
+def loglevel(val: Any) -> str:
+    return choice("debug", "info", "warning", "error", "critical")(val)
+
+
+def ssl_version(val: Any) -> Any:
+    if isinstance(val, str) and not val.strip().isdigit():
+        name = val.strip()
+        if not hasattr(ssl, "PROTOCOL_" + name):
+            raise ValueError(f"unknown SSL protocol {name!r} (e.g. TLS, TLS_SERVER)")
+        return name
+    return integer(0)(val)
+
+
+def refuse_true(reason: str) -> Callable[[Any], bool]:
+    def validate(val: Any) -> bool:
+        if boolean(val):
+            raise ValueError(reason)
+        return False
+
+    return validate
+
+
+def refuse_paste(val: Any) -> None:
+    if string(val):
+        raise ValueError("PasteDeploy configs are not supported; give the app as APP (module:callable)")
+    return None
+
+
+# -- default hooks: gunicorn's, doing nothing --------------------------------------------------------
+
+
+def on_starting(server): pass
+def on_reload(server): pass
+def when_ready(server): pass
+def pre_fork(server, worker): pass
+def post_fork(server, worker): pass
+def post_worker_init(worker): pass
+def worker_int(worker): pass
+def worker_abort(worker): pass
+def pre_exec(server): pass
+def pre_request(worker, req): pass
+def post_request(worker, req, environ, resp): pass
+def child_exit(server, worker): pass
+def worker_exit(server, worker): pass
+def nworkers_changed(server, new_value, old_value): pass
+def on_exit(server): pass
+
+
+def ssl_context(config, default_ssl_context_factory):
+    return default_ssl_context_factory()
+
+
+# -- the table ----------------------------------------------------------------------------------------
+
+S = Setting
+_ui = "unicorn_aio"
+_sock, _work, _sec, _dbg = "Server Socket", "Worker Processes", "Security", "Debugging"
+_mech, _log, _name, _ssl, _hooks = "Server Mechanics", "Logging", "Process Naming", "SSL", "Server Hooks"
+_SYSLOG = "syslog output is not implemented: use logconfig_dict with a logging.handlers.SysLogHandler"
+_STATSD = "statsd metrics are not implemented; the setting is ignored"
+
+SETTINGS: tuple[Setting, ...] = (
+    S("config", "Config File", ("-c", "--config"), string, None,
+      "The config file: PATH, file:PATH or python:MODULE_NAME.\n\n"
+      "A Python file whose module-level names that match settings set them (hooks are functions "
+      "defined there). Without -c, ./gunicorn.conf.py is read when it exists.", metavar="CONFIG",
+      default_doc="None"),
+    S("wsgi_app", "Config File", (), string, None,
+      "The application as module:callable, used when APP is not given on the command line."),
+
+    S("bind", _sock, ("-b", "--bind"), bind_list, ["127.0.0.1:8000"],
+      "The socket to bind: HOST, HOST:PORT, [IPv6]:PORT, unix:PATH or fd://FD.\n\n"
+      "Repeat to bind several addresses. When the PORT environment variable is set the default "
+      "is 0.0.0.0:$PORT.", metavar="ADDRESS", action="append", env="PORT", env_format="0.0.0.0:{}"),
+    S("backlog", _sock, ("--backlog",), integer(1), 2048,
+      "The maximum number of pending connections.", metavar="INT"),
+
+    S("workers", _work, ("-w", "--workers"), integer(1), 1,
+      "The number of worker processes.\n\n"
+      "Defaults to the WEB_CONCURRENCY environment variable when set. Each worker runs its own event "
+      "loop, so one to two per core is usually enough.", metavar="INT", env="WEB_CONCURRENCY"),
+    S("worker_class", _work, ("-k", "--worker-class"), dotted_or_class, "sync",
+      "gunicorn's worker type, mapped onto unicorn_aio's single worker.\n\n"
+      "sync and gthread (or their dotted names) mean a WSGI app in the thread pool; asgi and "
+      "uvicorn.workers.UvicornWorker mean an ASGI app. eventlet, gevent and tornado are not "
+      "available: WSGI apps run in the thread pool and async apps should use ASGI.", metavar="STRING"),
+    S("threads", _work, ("--threads",), integer(1), 1,
+      "Threads per worker that run WSGI app calls.\n\n"
+      "The default of 1 matches gunicorn's sync worker: one request in the app at a time per "
+      "worker, while the event loop keeps reading, parsing and writing for every connection. "
+      "Raise it for apps that wait on I/O.", metavar="INT"),
+    S("worker_connections", _work, ("--worker-connections",), integer(1), 1000,
+      "The maximum number of simultaneous connections per worker.", metavar="INT"),
+    S("max_requests", _work, ("--max-requests",), integer(0), 0,
+      "Restart a worker after it has served this many requests (0 = never).\n\n"
+      "A simple limit on the damage of memory leaks.", metavar="INT"),
+    S("max_requests_jitter", _work, ("--max-requests-jitter",), integer(0), 0,
+      "A random 0..N added to max_requests per worker, so workers do not all restart at once.",
+      metavar="INT"),
+    S("timeout", _work, ("-t", "--timeout"), number, 30,
+      "Workers silent for more than this many seconds are killed and restarted (0 = never).\n\n"
+      "A worker's event loop heartbeats the master; a worker whose loop is blocked this long is "
+      "hung. A slow request in the thread pool does not block the loop.", metavar="INT"),
+    S("graceful_timeout", _work, ("--graceful-timeout",), number, 30,
+      "Seconds workers get to finish in-flight requests after a stop or restart signal.",
+      metavar="INT"),
+    S("keepalive", _work, ("--keep-alive",), number, 2,
+      "Seconds to wait for the next request on a keep-alive connection.", metavar="INT"),
+
+    S("dispatch", _ui, ("--dispatch",), choice("threads", "inline"), "threads",
+      "Where WSGI app calls run: threads (the thread pool) or inline.\n\n"
+      "inline calls the app on the event-loop thread: fastest for apps that never block, fatal "
+      "to latency for apps that do.", metavar="MODE"),
+    S("interface", _ui, ("--interface",), choice("auto", "wsgi", "asgi"), "auto",
+      "The application interface: auto, wsgi or asgi.\n\n"
+      "auto treats coroutine functions and objects with an async __call__ as ASGI.", metavar="KIND"),
+    S("lifespan", _ui, ("--lifespan",), choice("auto", "on", "off"), "auto",
+      "ASGI lifespan events: auto (use if the app supports them), on (require), off.",
+      metavar="MODE"),
+    S("header_timeout", _ui, ("--header-timeout",), number, 10,
+      "Seconds a client has to send complete request headers (0 = no limit).\n\n"
+      "Closes slowloris connections that trickle headers.", metavar="SECONDS"),
+    S("body_timeout", _ui, ("--body-timeout",), number, 30,
+      "Seconds a request body may stall without new bytes (0 = no limit).", metavar="SECONDS"),
+    S("max_worker_memory", _ui, ("--max-worker-memory",), integer(0), 0,
+      "Restart a worker gracefully once its resident memory exceeds this many MB (0 = off).",
+      metavar="MB"),
+    S("access_log_json", _ui, ("--access-log-json",), boolean, False,
+      "Write access log lines as JSON objects instead of access_log_format.", action="store_true"),
+    S("inline_body_max", _ui, ("--inline-body-max",), integer(0), 65536,
+      "Bytes of request body buffered on the event loop before the app is called.\n\n"
+      "Smaller bodies reach the app complete, so its reads never wait on the network; larger "
+      "ones stream.", metavar="BYTES"),
+    S("websocket_max_size", _ui, ("--websocket-max-size",), integer(1), 16 * 1024 * 1024,
+      "The largest WebSocket message accepted, in bytes.", metavar="BYTES"),
+
+    S("limit_request_line", _sec, ("--limit-request-line",), integer(0), 4094,
+      "The maximum size of the HTTP request line in bytes (0 = unlimited, up to 8190).",
+      metavar="INT"),
+    S("limit_request_fields", _sec, ("--limit-request-fields",), integer(0), 100,
+      "The maximum number of header fields in a request (up to 32768).", metavar="INT"),
+    S("limit_request_field_size", _sec, ("--limit-request-field_size", "--limit-request-field-size"),
+      integer(0), 8190, "The maximum size of one request header field in bytes (0 = unlimited).",
+      metavar="INT"),
+
+    S("reload", _dbg, ("--reload",), boolean, False,
+      "Restart workers when code changes. For development; incompatible with preload_app.",
+      action="store_true"),
+    S("reload_engine", _dbg, ("--reload-engine",), choice("auto", "poll", "inotify"), "auto",
+      "How code changes are detected: auto, poll or inotify.", metavar="STRING"),
+    S("reload_extra_files", _dbg, ("--reload-extra-file",), existing_files, [],
+      "More files to watch with reload (templates, configuration...).", metavar="FILES",
+      action="append"),
+    S("spew", _dbg, ("--spew",), boolean, False,
+      "Trace every line executed by the server (gunicorn's nuclear option).", action="store_true",
+      ignored="spew is not supported; the setting is ignored"),
+    S("check_config", _dbg, ("--check-config",), boolean, False,
+      "Check the configuration and that the app imports, then exit: 0 if fine, 1 if not.",
+      action="store_true"),
+    S("print_config", _dbg, ("--print-config",), boolean, False,
+      "Print every setting as resolved from all sources, then exit 0.\n\n"
+      "Unlike gunicorn it does not import the app; add --check-config for that.",
+      action="store_true"),
+
+    S("preload_app", _mech, ("--preload",), boolean, False,
+      "Load the app in the master before forking workers (saves memory, prevents code reload).",
+      action="store_true"),
+    S("sendfile", _mech, ("--no-sendfile",), boolean, None,
+      "Disable sendfile() for wsgi.file_wrapper responses.\n\n"
+      "When not set, the SENDFILE environment variable decides; otherwise sendfile is used.",
+      action="store_const", const=False, default_doc="None"),
+    S("reuse_port", _mech, ("--reuse-port",), boolean, False,
+      "Set SO_REUSEPORT on the listening sockets.", action="store_true"),
+    S("chdir", _mech, ("--chdir",), directory, None,
+      "Change to this directory before loading the app.", default_doc="the current directory"),
+    S("daemon", _mech, ("-D", "--daemon"), boolean, False,
+      "Detach from the terminal and run in the background.", action="store_true"),
+    S("raw_env", _mech, ("-e", "--env"), string_list, [],
+      "Set an environment variable, as KEY=VALUE (repeatable).", metavar="ENV", action="append"),
+    S("pidfile", _mech, ("-p", "--pid"), string, None,
+      "A file to write the master's PID to.", metavar="FILE"),
+    S("worker_tmp_dir", _mech, ("--worker-tmp-dir",), string, None,
+      "gunicorn's directory for worker heartbeat files.", metavar="DIR",
+      ignored="worker_tmp_dir is not needed: unicorn_aio heartbeats over socketpairs, "
+              "no heartbeat files"),
+    S("user", _mech, ("-u", "--user"), user, None,
+      "Run workers as this user (name or uid).", metavar="USER", default_doc="os.geteuid()"),
+    S("group", _mech, ("-g", "--group"), group, None,
+      "Run workers as this group (name or gid).", metavar="GROUP", default_doc="os.getegid()"),
+    S("umask", _mech, ("-m", "--umask"), umask, 0,
+      "The umask for files the server writes, unix sockets included (0022 is read as octal).",
+      metavar="INT"),
+    S("initgroups", _mech, ("--initgroups",), boolean, False,
+      "Give workers all the supplementary groups of user.", action="store_true"),
+    S("tmp_upload_dir", _mech, (), string, None,
+      "gunicorn's directory for temporary request data.", metavar="DIR",
+      ignored="tmp_upload_dir is ignored: request bodies are streamed to the app, not spooled"),
+    S("secure_scheme_headers", _mech, (), scheme_headers,
+      {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"},
+      "Headers and values a trusted proxy sets to mark a request as HTTPS.\n\n"
+      "Honoured only from forwarded_allow_ips. Values compare case-sensitively; a request whose "
+      "secure headers disagree is refused."),
+    S("forwarded_allow_ips", _mech, ("--forwarded-allow-ips",), address_list, "127.0.0.1,::1",
+      "Proxy addresses (comma separated) trusted to set secure_scheme_headers and "
+      "forwarder_headers; * trusts everyone.\n\n"
+      "Defaults to the FORWARDED_ALLOW_IPS environment variable when set.", metavar="STRING",
+      env="FORWARDED_ALLOW_IPS"),
+    S("forwarder_headers", _mech, ("--forwarder-headers",), upper_comma_list, "SCRIPT_NAME,PATH_INFO",
+      "Headers (comma separated) a trusted proxy may set to become environ keys, e.g. SCRIPT_NAME.",
+      metavar="STRING"),
+    S("pythonpath", _mech, ("--pythonpath",), string, None,
+      "Directories (comma separated) to add to the Python path.", metavar="STRING"),
+    S("paste", _mech, ("--paste", "--paster"), refuse_paste, None,
+      "A PasteDeploy config file (not supported).", metavar="STRING"),
+    S("raw_paste_global_conf", _mech, ("--paste-global",), string_list, [],
+      "A PasteDeploy global variable as KEY=VALUE (not supported).", metavar="CONF",
+      action="append", ignored="raw_paste_global_conf is ignored: PasteDeploy is not supported"),
+    S("proxy_protocol", _mech, ("--proxy-protocol",), boolean, False,
+      "Expect the PROXY protocol header (haproxy, stunnel) on new connections.",
+      action="store_true"),
+    S("proxy_allow_ips", _mech, ("--proxy-allow-from",), address_list, "127.0.0.1",
+      "Addresses (comma separated) allowed to send the PROXY protocol header; * allows all.",
+      metavar="STRING"),
+    S("strip_header_spaces", _mech, ("--strip-header-spaces",),
+      refuse_true("unicorn_aio never strips header spaces (request smuggling risk)"), False,
+      "gunicorn's option to strip spaces before a header's colon; refused here.",
+      action="store_true"),
+    S("permit_obsolete_folding", _mech, ("--permit-obsolete-folding",), boolean, False,
+      "Permit obsolete line folding in request headers (RFC 9112 section 5.2).",
+      action="store_true"),
+    S("permit_unconventional_http_method", _mech, ("--permit-unconventional-http-method",),
+      boolean, False, "Permit request methods outside the usual conventions (lowercase, long).",
+      action="store_true"),
+    S("permit_unconventional_http_version", _mech, ("--permit-unconventional-http-version",),
+      boolean, False, "Permit HTTP/1 versions other than 1.0 and 1.1.", action="store_true"),
+    S("casefold_http_method", _mech, ("--casefold-http-method",), boolean, False,
+      "Upper-case received request methods.", action="store_true"),
+    S("header_map", _mech, ("--header-map",), choice("drop", "refuse", "dangerous"), "drop",
+      "Headers whose names map to the same environ key (X-A_B vs X-A-B): drop, refuse or "
+      "dangerous (keep both).", metavar="STRING"),
+
+    S("accesslog", _log, ("--access-logfile",), string, None,
+      "The access log file; - means stdout. No access log when unset.", metavar="FILE"),
+    S("disable_redirect_access_to_syslog", _log, ("--disable-redirect-access-to-syslog",),
+      boolean, False, "Do not send access logs to syslog.", action="store_true", ignored=_SYSLOG),
+    S("access_log_format", _log, ("--access-logformat",), string,
+      '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
+      "The access log format, with gunicorn's atoms.\n\n"
+      "h remote address, l '-', u user, t date, r request line, m method, U path, q query, "
+      "H protocol, s status, B response length, b length or '-', f referer, a user agent, "
+      "T/M/D/L request time in s/ms/us/decimal s, p pid, {name}i request header, "
+      "{name}o response header, {name}e environment variable.", metavar="STRING"),
+    S("errorlog", _log, ("--error-logfile", "--log-file"), string, "-",
+      "The error log file; - means stderr.", metavar="FILE"),
+    S("loglevel", _log, ("--log-level",), loglevel, "info",
+      "The error log level: debug, info, warning, error or critical.", metavar="LEVEL"),
+    S("capture_output", _log, ("--capture-output",), boolean, False,
+      "Redirect the app's stdout and stderr to the error log file.", action="store_true"),
+    S("logger_class", _log, ("--logger-class",), dotted_or_class, "gunicorn.glogging.Logger",
+      "gunicorn's pluggable logger class.", metavar="STRING"),
+    S("logconfig", _log, ("--log-config",), string, None,
+      "A logging.config fileConfig file.", metavar="FILE"),
+    S("logconfig_dict", _log, (), mapping, {},
+      "A logging.config dictConfig dict; takes precedence over logconfig and logconfig_json."),
+    S("logconfig_json", _log, ("--log-config-json",), string, None,
+      "A JSON file holding a dictConfig dict.", metavar="FILE"),
+    S("syslog_addr", _log, ("--log-syslog-to",), string, "udp://localhost:514",
+      "Where to send syslog messages.", metavar="SYSLOG_ADDR", ignored=_SYSLOG),
+    S("syslog", _log, ("--log-syslog",), boolean, False,
+      "Send logs to syslog.", action="store_true", ignored=_SYSLOG),
+    S("syslog_prefix", _log, ("--log-syslog-prefix",), string, None,
+      "The program name in syslog entries.", metavar="SYSLOG_PREFIX", ignored=_SYSLOG),
+    S("syslog_facility", _log, ("--log-syslog-facility",), string, "user",
+      "The syslog facility name.", metavar="SYSLOG_FACILITY", ignored=_SYSLOG),
+    S("enable_stdio_inheritance", _log, ("-R", "--enable-stdio-inheritance"), boolean, False,
+      "Keep stdio file descriptors open in daemon mode.", action="store_true"),
+    S("statsd_host", _log, ("--statsd-host",), string, None,
+      "The StatsD server to send metrics to.", metavar="STATSD_ADDR", ignored=_STATSD),
+    S("dogstatsd_tags", _log, ("--dogstatsd-tags",), string, "",
+      "Comma-separated dogstatsd tags for statsd metrics.", metavar="DOGSTATSD_TAGS",
+      ignored=_STATSD),
+    S("statsd_prefix", _log, ("--statsd-prefix",), string, "",
+      "A prefix for statsd metric names.", metavar="STATSD_PREFIX", ignored=_STATSD),
+
+    S("proc_name", _name, ("-n", "--name"), string, None,
+      "The process title base (needs setproctitle); default_proc_name when unset.",
+      metavar="STRING"),
+    S("default_proc_name", _name, (), string, "unicorn_aio",
+      "The process title base used when proc_name is unset."),
+
+    S("keyfile", _ssl, ("--keyfile",), string, None, "The TLS private key file.", metavar="FILE"),
+    S("certfile", _ssl, ("--certfile",), string, None,
+      "The TLS certificate file; setting it turns TLS on.", metavar="FILE"),
+    S("ssl_version", _ssl, ("--ssl-version",), ssl_version, int(ssl.PROTOCOL_TLS),
+      "Deprecated in gunicorn and ignored; use the ssl_context hook.",
+      ignored="ssl_version is deprecated and ignored (as in gunicorn); use the ssl_context hook"),
+    S("cert_reqs", _ssl, ("--cert-reqs",), integer(0), int(ssl.CERT_NONE),
+      "Client certificates: 0 not asked, 1 optional, 2 required."),
+    S("ca_certs", _ssl, ("--ca-certs",), string, None,
+      "The CA certificates file for client certificates.", metavar="FILE"),
+    S("suppress_ragged_eofs", _ssl, ("--suppress-ragged-eofs",), boolean, True,
+      "Treat a TLS connection closed without close_notify as a normal end.", action="store_true"),
+    S("do_handshake_on_connect", _ssl, ("--do-handshake-on-connect",), boolean, False,
+      "Do the TLS handshake on accept rather than on first read.", action="store_true"),
+    S("ciphers", _ssl, ("--ciphers",), string, None,
+      "The TLS cipher list, in OpenSSL format; Python's ssl default when unset."),
+
+    S("on_starting", _hooks, (), hook("server"), on_starting,
+      "Called just before the master process is initialized: on_starting(server)."),
+    S("on_reload", _hooks, (), hook("server"), on_reload,
+      "Called to recycle workers on SIGHUP: on_reload(server)."),
+    S("when_ready", _hooks, (), hook("server"), when_ready,
+      "Called just after the server is started: when_ready(server)."),
+    S("pre_fork", _hooks, (), hook("server", "worker"), pre_fork,
+      "Called just before a worker is forked: pre_fork(server, worker)."),
+    S("post_fork", _hooks, (), hook("server", "worker"), post_fork,
+      "Called in the worker just after it is forked: post_fork(server, worker)."),
+    S("post_worker_init", _hooks, (), hook("worker"), post_worker_init,
+      "Called just after a worker has loaded the app: post_worker_init(worker)."),
+    S("worker_int", _hooks, (), hook("worker"), worker_int,
+      "Called when a worker exits on SIGINT or SIGQUIT: worker_int(worker)."),
+    S("worker_abort", _hooks, (), hook("worker"), worker_abort,
+      "Called when a worker gets SIGABRT, usually on timeout: worker_abort(worker)."),
+    S("pre_exec", _hooks, (), hook("server"), pre_exec,
+      "Called just before a new master is exec'd (USR2): pre_exec(server)."),
+    S("pre_request", _hooks, (), hook("worker", "req"), pre_request,
+      "Called just before a worker runs a request: pre_request(worker, req)."),
+    S("post_request", _hooks, (), post_request_hook, post_request,
+      "Called after a worker ran a request: post_request(worker, req, environ, resp)."),
+    S("child_exit", _hooks, (), hook("server", "worker"), child_exit,
+      "Called in the master just after a worker exited: child_exit(server, worker)."),
+    S("worker_exit", _hooks, (), hook("server", "worker"), worker_exit,
+      "Called in the worker just before it exits: worker_exit(server, worker)."),
+    S("nworkers_changed", _hooks, (), hook("server", "new_value", "old_value"), nworkers_changed,
+      "Called after the number of workers changed: nworkers_changed(server, new, old); old is "
+      "None the first time."),
+    S("on_exit", _hooks, (), hook("server"), on_exit,
+      "Called just before the master exits: on_exit(server)."),
+    S("ssl_context", _hooks, (), hook("config", "default_ssl_context_factory"), ssl_context,
+      "Returns the SSLContext to use: ssl_context(config, default_ssl_context_factory).\n\n"
+      "Call the factory for the context built from the SSL settings and adjust it."),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+# Other names a setting answers to. gunicorn's flag --proxy-allow-from sets proxy_allow_ips.
+ALIASES: dict[str, str] = {"proxy_allow_from": "proxy_allow_ips"}
+
+SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))
