@@ -1,0 +1,726 @@
+"""The error log and the access log.
+
+Behaves like gunicorn's `glogging.py` so that existing settings, formats and log configs keep
+working: the same access-log atoms with the same output, the same error-log line, the same
+`--log-config` / `--log-config-dict` / `--log-config-json` handling, reopen on USR1.
+
+What differs:
+- An access line costs what its format uses. `AccessAtoms` computes an atom on first lookup, and
+  `%t` is formatted once per second, not once per request.
+- Logging never takes the server down: an unwritable log path falls back to stderr/stdout, a bad
+  access format falls back to the default, a failing write warns once; each with one warning.
+- A log config written for gunicorn (loggers "gunicorn.error", "gunicorn.access") applies to our
+  loggers ("unicorn_aio.error", "unicorn_aio.access") when it does not name those itself.
+- `access_log_json` writes each access line as one JSON object with readable keys.
+
+The settings object is anything with gunicorn's attribute names (see `Logger.setup`); missing
+optional attributes take gunicorn's defaults.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fcntl
+import json
+import logging
+import logging.config
+import logging.handlers
+import os
+import re
+import socket
+import sys
+import threading
+import time
+
+__all__ = [
+    "AccessAtoms",
+    "CONFIG_DEFAULTS",
+    "DEFAULT_ACCESS_FORMAT",
+    "LogConfigError",
+    "Logger",
+    "basic_auth_user",
+    "parse_syslog_address",
+    "setup_logging",
+]
+
+ERROR_LOGGER = "unicorn_aio.error"
+ACCESS_LOGGER = "unicorn_aio.access"
+
+ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+ERROR_DATEFMT = "%Y-%m-%d %H:%M:%S %z"
+SYSLOG_FORMAT = "[%(process)d] %(message)s"
+DEFAULT_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+CLF_TIME = "[%d/%b/%Y:%H:%M:%S %z]"
+
+LOG_LEVELS = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+
+# The base of --log-config-dict / --log-config-json: each section of the user's dict is merged
+# over these by name, so a config may name only the loggers it cares about and still use
+# "console", "error_console" and "generic". Unlike gunicorn's, these do not configure our own
+# loggers: they keep what --error-logfile / --access-logfile set unless the config names them.
+CONFIG_DEFAULTS = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "generic",
+            "stream": "ext://sys.stdout",
+        },
+        "error_console": {
+            "class": "logging.StreamHandler",
+            "formatter": "generic",
+            "stream": "ext://sys.stderr",
+        },
+    },
+    "formatters": {
+        "generic": {"format": ERROR_FORMAT, "datefmt": ERROR_DATEFMT, "class": "logging.Formatter"},
+    },
+}
+_MERGED_SECTIONS = ("formatters", "filters", "handlers", "loggers")
+
+SYSLOG_FACILITIES = {
+    "auth": 4, "authpriv": 10, "cron": 9, "daemon": 3, "ftp": 11, "kern": 0, "lpr": 6,
+    "mail": 2, "news": 7, "security": 4, "syslog": 5, "user": 1, "uucp": 8,
+    "local0": 16, "local1": 17, "local2": 18, "local3": 19,
+    "local4": 20, "local5": 21, "local6": 22, "local7": 23,
+}
+
+
+class LogConfigError(RuntimeError):
+    """A --log-config* file or dict that cannot be loaded; the message names it and says why."""
+
+
+# --------------------------------------------------------------------------------------------
+# Access-log atoms
+# --------------------------------------------------------------------------------------------
+
+def basic_auth_user(authorization: str | None) -> str | None:
+    """The user name of an HTTP Basic `Authorization` header, or None (gunicorn's `_get_user`)."""
+    if not authorization or authorization[:5].lower() != "basic":
+        return None
+    parts = authorization.split(" ", 1)
+    if len(parts) != 2:
+        return None
+    try:
+        decoded = base64.b64decode(parts[1].strip().encode("utf-8")).decode("utf-8")
+    except (TypeError, ValueError, binascii.Error):  # UnicodeError is a ValueError
+        return None
+    user, sep, _ = decoded.partition(":")
+    return user if sep else None
+
+
+def _split_time(seconds: float) -> tuple[int, int]:
+    """(whole seconds, microseconds) of a duration: what gunicorn reads off its timedelta."""
+    return divmod(round(seconds * 1_000_000), 1_000_000)
+
+
+def _milliseconds(seconds: float) -> int:
+    whole, micro = _split_time(seconds)
+    return whole * 1000 + micro // 1000
+
+
+def _raw_uri(environ: dict) -> str:
+    uri = environ.get("RAW_URI")
+    if uri is None:
+        uri = environ.get("PATH_INFO", "")
+        if environ.get("QUERY_STRING"):
+            uri = f"{uri}?{environ['QUERY_STRING']}"
+    return uri
+
+
+def _status_code(status) -> str:
+    return status.split(None, 1)[0] if isinstance(status, str) else status
+
+
+# One entry per gunicorn atom; each reads the request off an AccessAtoms. None and ints are kept
+# as gunicorn keeps them, so `%(D)d` works and an absent QUERY_STRING prints "None" as there.
+_ATOMS = {
+    "h": lambda a: a.environ.get("REMOTE_ADDR", "-"),
+    "l": lambda a: "-",
+    "u": lambda a: basic_auth_user(a.environ.get("HTTP_AUTHORIZATION")) or "-",
+    "t": lambda a: a.logger.now(),
+    "r": lambda a: "%s %s %s" % (
+        a.environ.get("REQUEST_METHOD", "-"), _raw_uri(a.environ), a.environ.get("SERVER_PROTOCOL", "-")
+    ),
+    "s": lambda a: _status_code(a.status),
+    "m": lambda a: a.environ.get("REQUEST_METHOD"),
+    "U": lambda a: a.environ.get("PATH_INFO"),
+    "q": lambda a: a.environ.get("QUERY_STRING"),
+    "H": lambda a: a.environ.get("SERVER_PROTOCOL"),
+    # gunicorn (since 19.x) prints "0" for an empty body, not Apache's "-".
+    "b": lambda a: "-" if a.sent is None else str(a.sent),
+    "B": lambda a: a.sent,
+    "f": lambda a: a.environ.get("HTTP_REFERER", "-"),
+    "a": lambda a: a.environ.get("HTTP_USER_AGENT", "-"),
+    "T": lambda a: _split_time(a.request_time)[0],
+    "D": lambda a: round(a.request_time * 1_000_000),
+    "M": lambda a: _milliseconds(a.request_time),
+    "L": lambda a: "%d.%06d" % _split_time(a.request_time),
+    "p": lambda a: "<%d>" % os.getpid(),
+}
+
+# Readable names for access_log_json; headers and environ variables are named below.
+_JSON_NAMES = {
+    "h": "remote_addr", "l": "ident", "u": "user", "t": "time", "r": "request", "s": "status",
+    "m": "method", "U": "path", "q": "query", "H": "protocol", "b": "response_length",
+    "B": "bytes_sent", "f": "referer", "a": "user_agent", "T": "request_time_s",
+    "M": "request_time_ms", "D": "request_time_us", "L": "request_time", "p": "pid",
+}
+_JSON_BRACE_PREFIX = {"i": "request_header.", "o": "response_header.", "e": "environ."}
+
+# Request headers not under HTTP_ in a PEP 3333 environ.
+_ENVIRON_HEADER_KEYS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
+
+
+def _environ_header_key(name: str) -> str:
+    key = _ENVIRON_HEADER_KEYS.get(name)
+    if key is None:
+        key = _ENVIRON_HEADER_KEYS[name] = "HTTP_" + name.upper().replace("-", "_")
+    return key
+
+
+class AccessAtoms(dict):
+    """The atoms of one request, each computed on its first lookup; gunicorn's SafeAtoms, lazily.
+
+    `format % atoms` and logging's `record.args` look keys up through dict.__getitem__, which
+    calls `__missing__` only for atoms not computed yet, so a line pays for the atoms its format
+    names and no others. As in SafeAtoms: an unknown atom reads "-", `{...}` atoms are
+    case-insensitive, and '"' inside string values is escaped as '\\"'.
+    """
+
+    __slots__ = ("logger", "environ", "status", "headers", "sent", "request_time")
+
+    def __init__(self, logger, environ, status, headers, sent, request_time):
+        # Seeded non-empty: logging treats a lone mapping argument as named args only if truthy.
+        dict.__init__(self, l="-")
+        self.logger = logger
+        self.environ = environ
+        self.status = status
+        self.headers = headers
+        self.sent = sent
+        self.request_time = request_time
+
+    def __missing__(self, key):
+        value = self.raw(key)
+        if value.__class__ is str and '"' in value:
+            value = value.replace('"', '\\"')
+        self[key] = value
+        return value
+
+    def get(self, key, default=None):
+        # dict.get skips __missing__; answer like SafeAtoms, whose dict held every atom.
+        if key in _ATOMS:
+            return self[key]
+        value = self[key] if isinstance(key, str) and key[:1] == "{" else "-"
+        return default if value == "-" else value
+
+    def raw(self, key):
+        """The unescaped value of atom `key` (what JSON lines carry); "-" when there is none."""
+        compute = _ATOMS.get(key)
+        if compute is not None:
+            return compute(self)
+        if not isinstance(key, str) or len(key) < 3 or key[0] != "{" or key[-2] != "}":
+            return "-"
+        kind, name = key[-1].lower(), key[1:-2].lower()
+        if kind == "i":
+            return self.environ.get(_environ_header_key(name), "-")
+        if kind == "o":
+            value = "-"
+            for header, header_value in self.headers:  # the last one wins, as in gunicorn
+                if header.lower() == name:
+                    value = header_value
+            return value
+        if kind == "e":
+            value = "-"
+            for var, var_value in self.environ.items():
+                if var.lower() == name:
+                    value = var_value
+            return value
+        return "-"
+
+
+_FORMAT_KEYS = re.compile(r"%(?:%|\(([^)]*)\))")
+
+
+def _format_keys(fmt: str) -> list[str]:
+    """The atom names a %-format uses, in order, without repeats."""
+    keys = [m.group(1) for m in _FORMAT_KEYS.finditer(fmt) if m.group(1) is not None]
+    return list(dict.fromkeys(keys))
+
+
+def _json_name(key: str) -> str:
+    if key in _JSON_NAMES:
+        return _JSON_NAMES[key]
+    if len(key) >= 3 and key[0] == "{" and key[-2] == "}" and key[-1].lower() in _JSON_BRACE_PREFIX:
+        return _JSON_BRACE_PREFIX[key[-1].lower()] + key[1:-2]
+    return key
+
+
+# A plausible request, to try the configured access format on once at startup.
+_SAMPLE_ENVIRON = {
+    "REQUEST_METHOD": "GET", "RAW_URI": "/?q=1", "PATH_INFO": "/", "QUERY_STRING": "q=1",
+    "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "probe",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Handlers
+# --------------------------------------------------------------------------------------------
+
+class _OwnHandler:
+    """Mixin for the handlers this module installs: marked so a new setup replaces them, and a
+    failing write (disk full, a path gone) warns once through `on_error` instead of printing a
+    traceback per record."""
+
+    unicorn_aio = True
+    failed = False
+    on_error = None
+
+    def handleError(self, record):
+        if self.failed:
+            return
+        self.failed = True
+        exc = sys.exc_info()[1]
+        try:
+            if self.on_error is not None:
+                self.on_error(self, exc)
+        except Exception:
+            pass
+
+
+class _StreamHandler(_OwnHandler, logging.StreamHandler):
+    pass
+
+
+class _FileHandler(_OwnHandler, logging.FileHandler):
+    pass
+
+
+class _SysLogHandler(_OwnHandler, logging.handlers.SysLogHandler):
+    pass
+
+
+def _all_loggers() -> list[logging.Logger]:
+    manager = logging.Logger.manager
+    return [logging.root] + [lg for lg in list(manager.loggerDict.values()) if isinstance(lg, logging.Logger)]
+
+
+def _all_handlers() -> list[logging.Handler]:
+    seen = {}
+    for lg in _all_loggers():
+        for handler in lg.handlers:
+            seen[id(handler)] = handler
+    return list(seen.values())
+
+
+def parse_syslog_address(addr: str):
+    """(socket type, address) for SysLogHandler from `unix://path[#dgram|#stream]`,
+    `udp://host[:port]` or `tcp://host[:port]` (port 514 by default)."""
+    if addr.startswith("unix://"):
+        path, _, kind = addr[len("unix://"):].partition("#")
+        # None lets SysLogHandler try datagram then stream, as the local daemon decides.
+        return {"dgram": socket.SOCK_DGRAM, "stream": socket.SOCK_STREAM}.get(kind), path
+    for scheme, socktype in (("udp://", socket.SOCK_DGRAM), ("tcp://", socket.SOCK_STREAM)):
+        if addr.startswith(scheme):
+            rest = addr[len(scheme):]
+            break
+    else:
+        raise ValueError(f"syslog address {addr!r} must start with unix://, udp:// or tcp://")
+    if rest.startswith("["):  # [ipv6]:port
+        host, _, port = rest[1:].partition("]")
+        port = port[1:]
+    else:
+        host, _, port = rest.partition(":")
+    if port and not port.isdigit():
+        raise ValueError(f"syslog address {addr!r}: {port!r} is not a port number")
+    return socktype, (host.lower() or "localhost", int(port) if port else 514)
+
+
+# --------------------------------------------------------------------------------------------
+# Logger
+# --------------------------------------------------------------------------------------------
+
+class Logger:
+    """The server's error log and access log, set up from the settings.
+
+    `error_log` and `access_log` are ordinary `logging.Logger`s, so a log config can route them
+    anywhere; `access_enabled` is False when nothing would record an access line, and callers
+    then skip `access()` and its arguments altogether.
+    """
+
+    LOG_LEVELS = LOG_LEVELS
+    error_fmt = ERROR_FORMAT
+    datefmt = ERROR_DATEFMT
+    access_fmt = "%(message)s"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.error_log = logging.getLogger(ERROR_LOGGER)
+        self.access_log = logging.getLogger(ACCESS_LOGGER)
+        self.error_log.propagate = False
+        self.access_log.propagate = False
+        self.access_enabled = False
+        self.clock = time.time  # tests replace it to pin %t
+        self._now_cache = (None, "")
+        self._capture_file = None
+        self._lock = threading.Lock()
+        self._access_warned = False
+        self.setup(cfg)
+
+    # ---- setup -------------------------------------------------------------------------------
+
+    def setup(self, cfg) -> None:
+        def opt(name, default=None):
+            value = getattr(cfg, name, default)
+            return default if value is None else value
+
+        self.loglevel = LOG_LEVELS.get(str(opt("loglevel", "info")).lower(), logging.INFO)
+        self.error_log.setLevel(self.loglevel)
+        self.access_log.setLevel(logging.INFO)
+
+        errorlog = opt("errorlog", "-")
+        self._install(self.error_log, errorlog, logging.Formatter(self.error_fmt, self.datefmt), "error")
+        if opt("capture_output", False) and errorlog != "-":
+            self._capture_output(errorlog)
+        accesslog = getattr(cfg, "accesslog", None)
+        self._install(self.access_log, accesslog, logging.Formatter(self.access_fmt), "access")
+
+        syslog_access = False
+        if opt("syslog", False):
+            self._install_syslog(self.error_log, "error")
+            if not opt("disable_redirect_access_to_syslog", False):
+                syslog_access = self._install_syslog(self.access_log, "access")
+
+        log_configured = self._apply_log_config(cfg)
+
+        fmt = opt("access_log_format", DEFAULT_ACCESS_FORMAT)
+        self.access_format = self._checked_access_format(fmt)
+        self.access_json_fields = None
+        if opt("access_log_json", False):
+            keys = _format_keys(self.access_format) or _format_keys(DEFAULT_ACCESS_FORMAT)
+            self.access_json_fields = [(_json_name(k), k) for k in keys]
+
+        self.access_enabled = bool(
+            (accesslog or log_configured or syslog_access)
+            and self.access_log.isEnabledFor(logging.INFO)
+            and self.access_log.hasHandlers()
+        )
+
+    def _install(self, log: logging.Logger, output, formatter, which: str):
+        """Replace the handler we gave `log` before with one writing to `output`:
+        None → none, "-" → stdout (access) / stderr (error), else a file, appended to."""
+        for handler in [h for h in log.handlers if getattr(h, "unicorn_aio", False)]:
+            log.removeHandler(handler)
+            handler.close()
+        if not output:
+            return
+        stream = sys.stdout if which == "access" else sys.stderr
+        problem = None
+        if output == "-":
+            handler = _StreamHandler(stream)
+        else:
+            try:
+                handler = _FileHandler(output)
+            except OSError as exc:
+                problem = exc
+                handler = _StreamHandler(stream)
+            else:
+                self._chown(handler.baseFilename)
+        handler.setFormatter(formatter)
+        handler.on_error = self._on_access_handler_error if which == "access" else _on_error_handler_error
+        log.addHandler(handler)
+        if problem is not None:
+            self.warning(
+                "cannot open %s log %r (%s); writing it to %s instead",
+                which, output, problem.strerror or problem, stream.name if hasattr(stream, "name") else stream,
+            )
+
+    def _chown(self, path: str) -> None:
+        # The workers run as cfg.user/cfg.group and must be able to reopen the file on USR1.
+        uid, gid = getattr(self.cfg, "user", None), getattr(self.cfg, "group", None)
+        if isinstance(uid, int) and isinstance(gid, int) and (uid, gid) != (os.geteuid(), os.getegid()):
+            try:
+                os.chown(path, uid, gid)
+            except OSError:
+                pass  # e.g. /dev/null, or not root: the file is still usable by this process
+
+    def _capture_output(self, path: str) -> None:
+        """--capture-output: fds 1 and 2 point at the error log file, so print() and writes
+        from C extensions and subprocesses land there too."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        try:
+            logfile = open(path, "a")
+        except OSError as exc:
+            self.warning("cannot capture stdout/stderr into %r (%s)", path, exc.strerror or exc)
+            return
+        with self._lock:
+            os.dup2(logfile.fileno(), 1)
+            os.dup2(logfile.fileno(), 2)
+            if self._capture_file is not None:
+                self._capture_file.close()
+            self._capture_file = logfile
+
+    def _install_syslog(self, log: logging.Logger, which: str) -> bool:
+        cfg = self.cfg
+        prefix = getattr(cfg, "syslog_prefix", None) or str(getattr(cfg, "proc_name", None) or "unicorn_aio")
+        prefix = "unicorn_aio.%s.%s" % (prefix.replace(":", "."), which)
+        facility_name = str(getattr(cfg, "syslog_facility", None) or "user").lower()
+        address = getattr(cfg, "syslog_addr", None) or "udp://localhost:514"
+        try:
+            facility = SYSLOG_FACILITIES[facility_name]
+            socktype, addr = parse_syslog_address(address)
+            handler = _SysLogHandler(address=addr, facility=facility, socktype=socktype)
+        except KeyError:
+            self.warning("unknown syslog facility %r; not logging to syslog", facility_name)
+            return False
+        except (ValueError, OSError) as exc:
+            self.warning("cannot log to syslog at %r (%s); not logging to syslog", address, exc)
+            return False
+        # "%" in a proc_name must not become a format directive.
+        handler.setFormatter(logging.Formatter(prefix.replace("%", "%%") + ": " + SYSLOG_FORMAT))
+        handler.on_error = self._on_access_handler_error if which == "access" else _on_error_handler_error
+        log.addHandler(handler)
+        return True
+
+    def _apply_log_config(self, cfg) -> bool:
+        """Apply --log-config-dict, else --log-config-json, else --log-config (gunicorn's order).
+        True when one was applied."""
+        own = {lg.name: list(lg.handlers) for lg in (self.error_log, self.access_log)}
+        config_dict = getattr(cfg, "logconfig_dict", None)
+        config_json = getattr(cfg, "logconfig_json", None)
+        config_ini = getattr(cfg, "logconfig", None)
+        if config_dict:
+            self._dict_config(config_dict, "--log-config-dict")
+        elif config_json:
+            try:
+                with open(config_json, encoding="utf-8") as f:
+                    loaded = json.load(f)
+            except OSError as exc:
+                raise LogConfigError(f"log config {config_json!r} cannot be read: {exc.strerror or exc}") from exc
+            except ValueError as exc:
+                raise LogConfigError(f"log config {config_json!r} is not valid JSON: {exc}") from exc
+            if not isinstance(loaded, dict):
+                raise LogConfigError(f"log config {config_json!r} must hold a JSON object")
+            self._dict_config(loaded, repr(config_json))
+        elif config_ini:
+            if not os.path.exists(config_ini):
+                raise LogConfigError(f"log config {config_ini!r} not found")
+            defaults = {"__file__": config_ini, "here": os.path.dirname(os.path.abspath(config_ini))}
+            try:
+                logging.config.fileConfig(config_ini, defaults=defaults, disable_existing_loggers=False)
+            except Exception as exc:
+                raise LogConfigError(f"log config {config_ini!r} cannot be applied: {exc!r}") from exc
+        else:
+            return False
+        self._adopt_gunicorn_loggers(own)
+        return True
+
+    @staticmethod
+    def _dict_config(config: dict, where: str) -> None:
+        merged = dict(CONFIG_DEFAULTS)
+        for key, value in config.items():
+            default = merged.get(key)
+            if key in _MERGED_SECTIONS and isinstance(value, dict) and isinstance(default, dict):
+                value = {**default, **value}
+            merged[key] = value
+        try:
+            logging.config.dictConfig(merged)
+        except (AttributeError, ImportError, ValueError, TypeError, KeyError, OSError) as exc:
+            raise LogConfigError(f"log config {where} cannot be applied: {exc}") from exc
+
+    def _adopt_gunicorn_loggers(self, own_before: dict) -> None:
+        """A config written for gunicorn configures "gunicorn.error" / "gunicorn.access". When it
+        left our logger alone and configured gunicorn's, ours takes its handlers, level and
+        propagation, so the config works unchanged."""
+        for ours in (self.error_log, self.access_log):
+            theirs = logging.getLogger("gunicorn." + ours.name.rsplit(".", 1)[1])
+            if ours.handlers != own_before[ours.name] or not theirs.handlers:
+                continue
+            for handler in list(ours.handlers):
+                ours.removeHandler(handler)
+                if getattr(handler, "unicorn_aio", False):
+                    handler.close()
+            for handler in theirs.handlers:
+                ours.addHandler(handler)
+            ours.setLevel(theirs.level)
+            ours.propagate = theirs.propagate
+            ours.disabled = theirs.disabled
+
+    def _checked_access_format(self, fmt: str) -> str:
+        """`fmt` if it formats a sample request, else the default with one warning: a format
+        that cannot work must not cost a traceback per request."""
+        try:
+            line = fmt % AccessAtoms(self, _SAMPLE_ENVIRON, "200 OK", [("Content-Type", "text/plain")], 2, 0.001)
+            if not isinstance(line, str):
+                raise TypeError("not a string format")
+        except Exception as exc:
+            self.warning(
+                "access_log_format %r is not a valid format (%s: %s); using the default %r",
+                fmt, type(exc).__name__, exc, DEFAULT_ACCESS_FORMAT,
+            )
+            return DEFAULT_ACCESS_FORMAT
+        return fmt
+
+    # ---- error log ---------------------------------------------------------------------------
+
+    def critical(self, msg, *args, **kwargs):
+        self.error_log.critical(msg, *args, **kwargs)
+
+    def error(self, msg, *args, **kwargs):
+        self.error_log.error(msg, *args, **kwargs)
+
+    def warning(self, msg, *args, **kwargs):
+        self.error_log.warning(msg, *args, **kwargs)
+
+    def info(self, msg, *args, **kwargs):
+        self.error_log.info(msg, *args, **kwargs)
+
+    def debug(self, msg, *args, **kwargs):
+        self.error_log.debug(msg, *args, **kwargs)
+
+    def exception(self, msg, *args, **kwargs):
+        self.error_log.exception(msg, *args, **kwargs)
+
+    def log(self, lvl, msg, *args, **kwargs):
+        if isinstance(lvl, str):
+            lvl = LOG_LEVELS.get(lvl.lower(), logging.INFO)
+        self.error_log.log(lvl, msg, *args, **kwargs)
+
+    # ---- access log --------------------------------------------------------------------------
+
+    def now(self) -> str:
+        """The current time as Apache's %t, `[10/Oct/2000:13:55:36 -0700]`, local time.
+        Formatted once per second: strftime per request is a measurable share of a hello-world."""
+        second = int(self.clock())
+        cached = self._now_cache
+        if cached[0] != second:
+            cached = (second, time.strftime(CLF_TIME, time.localtime(second)))
+            self._now_cache = cached  # one tuple store: threads never see a mismatched pair
+        return cached[1]
+
+    def atoms(self, environ, status, response_headers, sent, request_time) -> AccessAtoms:
+        return AccessAtoms(self, environ, status, response_headers, sent, request_time)
+
+    def access(self, environ: dict, status: str, response_headers: list, sent: int, request_time: float) -> None:
+        """Record one request (see http://httpd.apache.org/docs/2.4/logs.html#accesslog).
+        Never raises: a failure is reported once on the error log and the line is dropped."""
+        if not self.access_enabled:
+            return
+        log = self.access_log
+        try:
+            if not log.isEnabledFor(logging.INFO):
+                return
+            atoms = AccessAtoms(self, environ, status, response_headers, sent, request_time)
+            if self.access_json_fields is None:
+                # The atoms go in as the record's args, as gunicorn's do: formatters of a log
+                # config may read record.args["h"].
+                msg, args = self.access_format, (atoms,)
+            else:
+                # No args: the line is final and is not %-formatted again.
+                raw = atoms.raw
+                msg = json.dumps({name: raw(key) for name, key in self.access_json_fields}, default=str)
+                args = None
+            # makeRecord + handle is info() without findCaller's stack walk.
+            log.handle(log.makeRecord(log.name, logging.INFO, "(access)", 0, msg, args, None))
+        except Exception as exc:
+            self._access_failed(exc)
+
+    def _access_failed(self, exc: BaseException) -> None:
+        if self._access_warned:
+            return
+        self._access_warned = True
+        try:
+            self.warning("access log line dropped (%s: %s); further failures are not reported", type(exc).__name__, exc)
+        except Exception:
+            pass
+
+    def _on_access_handler_error(self, handler, exc) -> None:
+        self.warning(
+            "access log line to %s failed (%s: %s); further failures there are not reported",
+            _describe(handler), type(exc).__name__, exc,
+        )
+
+    # ---- files -------------------------------------------------------------------------------
+
+    def reopen_files(self) -> None:
+        """USR1: reopen every log file at its path, so after logrotate renames a file the next
+        lines go to a fresh file under the configured name."""
+        if self._capture_file is not None:
+            errorlog = getattr(self.cfg, "errorlog", None)
+            if errorlog and errorlog != "-":
+                self._capture_output(errorlog)
+        for handler in _all_handlers():
+            if not isinstance(handler, logging.FileHandler):
+                continue
+            with handler.lock:
+                stream, handler.stream = handler.stream, None
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
+                try:
+                    handler.stream = handler._open()
+                except OSError as exc:
+                    # Left at None, FileHandler retries the open on the next record.
+                    self._reopen_failed(handler, exc)
+                    continue
+            handler.failed = False  # a new file deserves a new warning
+
+    def _reopen_failed(self, handler, exc) -> None:
+        if handler in self.error_log.handlers:
+            _on_error_handler_error(handler, exc)
+        else:
+            self.warning("cannot reopen log file %r: %s", handler.baseFilename, exc.strerror or exc)
+
+    def close_on_exec(self) -> None:
+        """Keep log file descriptors out of exec'd programs (Python opens them so already; this
+        covers streams handed in by a log config)."""
+        for handler in _all_handlers():
+            stream = getattr(handler, "stream", None) if isinstance(handler, logging.FileHandler) else None
+            if stream is None:
+                continue
+            with handler.lock:
+                try:
+                    fd = stream.fileno()
+                    fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.fcntl(fd, fcntl.F_GETFD) | fcntl.FD_CLOEXEC)
+                except (OSError, ValueError):
+                    pass
+
+
+def _describe(handler) -> str:
+    if isinstance(handler, logging.FileHandler):
+        return repr(handler.baseFilename)
+    stream = getattr(handler, "stream", None)
+    return getattr(stream, "name", None) or type(handler).__name__
+
+
+def _on_error_handler_error(handler, exc) -> None:
+    # The error log itself is what failed: say so on the process's stderr, once.
+    try:
+        sys.__stderr__.write(
+            f"unicorn_aio: cannot write the error log to {_describe(handler)} "
+            f"({type(exc).__name__}: {exc}); further failures are not reported\n"
+        )
+        sys.__stderr__.flush()
+    except Exception:
+        pass
+
+
+def setup_logging(cfg) -> Logger:
+    """The server's Logger for `cfg` (any object with gunicorn's log setting names)."""
+    return Logger(cfg)
