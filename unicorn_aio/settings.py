@@ -368,7 +368,6 @@ S = Setting
 _ui = "unicorn_aio"
 _sock, _work, _sec, _dbg = "Server Socket", "Worker Processes", "Security", "Debugging"
 _mech, _log, _name, _ssl, _hooks = "Server Mechanics", "Logging", "Process Naming", "SSL", "Server Hooks"
-_SYSLOG = "syslog output is not implemented: use logconfig_dict with a logging.handlers.SysLogHandler"
 _STATSD = "statsd metrics are not implemented; the setting is ignored"
 
 SETTINGS: tuple[Setting, ...] = (
@@ -554,7 +553,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("accesslog", _log, ("--access-logfile",), string, None,
       "The access log file; - means stdout. No access log when unset.", metavar="FILE"),
     S("disable_redirect_access_to_syslog", _log, ("--disable-redirect-access-to-syslog",),
-      boolean, False, "Do not send access logs to syslog.", action="store_true", ignored=_SYSLOG),
+      boolean, False, "Do not send access logs to syslog.", action="store_true"),
     S("access_log_format", _log, ("--access-logformat",), string,
       '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
       "The access log format, with gunicorn's atoms.\n\n"
@@ -569,7 +568,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("capture_output", _log, ("--capture-output",), boolean, False,
       "Redirect the app's stdout and stderr to the error log file.", action="store_true"),
     S("logger_class", _log, ("--logger-class",), dotted_or_class, "gunicorn.glogging.Logger",
-      "gunicorn's pluggable logger class.", metavar="STRING"),
+      "gunicorn's pluggable logger class.", metavar="STRING",
+      ignored="logger_class is not supported: configure logging with logconfig_dict instead"),
     S("logconfig", _log, ("--log-config",), string, None,
       "A logging.config fileConfig file.", metavar="FILE"),
     S("logconfig_dict", _log, (), mapping, {},
@@ -577,13 +577,13 @@ SETTINGS: tuple[Setting, ...] = (
     S("logconfig_json", _log, ("--log-config-json",), string, None,
       "A JSON file holding a dictConfig dict.", metavar="FILE"),
     S("syslog_addr", _log, ("--log-syslog-to",), string, "udp://localhost:514",
-      "Where to send syslog messages.", metavar="SYSLOG_ADDR", ignored=_SYSLOG),
+      "Where to send syslog messages.", metavar="SYSLOG_ADDR"),
     S("syslog", _log, ("--log-syslog",), boolean, False,
-      "Send logs to syslog.", action="store_true", ignored=_SYSLOG),
+      "Send logs to syslog.", action="store_true"),
     S("syslog_prefix", _log, ("--log-syslog-prefix",), string, None,
-      "The program name in syslog entries.", metavar="SYSLOG_PREFIX", ignored=_SYSLOG),
+      "The program name in syslog entries.", metavar="SYSLOG_PREFIX"),
     S("syslog_facility", _log, ("--log-syslog-facility",), string, "user",
-      "The syslog facility name.", metavar="SYSLOG_FACILITY", ignored=_SYSLOG),
+      "The syslog facility name.", metavar="SYSLOG_FACILITY"),
     S("enable_stdio_inheritance", _log, ("-R", "--enable-stdio-inheritance"), boolean, False,
       "Keep stdio file descriptors open in daemon mode.", action="store_true"),
     S("statsd_host", _log, ("--statsd-host",), string, None,
