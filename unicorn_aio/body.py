@@ -1,0 +1,184 @@
+"""The request body between the event loop (which feeds it) and the app (which reads it).
+
+Small bodies arrive whole before the app is dispatched, so reading them never blocks or locks.
+Larger ones stream: the loop feeds decoded chunks as they arrive, the app thread blocks in
+``read()`` until data comes, and the buffer is bounded both ways - past ``HIGH_WATER`` the
+protocol stops reading the socket, and once the app drains below ``LOW_WATER`` it resumes. A 1 GB
+upload therefore lives in a few hundred kilobytes.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+
+
+class ClientDisconnected(OSError):
+    """The client went away while the app was reading its body or writing its response."""
+
+
+class BodyTimeout(OSError):
+    """The client stopped sending the request body for longer than ``--body-timeout``."""
+
+
+class RequestBody:
+    """``wsgi.input``: a file-like reader of the request body (PEP 3333 input stream)."""
+
+    __slots__ = ("_buf", "_complete", "_error", "_cond", "_paused", "_resume", "_continue",
+                 "_timeout", "received")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._complete = False
+        self._error: BaseException | None = None
+        self._cond: threading.Condition | None = None  # only once the body streams
+        self._paused = False
+        self._resume: Callable[[], None] | None = None
+        self._continue: Callable[[], None] | None = None
+        self._timeout: float | None = None
+        self.received = 0
+
+    # -- loop thread ------------------------------------------------------------------------
+
+    def start_streaming(self, resume_reading: Callable[[], None], send_continue, timeout) -> None:
+        """Called before the app is dispatched with the body still incomplete.
+
+        ``resume_reading`` and ``send_continue`` are thread-safe callables that run on the loop.
+        """
+        self._cond = threading.Condition()
+        self._resume = resume_reading
+        self._continue = send_continue
+        self._timeout = timeout or None
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> bool:
+        """Append decoded body bytes; returns True when the socket should stop being read."""
+        self.received += len(data)
+        cond = self._cond
+        if cond is None:
+            self._buf += data
+            return False
+        with cond:
+            self._buf += data
+            cond.notify()
+            if len(self._buf) >= HIGH_WATER:
+                self._paused = True
+            return self._paused
+
+    def finish(self) -> None:
+        self._complete = True
+        if self._cond is not None:
+            with self._cond:
+                self._cond.notify_all()
+
+    def abort(self, exc: BaseException) -> None:
+        """The connection is gone (or the body stalled): wake and fail any reader."""
+        if self._complete:
+            return
+        self._error = exc
+        if self._cond is not None:
+            with self._cond:
+                self._cond.notify_all()
+
+    # -- app side (an app thread, or the loop in inline mode with a complete body) ---------
+
+    def _take(self, size: int) -> bytes:
+        buf = self._buf
+        if size < 0 or size >= len(buf):
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:size])
+            del buf[:size]
+        if self._paused and len(buf) < LOW_WATER:
+            self._paused = False
+            self._resume()
+        return data
+
+    def _wait_for_data(self) -> None:
+        """Block (holding ``_cond``) until bytes arrive, the body ends, or it fails."""
+        if self._continue is not None:
+            send, self._continue = self._continue, None
+            send()
+        if self._paused:  # we are about to wait on an empty buffer that the loop isn't filling
+            self._paused = False
+            self._resume()
+        if not self._cond.wait(self._timeout):
+            raise BodyTimeout(f"request body stalled for {self._timeout:g}s")
+
+    def _check_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None:
+            size = -1
+        cond = self._cond
+        if cond is None or self._complete and self._error is None:
+            return self._take(size)
+        with cond:
+            if size < 0:
+                chunks = []
+                while True:
+                    if self._buf:
+                        chunks.append(self._take(-1))
+                    if self._complete:
+                        return b"".join(chunks)
+                    self._check_error()
+                    self._wait_for_data()
+            while not self._buf and not self._complete:
+                self._check_error()
+                self._wait_for_data()
+            return self._take(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        if size is None:
+            size = -1
+        cond = self._cond
+        if cond is None:
+            return self._readline_buffered(size)
+        with cond:
+            while True:
+                buf = self._buf
+                nl = buf.find(b"\n")
+                if nl >= 0 or self._complete or 0 <= size <= len(buf):
+                    return self._readline_buffered(size)
+                self._check_error()
+                self._wait_for_data()
+
+    def _readline_buffered(self, size: int) -> bytes:
+        nl = self._buf.find(b"\n")
+        end = len(self._buf) if nl < 0 else nl + 1
+        if 0 <= size < end:
+            end = size
+        return self._take(end)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines, total = [], 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line

@@ -1,0 +1,103 @@
+"""The app thread pool: the one place work crosses between the event loop and app threads.
+
+Work goes in through a ``queue.SimpleQueue`` (a C-level lock-free-ish deque, far cheaper than
+``loop.run_in_executor`` which allocates a concurrent future and an asyncio future per call and
+wakes the loop once per result). Results come back through ``call_on_loop``: threads append
+callbacks to a deque and only the first one after a drain pays for ``call_soon_threadsafe`` (a
+write to the loop's self-pipe). Under load one wakeup carries many finished responses, which is
+worth 3-4x hello-world throughput over a future per request.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+from typing import Callable
+
+_STOP = object()
+
+
+class ThreadPool:
+    def __init__(self, loop, size: int, name: str = "unicorn_aio-app") -> None:
+        if size < 1:
+            raise ValueError(f"thread pool size must be at least 1, got {size}")
+        self.loop = loop
+        self.size = size
+        self.name = name
+        # Work submitted and not yet finished; the server reads it to decide when it is
+        # saturated and should stop accepting (see Server._update_accepting).
+        self.in_flight = 0
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._done: collections.deque = collections.deque()
+        self._wakeup_lock = threading.Lock()
+        self._wakeup_pending = False
+        self.on_task_done: Callable[[], None] | None = None
+
+    # -- loop thread ------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on an app thread.  Threads start lazily so a worker that never
+        dispatches (inline mode, ASGI) never pays for them, and so none exist at fork time."""
+        if len(self._threads) < self.size and self.in_flight >= len(self._threads):
+            self._start_thread()
+        self.in_flight += 1
+        self._tasks.put(fn)
+
+    def _start_thread(self) -> None:
+        t = threading.Thread(target=self._run, name=f"{self.name}-{len(self._threads)}", daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def task_done(self) -> None:
+        """Called on the loop thread when a submitted unit of work has fully finished."""
+        self.in_flight -= 1
+        if self.on_task_done is not None:
+            self.on_task_done()
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
+        for _ in self._threads:
+            self._tasks.put(_STOP)
+        if wait:
+            for t in self._threads:
+                t.join(timeout)
+        self._threads.clear()
+
+    @property
+    def saturated(self) -> bool:
+        return self.in_flight >= self.size
+
+    # -- any thread -------------------------------------------------------------------------
+
+    def call_on_loop(self, callback: Callable, *args) -> None:
+        """Schedule ``callback(*args)`` on the loop thread, coalescing wakeups."""
+        self._done.append((callback, args))
+        with self._wakeup_lock:
+            if self._wakeup_pending:
+                return
+            self._wakeup_pending = True
+        try:
+            self.loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # loop closed during shutdown: nobody is left to tell
+            pass
+
+    def _drain(self) -> None:
+        # Clear the flag before draining: anything appended after this point schedules a new
+        # wakeup, anything appended before it is drained below. Nothing is ever stranded.
+        with self._wakeup_lock:
+            self._wakeup_pending = False
+        done = self._done
+        while done:
+            callback, args = done.popleft()
+            callback(*args)
+
+    # -- app threads ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        get = self._tasks.get
+        while True:
+            fn = get()
+            if fn is _STOP:
+                return
+            fn()  # work items handle their own exceptions; see wsgi.WSGITask.run

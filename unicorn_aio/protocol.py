@@ -1,0 +1,310 @@
+"""One HTTP/1.1 connection on httptools: parsing, keep-alive, pipelining, timeouts, flow control.
+
+The protocol owns the socket; it knows nothing of WSGI or ASGI.  Each parsed request becomes a
+``Request`` queued in ``requests``; the head of the queue is handed to the app handler
+(``server.handler.start``) once it can run without waiting on the client - when its body is in,
+or when the body is too large to buffer and must stream.  The handler answers through
+``transport`` and calls ``finish_request`` when done, which starts the next pipelined request:
+responses leave strictly in request order.
+
+httptools' callbacks below only record what the parser saw; they never run application code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import http
+from typing import TYPE_CHECKING
+
+import httptools
+
+from .body import ClientDisconnected, RequestBody
+from .http_rules import Reject, check_headers, check_request_target, check_version
+
+if TYPE_CHECKING:
+    from .server import Server
+
+# Past this many parsed-but-unanswered requests, stop reading: a client may pipeline, but not
+# make us hold an unbounded queue of its requests.
+MAX_PIPELINE = 16
+NEVER = float("inf")
+
+
+def error_response(status: int, reason: str = "") -> bytes:
+    phrase = http.HTTPStatus(status).phrase
+    body = f"{phrase}\n{reason}\n" if reason else f"{phrase}\n"
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}"
+    ).encode("latin-1", "replace")
+
+
+class Request:
+    """One request as the parser saw it: the head, its framing, and its body stream."""
+
+    __slots__ = ("method", "url", "version", "headers", "framing", "keep_alive", "body",
+                 "dispatched", "cycle", "start", "trailers")
+
+    def __init__(self, start: float) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = RequestBody()
+        self.dispatched = False
+        self.cycle = None  # the handler's per-request object, for flow control and disconnects
+        self.start = start
+        self.trailers = 0
+
+
+class HttpProtocol(asyncio.Protocol):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.loop = server.loop
+        cfg = server.cfg
+        self.limit_line = cfg.limit_request_line
+        self.limit_fields = cfg.limit_request_fields
+        self.limit_field_size = cfg.limit_request_field_size
+        # The largest legal head: a request line plus every field at its limit (0 = unlimited).
+        self.limit_head = (
+            (self.limit_line or 65536) + 2
+            + (self.limit_fields or 32768) * ((self.limit_field_size or 65536) + 2) + 2
+        )
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.peername = self.sockname = None
+        self.requests: collections.deque[Request] = collections.deque()
+        self.current: Request | None = None  # the request the parser is filling in
+        self.in_head = False
+        self.head_bytes = 0
+        self.deadline = NEVER
+        self.read_paused = False
+        self.write_paused = False
+        self.closing = False  # answer what is in flight, then close (graceful shutdown)
+        self.pending_error: bytes | None = None
+        self.app_state = None  # the app handler's per-connection cache (e.g. base environ)
+
+    # -- asyncio callbacks ------------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.peername = transport.get_extra_info("peername")
+        self.sockname = transport.get_extra_info("sockname")
+        self.deadline = self.loop.time() + self.server.header_timeout
+        self.server.connection_made(self)
+
+    def connection_lost(self, exc) -> None:
+        self.server.connection_lost(self)
+        self.deadline = NEVER
+        gone = ClientDisconnected("client disconnected")
+        current = self.current
+        if current is not None and current not in self.requests:
+            current.body.abort(gone)
+        for req in self.requests:
+            req.body.abort(gone)
+            if req.cycle is not None:
+                req.cycle.connection_lost()
+        self.requests.clear()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._on_upgrade()
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, Reject):
+                self._reject(exc.__context__.status, exc.__context__.reason)
+            else:
+                self.server.log.exception("internal error while parsing a request")
+                self._reject(500, "")
+        except httptools.HttpParserInvalidMethodError:
+            self._reject(501, "unknown or invalid method")
+        except httptools.HttpParserError as exc:
+            self._reject(400, str(exc))
+        else:
+            if self.in_head:
+                self.head_bytes += len(data)
+                if self.head_bytes > self.limit_head:
+                    self._reject(431, "request header block too large")
+
+    def eof_received(self):
+        # A client that half-closes after its request still wants the answer (RFC 9112 9.6).
+        return bool(self.requests)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.requests and self.requests[0].cycle is not None:
+            self.requests[0].cycle.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.requests and self.requests[0].cycle is not None:
+            self.requests[0].cycle.resume_writing()
+
+    # -- httptools callbacks ----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        now = self.loop.time()
+        self.current = Request(now)
+        self.in_head = True
+        self.head_bytes = 0
+        if not self.requests:
+            self.deadline = now + self.server.header_timeout
+
+    def on_url(self, url: bytes) -> None:
+        req = self.current
+        req.url += url
+        if self.limit_line and len(req.url) > self.limit_line:
+            raise Reject(414, f"request line longer than {self.limit_line} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        req = self.current
+        if self.in_head:
+            headers = req.headers
+            headers.append((name, value))
+            count = len(headers)
+        else:
+            # A chunked body's trailer fields: bounded like headers, never shown to the app
+            # (they arrive after it may have started, and RFC 9110 6.5.1 lets us drop them).
+            req.trailers += 1
+            count = req.trailers
+        if self.limit_fields and count > self.limit_fields:
+            raise Reject(431, f"more than {self.limit_fields} header fields")
+        if self.limit_field_size and len(name) + len(value) + 2 > self.limit_field_size:
+            raise Reject(431, f"header field longer than {self.limit_field_size} bytes: "
+                         + name[:64].decode("latin-1"))
+
+    def on_headers_complete(self) -> None:
+        req = self.current
+        self.in_head = False
+        parser = self.parser
+        req.method = parser.get_method()
+        req.version = parser.get_http_version()
+        check_version(req.version)
+        check_request_target(req.method, req.url)
+        req.framing, req.headers = check_headers(req.headers, req.version, self.server.header_map)
+        req.keep_alive = (parser.should_keep_alive() and self.server.keepalive > 0
+                          and not req.framing.upgrade)
+        self.requests.append(req)
+        if len(self.requests) > MAX_PIPELINE:
+            self.pause_reading()
+        if req is self.requests[0]:
+            self.deadline = self.loop.time() + self.server.body_timeout
+            if req.framing.expect_continue or (
+                req.framing.content_length or 0) > self.server.inline_body_max:
+                self._start(req)
+
+    def on_body(self, data: bytes) -> None:
+        req = self.current
+        if req.body.feed(data):
+            self.pause_reading()
+        if not req.dispatched:
+            if req.body.buffered > self.server.inline_body_max:
+                if req is self.requests[0]:
+                    self._start(req)
+                else:
+                    self.pause_reading()  # resumed when it reaches the head of the queue
+            elif req is self.requests[0]:
+                self.deadline = self.loop.time() + self.server.body_timeout
+
+    def on_message_complete(self) -> None:
+        req = self.current
+        self.current = None
+        req.body.finish()
+        if not req.dispatched and req is self.requests[0]:
+            self._start(req)
+
+    # -- request life -----------------------------------------------------------------------
+
+    def _start(self, req: Request) -> None:
+        req.dispatched = True
+        self.deadline = NEVER  # the app is running; the client owes us nothing right now
+        body = req.body
+        if not body.complete:
+            call = self.server.pool.call_on_loop
+            body.start_streaming(
+                resume_reading=lambda: call(self.resume_reading),
+                send_continue=(lambda: call(self._send_continue, req))
+                if req.framing.expect_continue else None,
+                timeout=self.server.body_timeout,
+            )
+        self.server.handler.start(self, req)
+
+    def _send_continue(self, req: Request) -> None:
+        if self.transport is not None and not self.transport.is_closing() and not req.body.complete:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def finish_request(self, req: Request, keep_alive: bool) -> None:
+        """The handler has written the whole response for ``req`` (the head of the queue)."""
+        if not self.requests or self.requests[0] is not req:
+            return  # connection already lost and cleared
+        self.requests.popleft()
+        self.server.request_finished()
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if not (keep_alive and req.body.complete and not self.closing):
+            # An unread body would be parsed as the next request; never keep such a connection.
+            transport.close()
+            return
+        if self.requests:
+            nxt = self.requests[0]
+            if nxt.body.complete or nxt.body.buffered > self.server.inline_body_max or \
+                    nxt.framing.expect_continue:
+                self._start(nxt)
+            else:
+                self.deadline = self.loop.time() + self.server.body_timeout
+        elif self.pending_error is not None:
+            transport.write(self.pending_error)
+            transport.close()
+            return
+        elif self.current is not None:
+            self.deadline = self.current.start + self.server.header_timeout
+        else:
+            self.deadline = self.loop.time() + self.server.keepalive
+        if self.read_paused and len(self.requests) <= 1:
+            self.resume_reading()
+
+    def _on_upgrade(self) -> None:
+        # WSGI cannot take over the socket: answer the request normally, then close.
+        self.pause_reading()
+        if self.requests:
+            self.requests[-1].keep_alive = False
+
+    def _reject(self, status: int, reason: str) -> None:
+        self.pause_reading()
+        self.server.log.debug("rejected request from %s: %d %s", self.peername, status, reason)
+        data = error_response(status, reason)
+        if any(req.dispatched for req in self.requests):
+            # Earlier pipelined requests are still being answered; the error goes after them.
+            self.pending_error = data
+            for req in self.requests:
+                req.keep_alive = False
+            return
+        self.requests.clear()
+        self.transport.write(data)
+        self.transport.close()
+
+    def on_timeout(self) -> None:
+        self.deadline = NEVER
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.current is not None or self.requests:
+            # Headers or a buffered body stalled: tell the client why (RFC 9110 15.5.9).
+            self.transport.write(error_response(408))
+        self.transport.close()
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and self.transport is not None and not self.transport.is_closing():
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close if idle, else let the in-flight response finish and close."""
+        self.closing = True
+        if not self.requests and self.transport is not None:
+            self.transport.close()

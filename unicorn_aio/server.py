@@ -1,0 +1,230 @@
+"""The serving side of one process: listeners, connections, the app thread pool, timeouts.
+
+A worker runs one ``Server``; so does an asyncio program that embeds unicorn_aio::
+
+    server = unicorn_aio.Server(app, bind="127.0.0.1:0")
+    task = asyncio.create_task(server.serve())
+    await server.ready.wait()
+    print(server.addresses)          # ['127.0.0.1:41234']
+    ...
+    await server.shutdown()          # graceful: in-flight requests finish
+
+or simply ``await unicorn_aio.serve(app, bind=...)``, which returns when cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from email.utils import formatdate
+
+from . import __version__
+from .config import Config, ConfigError
+from .dispatch import ThreadPool
+from .protocol import NEVER, HttpProtocol
+from .sockets import bind_all, describe
+
+# Connection timeouts are checked by one sweep a second instead of a timer per connection:
+# a timer per request costs more than the whole sweep over 10 000 idle connections.
+SWEEP_INTERVAL = 1.0
+
+
+class Server:
+    def __init__(self, app, cfg: Config | None = None, *, log=None, sockets=None,
+                 **settings) -> None:
+        if cfg is None:
+            cfg = Config(**settings)
+        elif settings:
+            for name, value in settings.items():
+                cfg.set(name, value)
+        self.app = app
+        self.cfg = cfg
+        if log is None:
+            from .logs import Logger
+            log = Logger(cfg)
+        self.log = log
+        self.sockets = sockets
+        self.own_sockets = sockets is None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pool: ThreadPool | None = None
+        self.handler = None
+        self.connections: set[HttpProtocol] = set()
+        self.ready = asyncio.Event()
+        self.requests_total = 0
+        self.on_request_finished = None  # the worker's max-requests check
+        self.software = f"unicorn_aio/{__version__}"
+        self.is_ssl = bool(cfg.certfile)
+        # Settings read on every request, copied out of Config once.
+        self.keepalive = cfg.keepalive
+        self.header_timeout = cfg.header_timeout or NEVER
+        self.body_timeout = cfg.body_timeout or NEVER
+        self.inline_body_max = cfg.inline_body_max
+        self.header_map = cfg.header_map
+        self.max_connections = cfg.worker_connections or 0
+        self.date_and_server = ""
+        self._listeners: list[asyncio.AbstractServer] = []
+        self._accepting = False
+        self._listen_task: asyncio.Task | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._stopped: asyncio.Future | None = None
+        self._busy_aware = cfg.workers > 1 or cfg.reuse_port
+
+    # -- start ------------------------------------------------------------------------------
+
+    @property
+    def addresses(self) -> list[str]:
+        return [describe(s) for s in self.sockets or []]
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        if self.sockets is None:
+            self.sockets = bind_all(self.cfg)
+        self.pool = ThreadPool(self.loop, self.cfg.threads)
+        self.pool.on_task_done = self._update_accepting
+        self.handler = self._make_handler()
+        self.ssl_context = self._ssl_context()
+        self._tick()
+        await self._listen()
+        self.ready.set()
+
+    def _make_handler(self):
+        from .wsgi import WSGIHandler
+        return WSGIHandler(self.app, self)
+
+    def _ssl_context(self):
+        if not self.is_ssl:
+            return None
+        from .tls import ssl_context
+        return ssl_context(self.cfg)
+
+    async def serve(self) -> None:
+        """Serve until cancelled or until ``shutdown()``; shuts down gracefully either way."""
+        self._stopped = asyncio.get_running_loop().create_future()
+        try:
+            await self.start()
+            await self._stopped
+        finally:
+            await asyncio.shield(self.shutdown())
+
+    # -- accepting --------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        if self._accepting:
+            return
+        self._accepting = True
+        for sock in self.sockets:
+            # A dup per asyncio server: closing it to pause accepting leaves the real listening
+            # socket, and its kernel queue, open for the sibling workers.
+            listener = await self.loop.create_server(
+                lambda: HttpProtocol(self), sock=sock.dup(), backlog=self.cfg.backlog,
+                ssl=self.ssl_context, start_serving=True)
+            self._listeners.append(listener)
+
+    def pause_accepting(self) -> None:
+        if not self._accepting:
+            return
+        self._accepting = False
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
+
+    def resume_accepting(self) -> None:
+        if not self._accepting and self._listen_task is None and self._stopped is not None \
+                and not self._stopped.done():
+            self._listen_task = self.loop.create_task(self._listen())
+            self._listen_task.add_done_callback(self._listen_done)
+
+    def _listen_done(self, task: asyncio.Task) -> None:
+        self._listen_task = None
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("cannot resume accepting: %s", task.exception())
+
+    def _update_accepting(self) -> None:
+        """Stop accepting while full, so the kernel hands new connections to idle siblings."""
+        full = self.max_connections and len(self.connections) >= self.max_connections
+        busy = self._busy_aware and self.pool.in_flight > self.pool.size
+        if self._accepting:
+            if full or busy:
+                self.pause_accepting()
+        elif not full and not (self._busy_aware and self.pool.in_flight >= self.pool.size):
+            self.resume_accepting()
+
+    # -- connection bookkeeping (called by HttpProtocol) ------------------------------------
+
+    def connection_made(self, protocol: HttpProtocol) -> None:
+        self.connections.add(protocol)
+        if self.max_connections and len(self.connections) >= self.max_connections:
+            self._update_accepting()
+
+    def connection_lost(self, protocol: HttpProtocol) -> None:
+        self.connections.discard(protocol)
+        if not self._accepting:
+            self._update_accepting()
+
+    def request_finished(self) -> None:
+        self.requests_total += 1
+        if self.on_request_finished is not None:
+            self.on_request_finished(self.requests_total)
+
+    # -- time -------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self.date_and_server = (f"Date: {formatdate(usegmt=True)}\r\n"
+                                f"Server: {self.software}\r\n\r\n")
+        now = self.loop.time()
+        for protocol in [p for p in self.connections if p.deadline <= now]:
+            protocol.on_timeout()
+        self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._tick)
+
+    # -- stop -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask ``serve()`` to return (after a graceful shutdown)."""
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stop accepting, let in-flight requests finish (up to ``graceful_timeout``), close."""
+        self.stop()
+        if self.loop is None:
+            return
+        if timeout is None:
+            timeout = self.cfg.graceful_timeout
+        self.pause_accepting()
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+        for protocol in list(self.connections):
+            protocol.shutdown()
+        deadline = self.loop.time() + timeout
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for protocol in list(self.connections):
+            if protocol.transport is not None:
+                protocol.transport.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        if self.pool is not None:
+            self.pool.shutdown(wait=False)
+        if self.own_sockets and self.sockets:
+            for sock in self.sockets:
+                _unlink_unix(sock)
+                sock.close()
+            self.sockets = []
+
+
+def _unlink_unix(sock: socket.socket) -> None:
+    if sock.family == socket.AF_UNIX:
+        try:
+            os.unlink(sock.getsockname())
+        except OSError:
+            pass
+
+
+async def serve(app, bind="127.0.0.1:8000", **settings) -> None:
+    """Serve ``app`` (WSGI) on the running loop until cancelled; ``bind`` is one or a list."""
+    if settings.get("workers", 1) != 1:
+        raise ConfigError("serve() runs in the calling process: workers must be 1 "
+                          "(use python -m unicorn_aio for a pre-fork master)")
+    await Server(app, bind=bind, **settings).serve()

@@ -1,0 +1,149 @@
+"""Listening sockets: bind-address parsing, binding, and fds inherited across exec.
+
+Sockets are bound once, in the master, before any fork: every worker accepts from the same
+kernel queue.  A re-exec'd master (USR2) or systemd passes them on as inherited fds instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+
+from .config import ConfigError
+
+# The fds a re-exec'd master inherits from the old one, as a comma-separated list.
+INHERIT_ENV = "UNICORN_AIO_FD"
+SD_LISTEN_FDS_START = 3
+
+
+def parse_address(bind: str, default_port: int = 8000):
+    """'HOST:PORT', '[v6]:PORT', 'HOST', 'unix:PATH' or 'fd://N' -> (family, address)."""
+    if bind.startswith("unix:"):
+        path = bind[5:]
+        if not path:
+            raise ConfigError(f"bind {bind!r}: unix socket path is empty")
+        return socket.AF_UNIX, path
+    if bind.startswith("fd://"):
+        try:
+            return None, int(bind[5:])
+        except ValueError:
+            raise ConfigError(f"bind {bind!r}: fd:// needs a file descriptor number") from None
+    host, port = bind, str(default_port)
+    if bind.startswith("["):
+        end = bind.find("]")
+        if end < 0:
+            raise ConfigError(f"bind {bind!r}: missing ']' after IPv6 address")
+        host, rest = bind[1:end], bind[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise ConfigError(f"bind {bind!r}: expected ':PORT' after ']'")
+            port = rest[1:]
+        family = socket.AF_INET6
+    else:
+        if ":" in bind:
+            host, port = bind.rsplit(":", 1)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"bind {bind!r}: port must be a number from 0 to 65535")
+    if host in ("", "*"):
+        host = "0.0.0.0"
+    elif ":" not in host:
+        try:  # 'localhost' and other names: bind what the name resolves to
+            host = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)[0][4][0]
+        except socket.gaierror as exc:
+            raise ConfigError(f"bind {bind!r}: cannot resolve host {host!r}: {exc.strerror}") from None
+    return family, (host, int(port))
+
+
+def create_listener(bind: str, backlog: int = 2048, reuse_port: bool = False,
+                    umask: int | None = None) -> socket.socket:
+    family, address = parse_address(bind)
+    if family is None:
+        return socket_from_fd(address)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family == socket.AF_UNIX:
+            _remove_stale_unix_socket(address)
+            old = os.umask(umask) if umask is not None else None
+            try:
+                sock.bind(address)
+            finally:
+                if old is not None:
+                    os.umask(old)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ConfigError(f"cannot listen on {bind}: {reason}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _remove_stale_unix_socket(path: str) -> None:
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            probe = socket.socket(socket.AF_UNIX)
+            try:
+                probe.connect(path)
+            except ConnectionRefusedError:
+                os.unlink(path)  # nobody listens: a leftover from an unclean exit
+            else:
+                raise ConfigError(f"cannot listen on unix:{path}: another server is using it")
+            finally:
+                probe.close()
+    except FileNotFoundError:
+        pass
+
+
+def socket_from_fd(fd: int) -> socket.socket:
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ConfigError(f"fd://{fd}: not a usable socket: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def describe(sock: socket.socket) -> str:
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{name}"
+    if sock.family == socket.AF_INET6:
+        return f"[{name[0]}]:{name[1]}"
+    return f"{name[0]}:{name[1]}"
+
+
+def inherited_sockets(environ=os.environ) -> list[socket.socket]:
+    """Listeners passed by an old master (USR2) or by systemd socket activation."""
+    fds = environ.get(INHERIT_ENV)
+    if fds:
+        return [socket_from_fd(int(fd)) for fd in fds.split(",") if fd]
+    if environ.get("LISTEN_PID") == str(os.getpid()):
+        count = int(environ.get("LISTEN_FDS", "0"))
+        return [socket_from_fd(SD_LISTEN_FDS_START + i) for i in range(count)]
+    return []
+
+
+def bind_all(cfg) -> list[socket.socket]:
+    inherited = inherited_sockets()
+    if inherited:
+        return inherited
+    umask = cfg.umask if isinstance(getattr(cfg, "umask", None), int) else None
+    listeners = []
+    try:
+        for bind in cfg.bind:
+            listeners.append(create_listener(bind, cfg.backlog, cfg.reuse_port, umask))
+    except BaseException:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners

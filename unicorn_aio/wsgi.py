@@ -1,0 +1,530 @@
+"""PEP 3333: running a WSGI app for one request, on an app thread or inline on the loop.
+
+``WSGIHandler.start`` is called on the loop when a request can run.  It creates a ``WSGICycle``,
+the bridge between the loop thread (which owns the transport) and the app thread (which runs the
+app): the app thread never touches the transport.  Everything it sends goes through ``_emit``:
+
+* a response the app returns whole (a list, the common case) is framed on the app thread and
+  handed to the loop in one ``call_on_loop`` together with the end of the request;
+* a streamed response is pushed chunk by chunk with a bounded outbox: past ``HIGH_WATER`` queued
+  bytes, or while the transport has paused writing, the app thread blocks until the loop drains.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import sys
+import threading
+import time
+from urllib.parse import unquote_to_bytes
+
+from .body import ClientDisconnected
+from .protocol import Request, error_response
+
+HIGH_WATER = 256 * 1024
+NO_BODY_STATUS = ("1", "204", "304")
+HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                        "te", "trailers", "transfer-encoding", "upgrade"))
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_STATUS = re.compile(r"[1-9][0-9][0-9]( .*)?\Z")
+
+# Header name -> environ key, shared across requests: real traffic repeats a few dozen names.
+_ENVIRON_KEYS: dict[bytes, str] = {b"Content-Type": "CONTENT_TYPE", b"Content-Length": "CONTENT_LENGTH"}
+
+
+def environ_key(name: bytes) -> str:
+    key = _ENVIRON_KEYS.get(name)
+    if key is None:
+        upper = name.decode("latin-1").upper().replace("-", "_")
+        key = upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + upper
+        if len(_ENVIRON_KEYS) < 4096:
+            _ENVIRON_KEYS[name] = key
+    return key
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: a file the server may send with sendfile(2) (PEP 3333)."""
+
+    def __init__(self, filelike, blksize: int = 65536) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        read = self.filelike.read
+        while True:
+            data = read(self.blksize)
+            if not data:
+                return
+            yield data
+
+    def fileno(self) -> int | None:
+        try:
+            return self.filelike.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
+
+
+class WSGIHandler:
+    """Starts a ``WSGICycle`` for each request; holds what is shared by all of them."""
+
+    def __init__(self, app, server) -> None:
+        self.app = app
+        self.server = server
+        self.pool = server.pool
+        self.log = server.log
+        self.inline = server.cfg.dispatch == "inline"
+        cfg = server.cfg
+        self.secure_headers = {k.upper().replace("-", "_"): v for k, v in
+                               (cfg.secure_scheme_headers or {}).items()}
+        allow = cfg.forwarded_allow_ips or []
+        self.trust_all = "*" in allow
+        self.trusted = frozenset(allow)
+        self.base_environ = {
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": not self.inline and server.pool.size > 1,
+            "wsgi.multiprocess": cfg.workers > 1,
+            "wsgi.run_once": False,
+            "wsgi.errors": sys.stderr,
+            "wsgi.file_wrapper": FileWrapper,
+            "wsgi.input_terminated": True,
+            "SERVER_SOFTWARE": server.software,
+            "SCRIPT_NAME": os.environ.get("SCRIPT_NAME", ""),
+        }
+
+    def start(self, protocol, req: Request) -> None:
+        cycle = WSGICycle(self, protocol, req)
+        req.cycle = cycle
+        if self.inline and req.body.complete:
+            cycle.run_inline()
+        else:
+            self.pool.submit(cycle.run)
+
+    def connection_environ(self, protocol) -> dict:
+        """The part of the environ that is the same for every request on a connection."""
+        env = self.base_environ.copy()
+        peer, sock = protocol.peername, protocol.sockname
+        if isinstance(peer, tuple):
+            env["REMOTE_ADDR"], env["REMOTE_PORT"] = peer[0], str(peer[1])
+        else:  # AF_UNIX: nginx in front; the client address comes in its headers
+            env["REMOTE_ADDR"], env["REMOTE_PORT"] = "", ""
+        if isinstance(sock, tuple):
+            env["SERVER_NAME"], env["SERVER_PORT"] = sock[0], str(sock[1])
+        else:
+            env["SERVER_NAME"], env["SERVER_PORT"] = str(sock or ""), ""
+        env["wsgi.url_scheme"] = "https" if self.server.is_ssl else "http"
+        return env
+
+
+class WSGICycle:
+    """One request's trip through a WSGI app."""
+
+    __slots__ = ("handler", "protocol", "req", "environ", "status", "headers", "head_sent",
+                 "chunked", "content_length", "sent", "keep_alive", "on_loop", "cond", "outbox",
+                 "queued", "flush_scheduled", "paused", "lost", "start_time", "defer")
+
+    def __init__(self, handler: WSGIHandler, protocol, req: Request) -> None:
+        self.handler = handler
+        self.protocol = protocol
+        self.req = req
+        self.status: str | None = None
+        self.headers: list = []
+        self.head_sent = False
+        self.chunked = False
+        self.content_length: int | None = None
+        self.sent = 0
+        self.keep_alive = req.keep_alive
+        self.on_loop = False
+        self.cond = threading.Condition()
+        self.outbox: list[bytes] = []
+        self.queued = 0
+        self.flush_scheduled = False
+        self.paused = protocol.write_paused
+        self.lost = False
+        self.defer = False
+        self.environ: dict | None = None
+        self.start_time = time.time()
+
+    # -- environ ----------------------------------------------------------------------------
+
+    def build_environ(self) -> dict:
+        req, protocol = self.req, self.protocol
+        env = protocol.app_state
+        if env is None:
+            env = protocol.app_state = self.handler.connection_environ(protocol)
+        env = env.copy()
+        url = req.url
+        path, _, query = url.partition(b"?")
+        if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
+            scheme_end = path.find(b"//")
+            slash = path.find(b"/", scheme_end + 2)
+            path = path[slash:] if slash >= 0 else b"/"
+        path = unquote_to_bytes(path) if b"%" in path else path
+        path_info = path.decode("latin-1")
+        script_name = env["SCRIPT_NAME"]
+        if script_name and path_info.startswith(script_name):
+            path_info = path_info[len(script_name):]
+        env["REQUEST_METHOD"] = req.method.decode("ascii")
+        env["RAW_URI"] = url.decode("latin-1")
+        env["PATH_INFO"] = path_info
+        env["QUERY_STRING"] = query.decode("latin-1")
+        env["SERVER_PROTOCOL"] = "HTTP/" + req.version
+        env["wsgi.input"] = req.body
+        for name, value in req.headers:
+            key = environ_key(name)
+            value = value.decode("latin-1")
+            if key in env:
+                value = env[key] + "," + value  # RFC 9110 5.3: a repeated field is one list
+            env[key] = value
+        if self.handler.secure_headers and (self.handler.trust_all
+                                            or env["REMOTE_ADDR"] in self.handler.trusted):
+            for key, secure_value in self.handler.secure_headers.items():
+                if env.get("HTTP_" + key, "").lower() == secure_value.lower():
+                    env["wsgi.url_scheme"] = "https"
+        self.environ = env
+        return env
+
+    # -- the app's side of PEP 3333 ---------------------------------------------------------
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info is not None:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called a second time without exc_info")
+        if type(status) is not str or not _STATUS.match(status):
+            raise ValueError(f"invalid WSGI status {status!r}: expected a str like '200 OK'")
+        self.status = status
+        self.headers = []
+        self.chunked = False
+        self.content_length = None
+        for item in headers:
+            name, value = item
+            if type(name) is not str or not _HEADER_NAME.match(name):
+                raise ValueError(f"invalid response header name {name!r}")
+            if type(value) is not str or _BAD_VALUE.search(value):
+                raise ValueError(f"invalid value for response header {name}: {value!r}")
+            lname = name.lower()
+            if lname in HOP_BY_HOP:
+                if lname == "connection" and "close" in value.lower():
+                    self.keep_alive = False
+                continue  # PEP 3333: hop-by-hop framing is the server's business
+            if lname == "content-length":
+                try:
+                    self.content_length = int(value)
+                except ValueError:
+                    raise ValueError(f"invalid Content-Length from the app: {value!r}") from None
+            self.headers.append(item)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333's legacy ``write()`` callable."""
+        if self.status is None:
+            raise AssertionError("write() called before start_response()")
+        self._send_body(data)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """On an app thread: the whole request, from environ to the last byte."""
+        result = None
+        try:
+            environ = self.build_environ()
+            result = self.handler.app(environ, self.start_response)
+            self._send_result(result)
+        except Exception as exc:
+            self._on_error(exc)
+        finally:
+            self._close_result(result)
+            self._log_access()
+            self.handler.pool.call_on_loop(self._finish_on_loop)
+
+    def run_inline(self) -> None:
+        """On the loop thread, for apps declared non-blocking (``--dispatch inline``)."""
+        self.on_loop = True
+        result = None
+        try:
+            environ = self.build_environ()
+            result = self.handler.app(environ, self.start_response)
+            if type(result) not in (list, tuple) and not self.req.method == b"HEAD":
+                # A generator may block between chunks: finish it on a thread.
+                self.on_loop = False
+                self.handler.pool.submit(lambda: self._continue_in_thread(result))
+                return
+            self._send_result(result)
+        except Exception as exc:
+            self._on_error(exc)
+        self._close_result(result)
+        self._log_access()
+        self._end()
+
+    def _continue_in_thread(self, result) -> None:
+        try:
+            self._send_result(result)
+        except Exception as exc:
+            self._on_error(exc)
+        finally:
+            self._close_result(result)
+            self._log_access()
+            self.handler.pool.call_on_loop(self._finish_on_loop)
+
+    def _send_result(self, result) -> None:
+        if self.status is None:
+            if type(result) in (list, tuple) or result is None:
+                raise AssertionError("the app returned without calling start_response()")
+        no_body_status = self.status.startswith(NO_BODY_STATUS)
+        if type(result) in (list, tuple) and not self.head_sent:
+            body = b"".join(result)  # raises TypeError on str items, as PEP 3333 requires
+            if self.content_length is None and not no_body_status:
+                self.content_length = len(body)
+                self.headers.append(("Content-Length", str(len(body))))
+            if body:
+                # The whole response is known: queue it for _end instead of waking the loop now.
+                self.defer = True
+                self._send_body(body)
+            return
+        if self.req.method == b"HEAD" or no_body_status:
+            return
+        if isinstance(result, FileWrapper) and self._try_sendfile(result):
+            return
+        for chunk in result:
+            if type(chunk) is not bytes:
+                raise TypeError(f"the app yielded {type(chunk).__name__}, WSGI requires bytes")
+            if chunk:
+                self._send_body(chunk)
+                if self.lost:
+                    raise ClientDisconnected("client disconnected")
+
+    def _on_error(self, exc: Exception) -> None:
+        self.keep_alive = False
+        if isinstance(exc, ClientDisconnected) or self.lost:
+            return  # the client left; not a server error
+        self.handler.log.exception("Error handling request %s",
+                                   self.req.url.decode("latin-1", "replace"))
+        if not self.head_sent:
+            self.status = "500 Internal Server Error"
+            self.headers = []
+            self.outbox_reset()
+            self._emit(error_response(500))
+            self.head_sent = True
+            self.sent = 0
+
+    def _close_result(self, result) -> None:
+        close = getattr(result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                self.handler.log.exception("Error closing the WSGI response iterable")
+
+    def _log_access(self) -> None:
+        log = self.handler.log
+        if log.access_enabled and self.status is not None:
+            try:
+                environ = self.environ or self.build_environ()
+                log.access(environ, self.status, self.headers, self.sent,
+                           time.time() - self.start_time)
+            except Exception:
+                log.exception("Error writing the access log")
+
+    # -- framing ----------------------------------------------------------------------------
+
+    def _head(self) -> bytes:
+        keep_alive = self.keep_alive and not self.protocol.closing
+        status = self.status
+        bodyless = self.req.method == b"HEAD" or status.startswith(NO_BODY_STATUS)
+        if self.content_length is None and not bodyless:
+            if self.req.version == "1.1":
+                self.chunked = True
+            else:
+                keep_alive = False  # HTTP/1.0 without a length: the close ends the body
+        self.keep_alive = keep_alive
+        server = self.handler.server
+        lines = [f"HTTP/1.1 {status}\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in self.headers]
+        if self.chunked:
+            lines.append("Transfer-Encoding: chunked\r\n")
+        if not keep_alive:
+            lines.append("Connection: close\r\n")
+        elif self.req.version == "1.0":
+            lines.append("Connection: keep-alive\r\n")
+        lines.append(server.date_and_server)
+        return "".join(lines).encode("latin-1")
+
+    def _send_body(self, data: bytes) -> None:
+        head = b""
+        if not self.head_sent:
+            head = self._head()
+            self.head_sent = True
+        if self.req.method == b"HEAD" or self.status.startswith(NO_BODY_STATUS):
+            if head:
+                self._emit(head)
+            return
+        if self.content_length is not None:
+            room = self.content_length - self.sent
+            if len(data) > room:
+                self.handler.log.warning("app sent more than its Content-Length (%d); truncated",
+                                         self.content_length)
+                data = data[:room]
+                self.keep_alive = False
+        self.sent += len(data)
+        if self.chunked:
+            self._emit(head + b"%x\r\n" % len(data), data, b"\r\n")
+        else:
+            if not head:
+                self._emit(data)
+            elif len(data) < 65536:  # one copy beats a second write for small bodies
+                self._emit(head + data)
+            else:
+                self._emit(head, data)
+
+    def _end(self) -> None:
+        """Loop thread: everything is queued; close the framing and hand back the connection."""
+        if self.status is not None and not self.head_sent:
+            self._send_body(b"")
+        elif self.chunked and not self.lost:
+            self._emit(b"0\r\n\r\n")
+        if self.content_length is not None and self.sent < self.content_length and not (
+                self.req.method == b"HEAD" or self.status.startswith(NO_BODY_STATUS)):
+            # Fewer bytes than promised: only closing tells the client the body is cut short.
+            self.keep_alive = False
+        if self.outbox:
+            self._flush()
+        self.protocol.finish_request(self.req, self.keep_alive)
+
+    def _finish_on_loop(self) -> None:
+        self.handler.pool.task_done()
+        self.on_loop = True
+        self._end()
+
+    # -- the loop/thread bridge -------------------------------------------------------------
+
+    def _emit(self, *parts: bytes) -> None:
+        if self.on_loop:
+            transport = self.protocol.transport
+            if not self.lost and not transport.is_closing():
+                transport.writelines(parts)
+            return
+        if self.defer:  # the loop reads the outbox only in _flush or _end, both after us
+            self.outbox.extend(parts)
+            return
+        with self.cond:
+            if self.lost:
+                raise ClientDisconnected("client disconnected")
+            self.outbox.extend(parts)
+            self.queued += sum(map(len, parts))
+            schedule = not self.flush_scheduled
+            self.flush_scheduled = True
+        if schedule:
+            self.handler.pool.call_on_loop(self._flush)
+        with self.cond:
+            while (self.queued > HIGH_WATER or self.paused) and not self.lost:
+                self.cond.wait()
+
+    def outbox_reset(self) -> None:
+        with self.cond:
+            self.outbox.clear()
+            self.queued = 0
+
+    def _flush(self) -> None:
+        """Loop thread: move queued output to the transport, then wake a waiting app thread."""
+        with self.cond:
+            chunks, self.outbox = self.outbox, []
+            self.queued = 0
+            self.flush_scheduled = False
+        transport = self.protocol.transport
+        if chunks and not self.lost and not transport.is_closing():
+            transport.writelines(chunks)
+        with self.cond:
+            self.cond.notify_all()
+
+    def pause_writing(self) -> None:
+        with self.cond:
+            self.paused = True
+
+    def resume_writing(self) -> None:
+        with self.cond:
+            self.paused = False
+            self.cond.notify_all()
+
+    def connection_lost(self) -> None:
+        with self.cond:
+            self.lost = True
+            self.cond.notify_all()
+
+    # -- sendfile ---------------------------------------------------------------------------
+
+    def _try_sendfile(self, wrapper: FileWrapper) -> bool:
+        """Send a file with sendfile(2) from this app thread, on a dup of the socket.
+
+        The dup keeps the socket object alive even if the loop closes the transport meanwhile,
+        so a recycled fd number can never receive this file.  Only on plain TCP/unix sockets,
+        with the head flushed and nothing else queued: the loop writes nothing for this
+        connection while its head request is ours.
+        """
+        fileno = wrapper.fileno()
+        sock = self.protocol.transport.get_extra_info("socket")
+        if fileno is None or sock is None or self.handler.server.is_ssl or self.on_loop:
+            return False
+        try:
+            offset = os.lseek(fileno, 0, os.SEEK_CUR)
+            size = os.fstat(fileno).st_size - offset
+        except OSError:
+            return False
+        if self.content_length is None:
+            self.content_length = size
+            self.headers.append(("Content-Length", str(size)))
+        size = min(size, self.content_length)
+        self._send_body_head_only()
+        done = threading.Event()
+        holder = []
+
+        def dup_when_drained():
+            if self.lost or self.protocol.transport.is_closing():
+                holder.append(None)
+            elif self.protocol.transport.get_write_buffer_size():
+                self.protocol.loop.call_later(0.005, dup_when_drained)
+                return
+            else:
+                holder.append(os.dup(sock.fileno()))
+            done.set()
+
+        self.handler.pool.call_on_loop(dup_when_drained)
+        done.wait()
+        fd = holder[0]
+        if fd is None:
+            raise ClientDisconnected("client disconnected")
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            while size > 0:
+                try:
+                    n = os.sendfile(fd, fileno, offset, min(size, 1 << 20))
+                except BlockingIOError:
+                    if not poller.poll(self.handler.server.body_timeout * 1000 or None):
+                        raise ClientDisconnected("client stopped reading") from None
+                    continue
+                except (BrokenPipeError, ConnectionResetError) as exc:
+                    raise ClientDisconnected("client disconnected") from exc
+                if n == 0:
+                    break  # the file shrank under us
+                offset += n
+                size -= n
+                self.sent += n
+        finally:
+            os.close(fd)
+        return True
+
+    def _send_body_head_only(self) -> None:
+        # The callback that dups the socket is queued after this flush, so it sees the head
+        # already handed to the transport.
+        if not self.head_sent:
+            self.head_sent = True
+            self._emit(self._head())
