@@ -47,10 +47,6 @@ class Setting:
 # -- validators: one per kind of value; each raises ValueError with the problem in user terms -----
 
 
-def _show(val: Any) -> str:
-    return repr(val)
-
-
 def boolean(val: Any) -> bool | None:
     if val is None or isinstance(val, bool):
         return val
@@ -60,7 +56,7 @@ def boolean(val: Any) -> bool | None:
             return True
         if word in ("false", "no", "off", "0"):
             return False
-    raise ValueError(f"must be true or false, got {_show(val)}")
+    raise ValueError(f"must be true or false, got {repr(val)}")
 
 
 def integer(minimum: int = 0) -> Callable[[Any], int]:
@@ -73,9 +69,9 @@ def integer(minimum: int = 0) -> Callable[[Any], int]:
                 try:
                     val = int(text, 10)  # int("08", 0) refuses leading zeros
                 except ValueError:
-                    raise ValueError(f"must be an integer >= {minimum}, got {_show(text)}") from None
+                    raise ValueError(f"must be an integer >= {minimum}, got {repr(text)}") from None
         if isinstance(val, bool) or not isinstance(val, int) or val < minimum:
-            raise ValueError(f"must be an integer >= {minimum}, got {_show(val)}")
+            raise ValueError(f"must be an integer >= {minimum}, got {repr(val)}")
         return val
 
     return validate
@@ -88,9 +84,9 @@ def number(val: Any) -> int | float:
             raise TypeError
         num = float(val.strip() if isinstance(val, str) else val)
     except (TypeError, ValueError):
-        raise ValueError(f"must be a number of seconds >= 0, got {_show(val)}") from None
+        raise ValueError(f"must be a number of seconds >= 0, got {repr(val)}") from None
     if not num >= 0 or num == float("inf"):
-        raise ValueError(f"must be a number of seconds >= 0, got {_show(val)}")
+        raise ValueError(f"must be a number of seconds >= 0, got {repr(val)}")
     return int(num) if num.is_integer() else num
 
 
@@ -105,7 +101,7 @@ def string(val: Any) -> str | None:
     if val is None:
         return None
     if not isinstance(val, str):
-        raise ValueError(f"must be a string, got {_show(val)}")
+        raise ValueError(f"must be a string, got {repr(val)}")
     return val.strip()
 
 
@@ -115,7 +111,7 @@ def string_list(val: Any) -> list[str]:
     if isinstance(val, str):
         val = [val]
     if not isinstance(val, (list, tuple)):
-        raise ValueError(f"must be a string or a list of strings, got {_show(val)}")
+        raise ValueError(f"must be a string or a list of strings, got {repr(val)}")
     return [string(v) for v in val]
 
 
@@ -153,7 +149,7 @@ def existing_files(val: Any) -> list[str]:
 
 def mapping(val: Any) -> dict:
     if not isinstance(val, dict):
-        raise ValueError(f"must be a dict, got {_show(val)}")
+        raise ValueError(f"must be a dict, got {repr(val)}")
     return val
 
 
@@ -168,7 +164,7 @@ def choice(*options: str) -> Callable[[Any], str]:
     def validate(val: Any) -> str:
         word = val.strip().lower() if isinstance(val, str) else val
         if word not in options:
-            raise ValueError(f"must be one of {', '.join(options)}; got {_show(val)}")
+            raise ValueError(f"must be one of {', '.join(options)}; got {repr(val)}")
         return word
 
     return validate
@@ -210,7 +206,7 @@ def hook(*params: str) -> Callable[[Any], Callable]:
     def validate(val: Any) -> Callable:
         func = _import_dotted(val) if isinstance(val, str) else val
         if not callable(func):
-            raise ValueError(f"must be a function, got {_show(func)}")
+            raise ValueError(f"must be a function, got {repr(func)}")
         if not _accepts(func, len(params)):
             raise ValueError(f"must accept {len(params)} argument(s) ({', '.join(params)})")
         return func
@@ -222,7 +218,7 @@ def post_request_hook(val: Any) -> Callable:
     # gunicorn lets post_request take 2, 3 or 4 arguments; callers always pass 4.
     func = _import_dotted(val) if isinstance(val, str) else val
     if not callable(func):
-        raise ValueError(f"must be a function, got {_show(func)}")
+        raise ValueError(f"must be a function, got {repr(func)}")
     if _accepts(func, 4):
         return func
     if _accepts(func, 3):
