@@ -40,6 +40,7 @@ def clean_logging():
             if h not in saved_root[0]:
                 h.close()
         lg.disabled = False
+        lg.filters.clear()
     for h in saved_root[0]:
         root.addHandler(h)
     root.setLevel(saved_root[1])
@@ -65,7 +66,16 @@ def make_logger(tmp_path, **kw):
     kw.setdefault("errorlog", str(tmp_path / "error.log"))
     log = Logger(make_cfg(**kw))
     log.clock = lambda: CLOCK
+    for lg in (log.error_log, log.access_log):
+        for h in [h for h in lg.handlers if type(h).__module__.startswith("_pytest")]:
+            lg.removeHandler(h)  # so that the direct write path is what runs, as in production
     return log
+
+
+def force_logging_path(log):
+    """A filter on the access logger sends lines through logging's record machinery."""
+    log.access_log.addFilter(lambda record: True)
+    assert log._direct_handler() is None
 
 
 def lines(path):
@@ -175,14 +185,19 @@ ACCESS_CASES = [
 ]
 
 
+@pytest.mark.parametrize("path", ["direct", "logging"])
 @pytest.mark.parametrize(
     "fmt, env, status, headers, sent, request_time, expected",
     [case[1:] for case in ACCESS_CASES],
     ids=[case[0] for case in ACCESS_CASES],
 )
-def test_access_line_matches_gunicorn(tmp_path, fmt, env, status, headers, sent, request_time, expected):
+def test_access_line_matches_gunicorn(tmp_path, fmt, env, status, headers, sent, request_time, expected, path):
     log = make_logger(tmp_path, access_log_format=fmt)
     assert log.access_enabled
+    if path == "direct":
+        assert log._direct_handler() is not None
+    else:
+        force_logging_path(log)
     log.access(env, status, headers, sent, request_time)
     assert lines(tmp_path / "access.log") == [expected]
 
@@ -211,9 +226,12 @@ def test_only_used_atoms_are_computed(tmp_path):
     assert set(atoms) == {"l", "h", "s"}
 
 
-def test_json_access_line(tmp_path):
+@pytest.mark.parametrize("path", ["direct", "logging"])
+def test_json_access_line(tmp_path, path):
     env = environ(HTTP_USER_AGENT='curl "8"', HTTP_REFERER="http://r/", HTTP_AUTHORIZATION=basic("ann:pw"))
     log = make_logger(tmp_path, access_log_json=True)
+    if path == "logging":
+        force_logging_path(log)
     log.access(env, "200 OK", [], 12, 0.5)
     [line] = lines(tmp_path / "access.log")
     assert json.loads(line) == {
@@ -298,8 +316,11 @@ def test_broken_access_format_warns_and_uses_default(tmp_path, fmt):
     assert lines(tmp_path / "access.log") == [f'192.168.0.10 - - {T} "GET /my/path?foo=bar HTTP/1.1" 200 1 "-" "-"']
 
 
-def test_failing_writes_warn_once_and_never_raise(tmp_path):
+@pytest.mark.parametrize("path", ["direct", "logging"])
+def test_failing_writes_warn_once_and_never_raise(tmp_path, path):
     log = make_logger(tmp_path)
+    if path == "logging":
+        force_logging_path(log)
 
     class Broken:
         def write(self, _):
