@@ -479,6 +479,30 @@ def test_log_config_json_must_be_json(tmp_path):
         make_logger(tmp_path, logconfig_json=str(conf))
 
 
+def test_syslog_receives_error_and_access_lines(tmp_path):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        port = sock.getsockname()[1]
+        log = make_logger(tmp_path, accesslog=None, access_log_format="%(m)s %(U)s", syslog=True,
+                          syslog_addr=f"udp://127.0.0.1:{port}", syslog_facility="local0", proc_name="app:web")
+        assert log.access_enabled
+        log.info("up")
+        log.access(environ(), "200 OK", [], 1, 0.0)
+        pid = os.getpid()
+        # local0 = 16, info = 6: priority 16 * 8 + 6
+        assert sock.recv(4096) == f"<134>unicorn_aio.app.web.error: [{pid}] up\x00".encode()
+        assert sock.recv(4096) == f"<134>unicorn_aio.app.web.access: [{pid}] GET /my/path\x00".encode()
+
+
+def test_syslog_can_skip_access_lines(tmp_path):
+    log = make_logger(tmp_path, accesslog=None, syslog=True, syslog_addr="udp://127.0.0.1:9",
+                      disable_redirect_access_to_syslog=True)
+    assert not log.access_enabled
+
+
 # ---- helpers -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("header, user", [

@@ -13,7 +13,7 @@ What differs:
   loggers ("unicorn_aio.error", "unicorn_aio.access") when it does not name those itself.
 - `access_log_json` writes each access line as one JSON object with readable keys.
 
-The settings object is anything with gunicorn's attribute names (see `Logger.setup`); missing
+The settings object is anything with gunicorn's attribute names (listed on `Logger`); missing
 optional attributes take gunicorn's defaults.
 """
 
@@ -355,8 +355,14 @@ class Logger:
     """The server's error log and access log, set up from the settings.
 
     `error_log` and `access_log` are ordinary `logging.Logger`s, so a log config can route them
-    anywhere; `access_enabled` is False when nothing would record an access line, and callers
-    then skip `access()` and its arguments altogether.
+    anywhere. `access_enabled` is False when nothing would record an access line (no
+    --access-logfile, and no log config or syslog that routes "unicorn_aio.access"); callers then
+    skip `access()` and the work of preparing its arguments.
+
+    Settings read (gunicorn's names): loglevel, errorlog, accesslog, access_log_format,
+    access_log_json, capture_output, logconfig, logconfig_dict, logconfig_json, syslog,
+    syslog_addr, syslog_prefix, syslog_facility, disable_redirect_access_to_syslog, proc_name,
+    and uid/gid (or user/group) to hand log files to the workers' user.
     """
 
     LOG_LEVELS = LOG_LEVELS
@@ -390,8 +396,8 @@ class Logger:
         self.access_log.setLevel(logging.INFO)
 
         errorlog = opt("errorlog", "-")
-        self._install(self.error_log, errorlog, logging.Formatter(self.error_fmt, self.datefmt), "error")
-        if opt("capture_output", False) and errorlog != "-":
+        error_handler = self._install(self.error_log, errorlog, logging.Formatter(self.error_fmt, self.datefmt), "error")
+        if opt("capture_output", False) and isinstance(error_handler, logging.FileHandler):
             self._capture_output(errorlog)
         accesslog = getattr(cfg, "accesslog", None)
         self._access_handler = self._install(self.access_log, accesslog, logging.Formatter(self.access_fmt), "access")
@@ -449,8 +455,12 @@ class Logger:
 
     def _chown(self, path: str) -> None:
         # The workers run as cfg.user/cfg.group and must be able to reopen the file on USR1.
-        uid, gid = getattr(self.cfg, "user", None), getattr(self.cfg, "group", None)
-        if isinstance(uid, int) and isinstance(gid, int) and (uid, gid) != (os.geteuid(), os.getegid()):
+        cfg = self.cfg
+        uid = getattr(cfg, "uid", getattr(cfg, "user", None))
+        gid = getattr(cfg, "gid", getattr(cfg, "group", None))
+        uid = uid if isinstance(uid, int) and uid != os.geteuid() else -1  # -1: leave as is
+        gid = gid if isinstance(gid, int) and gid != os.getegid() else -1
+        if uid != -1 or gid != -1:
             try:
                 os.chown(path, uid, gid)
             except OSError:
