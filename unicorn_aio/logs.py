@@ -400,7 +400,8 @@ class Logger:
         if opt("capture_output", False) and isinstance(error_handler, logging.FileHandler):
             self._capture_output(errorlog)
         accesslog = getattr(cfg, "accesslog", None)
-        self._access_handler = self._install(self.access_log, accesslog, logging.Formatter(self.access_fmt), "access")
+        self._access_formatter = logging.Formatter(self.access_fmt)
+        self._access_handler = self._install(self.access_log, accesslog, self._access_formatter, "access")
 
         syslog_access = False
         if opt("syslog", False):
@@ -660,7 +661,7 @@ class Logger:
 
         Then a line can go straight to the stream: building a LogRecord and passing it through
         logging's filter and handler chain costs about as much as the line itself (measured
-        8.4 µs → 4.5 µs per request with the default format), and the access log runs once per
+        8.4 µs → 4.9 µs per line with the default format), and the access log runs once per
         request. Anything added to the logger or handler since setup takes the normal path.
         """
         handler = self._access_handler
@@ -669,7 +670,7 @@ class Logger:
         if (
             len(handlers) != 1 or handlers[0] is not handler
             or log.filters or handler.filters or handler.level > logging.INFO
-            or handler.formatter is None or handler.formatter._fmt != self.access_fmt
+            or handler.formatter is not self._access_formatter
             or handler.stream is None or log.disabled
         ):
             return None
