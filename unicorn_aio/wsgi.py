@@ -337,7 +337,9 @@ class WSGICycle:
     # -- framing ----------------------------------------------------------------------------
 
     def _head(self) -> bytes:
-        keep_alive = self.keep_alive and not self.protocol.closing
+        # A body still unread when the answer starts may never be read; finish_request would
+        # then close, so say so now rather than promise a keep-alive we cannot keep.
+        keep_alive = self.keep_alive and not self.protocol.closing and self.req.body.complete
         status = self.status
         bodyless = self.req.method == b"HEAD" or status.startswith(NO_BODY_STATUS)
         if self.content_length is None and not bodyless:

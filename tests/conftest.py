@@ -1,0 +1,180 @@
+"""Shared fixtures: an in-process Server on the test's loop, and a raw HTTP/1.1 client.
+
+The raw client exists because aiohttp normalises exactly what the protocol tests look at
+(framing, pipelining, malformed bytes); it parses responses strictly from the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import uvloop
+
+from unicorn_aio import Server
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "both_loops: run the async test under asyncio and uvloop")
+
+
+def pytest_asyncio_loop_factories(config, item):
+    # uvloop is the production loop; the default loop is what embedders may use.
+    if item.get_closest_marker("both_loops"):
+        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}
+
+
+@pytest.fixture
+async def start_server():
+    """``await start_server(app, **settings)`` -> a running Server; shut down after the test."""
+    started = []
+
+    async def start(app, **settings):
+        settings.setdefault("bind", "127.0.0.1:0")
+        server = Server(app, **settings)
+        task = asyncio.create_task(server.serve())
+        started.append((server, task))
+        await asyncio.wait_for(server.ready.wait(), 5)
+        host, port = server.addresses[0].rsplit(":", 1)
+        server.host, server.port = host, int(port)
+        return server
+
+    yield start
+    for server, task in started:
+        await asyncio.wait_for(server.shutdown(timeout=2), 10)
+        await asyncio.wait_for(task, 5)
+
+
+# -- raw client ----------------------------------------------------------------------------
+
+class Response:
+    def __init__(self, status: int, headers: list, body: bytes, head: bytes) -> None:
+        self.status = status
+        self.header_list = headers
+        self.headers = {k.lower(): v for k, v in headers}
+        self.body = body
+        self.head = head
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.headers} {self.body[:60]!r}>"
+
+
+def parse_responses(data: bytes, methods=(), eof: bool = True) -> tuple[list[Response], bytes]:
+    """Split ``data`` into complete responses; returns them and the unparsed rest.
+
+    ``methods`` lists the request methods in order (HEAD responses have no body);
+    a response without length is complete only at ``eof``.
+    """
+    methods = list(methods)
+    out = []
+    while data:
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            break
+        head = data[:end]
+        lines = head.split(b"\r\n")
+        version, status, *_ = lines[0].split(b" ", 2)
+        assert version == b"HTTP/1.1", lines[0]
+        status = int(status)
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers.append((name.decode("latin-1"), value.strip().decode("latin-1")))
+        hdrs = {k.lower(): v for k, v in headers}
+        rest = data[end + 4:]
+        method = methods[0] if methods and status >= 200 else "GET"
+        if status < 200 or status in (204, 304) or method == "HEAD":
+            body, data = b"", rest
+        elif hdrs.get("transfer-encoding") == "chunked":
+            body, pos, done = b"", 0, False
+            while True:
+                nl = rest.find(b"\r\n", pos)
+                if nl < 0:
+                    break
+                size = int(rest[pos:nl], 16)
+                if len(rest) < nl + 2 + size + 2:
+                    break
+                body += rest[nl + 2:nl + 2 + size]
+                assert rest[nl + 2 + size:nl + 4 + size] == b"\r\n"
+                pos = nl + 4 + size
+                if size == 0:
+                    done = True
+                    break
+            if not done:
+                break
+            data = rest[pos:]
+        elif "content-length" in hdrs:
+            n = int(hdrs["content-length"])
+            if len(rest) < n:
+                break
+            body, data = rest[:n], rest[n:]
+        else:
+            if not eof:
+                break
+            body, data = rest, b""
+        if status >= 200 and methods:
+            methods.pop(0)
+        out.append(Response(status, headers, body, head))
+    return out, data
+
+
+async def open_raw(port: int, host: str = "127.0.0.1"):
+    return await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+
+
+async def read_all(reader, timeout: float = 5) -> bytes:
+    """Everything until the server closes (fails the test if it does not within ``timeout``)."""
+    async def drain():
+        chunks = []
+        while True:
+            try:
+                chunk = await reader.read(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    return await asyncio.wait_for(drain(), timeout)
+
+
+async def read_responses(reader, count: int, methods=(), timeout: float = 5) -> list[Response]:
+    """Read until ``count`` final (non-1xx) responses are complete, or EOF."""
+    async def go():
+        buf = b""
+        while True:
+            resps, _ = parse_responses(buf, methods, eof=False)
+            if len([r for r in resps if r.status >= 200]) >= count:
+                return resps
+            chunk = await reader.read(65536)
+            if not chunk:
+                return parse_responses(buf, methods, eof=True)[0]
+            buf += chunk
+    return await asyncio.wait_for(go(), timeout)
+
+
+async def is_closed(reader, timeout: float = 2) -> bool:
+    """True if the server closed the connection (EOF or reset) within ``timeout``, no data."""
+    try:
+        data = await asyncio.wait_for(reader.read(1), timeout)
+    except ConnectionResetError:
+        return True
+    except asyncio.TimeoutError:
+        return False
+    assert data == b"", f"unexpected bytes after the response: {data!r}"
+    return True
+
+
+async def exchange(port: int, data: bytes, methods=(), timeout: float = 5) -> list[Response]:
+    """Send ``data`` on a new connection and read everything until the server closes it."""
+    reader, writer = await open_raw(port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        raw = await read_all(reader, timeout)
+    finally:
+        writer.close()
+    resps, rest = parse_responses(raw, methods)
+    assert rest == b"", rest
+    return resps
