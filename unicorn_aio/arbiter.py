@@ -1,0 +1,556 @@
+"""The master process: binds, forks workers, and keeps the right number of them alive.
+
+One loop a newcomer can read top to bottom (``_supervise``): wait for a signal, a worker
+message, a worker exit or a one-second tick, then ``murder_workers`` (hung ones) and
+``manage_workers`` (spawn or retire to reach the target).  Each signal has its own small
+``handle_*`` method, found by name.  Everything arrives as an asyncio event: signals through
+``loop.add_signal_handler``, heartbeats as readable socketpairs, exits as readable pidfds
+(uvloop keeps SIGCHLD for itself, and a pidfd never confuses our children with anyone else's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import socket
+import sys
+import time
+
+from . import __version__
+from .apploader import AppImportError, load_app
+from .config import ConfigError, load_config
+from .logs import Logger
+from .proctitle import set_proc_title
+from .sockets import INHERIT_ENV, bind_all, describe
+from .systemd import notify
+from .worker import APP_LOAD_ERROR, BOOTED, RETIRE, WORKER_BOOT_ERROR, Worker, run_worker
+
+MASTER_PID_ENV = "UNICORN_AIO_MASTER_PID"
+ABORT_GRACE = 1.0      # after SIGABRT (stack dump), seconds before SIGKILL
+TICK = 0.5             # the supervisor's idle wake-up, for timeouts and respawn delays
+CRASH_WINDOW = 60.0    # crashes within this many seconds slow respawning down
+
+
+class HaltServer(Exception):
+    def __init__(self, reason: str, exit_status: int = 1) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_status = exit_status
+
+
+class StopServing(Exception):
+    def __init__(self, graceful: bool) -> None:
+        self.graceful = graceful
+
+
+class WorkerProcess:
+    """The master's record of one worker (the ``worker`` gunicorn's master hooks receive)."""
+
+    def __init__(self, age: int, generation: int) -> None:
+        self.age = age
+        self.generation = generation
+        self.pid = 0
+        self.channel: socket.socket | None = None
+        self.pidfd = -1
+        self.last_beat = time.monotonic()
+        self.booted = False
+        self.aborted = False
+        self.aborted_at = 0.0
+        self.killed = False     # we sent SIGKILL, so its death is no mystery
+        self.retiring = False   # asked to be replaced (max-requests, memory)
+        self.stopping = False   # we sent TERM/QUIT
+
+
+class Arbiter:
+    SIGNALS = ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "USR2", "WINCH")
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self.log = Logger(cfg)
+        self.app = None
+        self.num_workers = cfg.workers
+        self.workers: dict[int, WorkerProcess] = {}
+        self.listeners: list[socket.socket] = []
+        self.pid = os.getpid()
+        self.generation = 0
+        self.good_generation = -1   # the newest generation that fully booted
+        self.worker_age = 0
+        self.reexec_pid = 0
+        self.master_pid = int(os.environ.pop(MASTER_PID_ENV, 0) or 0)
+        self.pidfile: str | None = None
+        self.crashes: collections.deque[float] = collections.deque()
+        self.spawn_after = 0.0
+        self.stopping = False
+        self.start_cwd = os.getcwd()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._wakeups: asyncio.Queue | None = None
+        self._halt: HaltServer | None = None  # raised by the supervisor, set by callbacks
+        self._binds = list(cfg.bind)
+
+    @property
+    def proc_name(self) -> str:
+        return self.cfg.proc_name
+
+    # -- entry ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run the master until it stops; returns the process exit code."""
+        import uvloop
+
+        if self.cfg.daemon:
+            daemonize(self.cfg.enable_stdio_inheritance)
+            self.pid = os.getpid()
+        try:
+            return uvloop.run(self._main())
+        except HaltServer as exc:
+            self.log.error("Shutting down: %s", exc.reason)
+            return exc.exit_status
+        except KeyboardInterrupt:
+            return 1
+
+    async def _main(self) -> int:
+        self.loop = asyncio.get_running_loop()
+        self._wakeups = asyncio.Queue()
+        try:
+            self.start()
+        except (ConfigError, AppImportError, OSError) as exc:
+            self.log.error("%s", exc)
+            self._cleanup(unlink=False)
+            return 1
+        try:
+            await self._supervise()
+        except StopServing as stop:
+            await self.stop(stop.graceful)
+        except HaltServer:
+            await self.stop(graceful=False)
+            raise
+        finally:
+            self._cleanup(unlink=not self.reexec_pid and not self._old_master_alive())
+        return 0
+
+    def start(self) -> None:
+        cfg = self.cfg
+        cfg.on_starting(self)
+        self.log.info("Starting unicorn_aio %s", __version__)
+        for message in cfg.warnings:
+            self.log.warning("%s", message)
+        self.listeners = bind_all(cfg)
+        # Inherited fds are ours now; do not leak the variables to workers or the app.
+        for name in (INHERIT_ENV, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+            os.environ.pop(name, None)
+        if cfg.pidfile:
+            self._write_pidfile(cfg.pidfile)
+        self.log.info("Listening at: %s (%d)", ", ".join(describe(s) for s in self.listeners),
+                      self.pid)
+        self.log.info("Using %s workers, %s dispatch with %d thread(s) each",
+                      cfg.interface, cfg.dispatch, cfg.threads)
+        if cfg.preload_app:
+            self.app = load_app(cfg.app_uri)
+        for name in self.SIGNALS:
+            self.loop.add_signal_handler(getattr(signal, "SIG" + name), self._wakeups.put_nowait,
+                                         name)
+        set_proc_title(f"unicorn_aio: master [{self.proc_name}]")
+        cfg.when_ready(self)
+
+    async def _supervise(self) -> None:
+        while True:
+            self.manage_workers()
+            try:
+                name = await asyncio.wait_for(self._wakeups.get(), self._next_wake())
+            except TimeoutError:
+                name = None
+            if name is not None:
+                getattr(self, "handle_" + name.lower())()
+            if self._halt is not None:
+                raise self._halt
+            self.murder_workers()
+
+    def _next_wake(self) -> float:
+        timeout = self.cfg.timeout
+        return min(TICK, timeout / 4) if timeout else TICK
+
+    def wake(self) -> None:
+        self._wakeups.put_nowait(None)
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def handle_none(self) -> None:
+        """A worker booted, retired or exited: only manage_workers has work to do."""
+
+    def handle_term(self) -> None:
+        raise StopServing(graceful=True)
+
+    def handle_int(self) -> None:
+        raise StopServing(graceful=False)
+
+    def handle_quit(self) -> None:
+        raise StopServing(graceful=False)
+
+    def handle_hup(self) -> None:
+        self.log.info("Hang up: reloading")
+        self.reload()
+
+    def handle_ttin(self) -> None:
+        self.set_num_workers(self.num_workers + 1)
+
+    def handle_ttou(self) -> None:
+        if self.num_workers > 1:
+            self.set_num_workers(self.num_workers - 1)
+
+    def handle_usr1(self) -> None:
+        self.log.reopen_files()
+        self.kill_workers(signal.SIGUSR1)
+
+    def handle_usr2(self) -> None:
+        self.reexec()
+
+    def handle_winch(self) -> None:
+        if self.cfg.daemon:
+            self.log.info("graceful stop of workers")
+            self.set_num_workers(0)
+        else:
+            self.log.debug("SIGWINCH ignored: not daemonized")
+
+    def set_num_workers(self, value: int) -> None:
+        old, self.num_workers = self.num_workers, value
+        self.cfg.nworkers_changed(self, value, old)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def manage_workers(self) -> None:
+        """Spawn or retire workers until the current generation has ``num_workers`` serving."""
+        if self.stopping:
+            return
+        current = [w for w in self.workers.values()
+                   if w.generation == self.generation and not w.retiring and not w.stopping]
+        missing = self.num_workers - len(current)
+        if missing > 0 and self.loop.time() >= self.spawn_after:
+            for _ in range(missing):
+                self.spawn_worker()
+        serving = sum(1 for w in current if w.booted)
+        if serving >= self.num_workers:
+            if self.good_generation != self.generation:
+                self._generation_ready()
+            # Replaced workers (older generations, retirees) stop only once their
+            # replacements serve: capacity never dips during HUP or max-requests.
+            for w in list(self.workers.values()):
+                if (w.generation != self.generation or w.retiring) and not w.stopping:
+                    self.stop_worker(w, signal.SIGTERM)
+        for w in sorted(current, key=lambda w: w.age)[:max(0, len(current) - self.num_workers)]:
+            self.stop_worker(w, signal.SIGTERM)  # TTOU: the oldest go first, gracefully
+
+    def _generation_ready(self) -> None:
+        first = self.good_generation < 0
+        self.good_generation = self.generation
+        if first:
+            notify("READY=1")
+        else:
+            notify("READY=1\nSTATUS=reloaded")
+            self.log.info("Reload complete: %d new worker(s) serving", self.num_workers)
+
+    def spawn_worker(self) -> WorkerProcess:
+        self.worker_age += 1
+        record = WorkerProcess(self.worker_age, self.generation)
+        parent_end, child_end = socket.socketpair()
+        self.cfg.pre_fork(self, record)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            try:
+                parent_end.close()
+                for other in self.workers.values():
+                    other.channel.close()
+                    os.close(other.pidfd)
+                worker = Worker(record.age, self.pid, self.listeners, self.app, self.cfg,
+                                self.log, child_end, arbiter=self)
+                record.pid = os.getpid()
+                set_proc_title(f"unicorn_aio: worker [{self.proc_name}]")
+                self.cfg.post_fork(self, worker)
+                run_worker(worker)
+            finally:
+                os._exit(1)
+        child_end.close()
+        parent_end.setblocking(False)
+        record.pid = pid
+        record.channel = parent_end
+        record.last_beat = self.loop.time()
+        record.pidfd = os.pidfd_open(pid)
+        self.loop.add_reader(record.pidfd, self._on_worker_exit, record)
+        self.loop.add_reader(parent_end.fileno(), self._on_worker_message, record)
+        self.workers[pid] = record
+        self.log.info("Booting worker with pid: %d", pid)
+        return record
+
+    def _on_worker_message(self, w: WorkerProcess) -> None:
+        try:
+            data = w.channel.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.loop.remove_reader(w.channel.fileno())
+            return
+        w.last_beat = self.loop.time()
+        if BOOTED in data and not w.booted:
+            w.booted = True
+            self.wake()
+        if RETIRE in data and not w.retiring:
+            w.retiring = True
+            self.wake()
+
+    def _on_worker_exit(self, w: WorkerProcess) -> None:
+        self.loop.remove_reader(w.pidfd)
+        os.close(w.pidfd)
+        try:
+            self.loop.remove_reader(w.channel.fileno())
+        except (ValueError, OSError):
+            pass
+        w.channel.close()
+        _, status = os.waitpid(w.pid, 0)  # the pidfd is readable: it has exited, no wait
+        self.workers.pop(w.pid, None)
+        code = os.waitstatus_to_exitcode(status)
+        expected = w.stopping or w.killed
+        if code < 0:
+            name = signal.Signals(-code).name
+            if -code == signal.SIGKILL and not w.killed:
+                self.log.error("Worker (pid:%d) was sent SIGKILL! Perhaps out of memory?", w.pid)
+            elif w.aborted or w.killed:
+                self.log.warning("Worker (pid:%d) killed by %s after its timeout", w.pid, name)
+            elif not expected:
+                self.log.error("Worker (pid:%d) was sent %s!", w.pid, name)
+        elif code in (WORKER_BOOT_ERROR, APP_LOAD_ERROR) and not w.booted:
+            self._boot_failed(w, code)
+        elif code != 0:
+            self.log.error("Worker (pid:%d) exited with code %d", w.pid, code)
+        else:
+            self.log.info("Worker exiting (pid: %d)", w.pid)
+        if not expected and not self.stopping:
+            self._crashed()
+        try:
+            self.cfg.child_exit(self, w)
+        except Exception:
+            self.log.exception("child_exit hook failed")
+        self.wake()
+
+    def _boot_failed(self, w: WorkerProcess, code: int) -> None:
+        if self.good_generation < 0:
+            reason = "App failed to load." if code == APP_LOAD_ERROR else "Worker failed to boot."
+            self._halt = HaltServer(reason, code)
+            return
+        if w.generation == self.generation and self.generation != self.good_generation:
+            # A reload whose new code cannot boot: keep serving with the workers we have.
+            self.log.error("Reload failed: new workers cannot boot (see above); "
+                           "keeping the previous workers")
+            for other in list(self.workers.values()):
+                if other.generation == self.generation:
+                    self.stop_worker(other, signal.SIGTERM)
+            self.generation = self.good_generation
+            notify("READY=1\nSTATUS=reload failed")
+
+    def _crashed(self) -> None:
+        """Back off respawning when workers keep dying, instead of a fork storm."""
+        now = self.loop.time()
+        self.crashes.append(now)
+        while self.crashes and self.crashes[0] < now - CRASH_WINDOW:
+            self.crashes.popleft()
+        if len(self.crashes) > 3:
+            delay = min(0.25 * 2 ** (len(self.crashes) - 4), 10.0)
+            self.spawn_after = now + delay
+            self.log.warning("%d worker crashes in the last minute; next spawn in %.1fs",
+                             len(self.crashes), delay)
+
+    def murder_workers(self) -> None:
+        """SIGABRT a worker whose loop went silent (it logs its stacks), SIGKILL if that fails."""
+        timeout = self.cfg.timeout
+        if not timeout:
+            return
+        now = self.loop.time()
+        for w in list(self.workers.values()):
+            if w.aborted:
+                if now - w.aborted_at > ABORT_GRACE and not w.killed:
+                    w.killed = True
+                    self._kill(w, signal.SIGKILL)
+            elif now - w.last_beat > timeout:
+                self.log.critical("WORKER TIMEOUT (pid:%d): no heartbeat for %.1fs",
+                                  w.pid, now - w.last_beat)
+                w.aborted, w.aborted_at = True, now
+                self._kill(w, signal.SIGABRT)
+
+    def stop_worker(self, w: WorkerProcess, sig: int) -> None:
+        w.stopping = True
+        self._kill(w, sig)
+
+    def kill_workers(self, sig: int) -> None:
+        for w in list(self.workers.values()):
+            if sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):
+                w.stopping = True
+            self._kill(w, sig)
+
+    def _kill(self, w: WorkerProcess, sig: int) -> None:
+        try:
+            signal.pidfd_send_signal(w.pidfd, sig)
+        except (ProcessLookupError, OSError):
+            pass  # already gone; its pidfd will report it
+
+    # -- reload, upgrade, stop --------------------------------------------------------------
+
+    def reload(self) -> None:
+        notify("RELOADING=1")
+        try:
+            cfg = load_config(self.cfg.argv if self.cfg.argv is not None else sys.argv[1:])
+        except ConfigError as exc:
+            self.log.error("Reload failed, keeping the current configuration: %s", exc)
+            notify("READY=1")
+            return
+        old_binds = [describe(s) for s in self.listeners]
+        self.cfg = cfg
+        self.log.setup(cfg)
+        for message in cfg.warnings:
+            self.log.warning("%s", message)
+        if cfg.bind != self._binds:
+            self._rebind(cfg, old_binds)
+        if cfg.preload_app:
+            self.log.info("--preload: the app was imported by the master; a HUP reloads the "
+                          "configuration but not the code (restart or USR2 for new code)")
+        cfg.on_reload(self)
+        if cfg.workers != self.num_workers:
+            self.set_num_workers(cfg.workers)
+        self.generation += 1
+        set_proc_title(f"unicorn_aio: master [{self.proc_name}]")
+
+    def _rebind(self, cfg, old_binds) -> None:
+        try:
+            new = bind_all(cfg)
+        except (ConfigError, OSError) as exc:
+            self.log.error("Reload: cannot bind %s (%s); keeping %s", cfg.bind, exc, old_binds)
+            return
+        for sock in self.listeners:
+            sock.close()
+        self.listeners = new
+        self._binds = list(cfg.bind)
+        self.log.info("Listening at: %s", ", ".join(describe(s) for s in new))
+
+    def reexec(self) -> None:
+        """USR2: start a new master from the same command, on the same listening sockets."""
+        if self.reexec_pid:
+            self.log.warning("USR2 ignored: a new master (pid:%d) already runs", self.reexec_pid)
+            return
+        if self._old_master_alive():
+            self.log.warning("USR2 ignored: the old master (pid:%d) still runs", self.master_pid)
+            return
+        self.cfg.pre_exec(self)
+        if self.pidfile:
+            os.replace(self.pidfile, self.pidfile + ".oldbin")
+            self.pidfile += ".oldbin"
+        env = dict(os.environ)
+        env[INHERIT_ENV] = ",".join(str(s.fileno()) for s in self.listeners)
+        env[MASTER_PID_ENV] = str(self.pid)
+        argv = [sys.executable, "-m", "unicorn_aio",
+                *(self.cfg.argv if self.cfg.argv is not None else sys.argv[1:])]
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for sock in self.listeners:
+                    os.set_inheritable(sock.fileno(), True)
+                os.chdir(self.start_cwd)
+                os.execve(sys.executable, argv, env)
+            finally:
+                os._exit(1)
+        self.reexec_pid = pid
+        self.log.info("USR2: started new master (pid:%d); send QUIT or TERM to this one (pid:%d) "
+                      "once it serves", pid, self.pid)
+        pidfd = os.pidfd_open(pid)
+        self.loop.add_reader(pidfd, self._on_reexec_exit, pidfd)
+
+    def _on_reexec_exit(self, pidfd: int) -> None:
+        self.loop.remove_reader(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(self.reexec_pid, 0)
+        self.log.warning("New master (pid:%d) exited with code %d; this master carries on",
+                         self.reexec_pid, os.waitstatus_to_exitcode(status))
+        self.reexec_pid = 0
+        if self.pidfile and self.pidfile.endswith(".oldbin"):
+            original = self.pidfile[: -len(".oldbin")]
+            os.replace(self.pidfile, original)
+            self.pidfile = original
+        set_proc_title(f"unicorn_aio: master [{self.proc_name}]")
+
+    def _old_master_alive(self) -> bool:
+        return bool(self.master_pid) and os.getppid() == self.master_pid
+
+    async def stop(self, graceful: bool = True) -> None:
+        """Stop every worker: TERM lets in-flight requests finish, QUIT does not."""
+        self.stopping = True
+        notify("STOPPING=1")
+        self.log.info("%s shutdown", "Graceful" if graceful else "Quick")
+        self.kill_workers(signal.SIGTERM if graceful else signal.SIGQUIT)
+        limit = self.loop.time() + (self.cfg.graceful_timeout if graceful else 0) + 2
+        while self.workers and self.loop.time() < limit:
+            await asyncio.sleep(0.05)
+        for w in list(self.workers.values()):
+            w.killed = True
+            self._kill(w, signal.SIGKILL)
+        limit = self.loop.time() + 5
+        while self.workers and self.loop.time() < limit:
+            await asyncio.sleep(0.05)
+
+    def _cleanup(self, unlink: bool) -> None:
+        for sock in self.listeners:
+            if unlink and sock.family == socket.AF_UNIX:
+                try:
+                    os.unlink(sock.getsockname())
+                except OSError:
+                    pass
+            sock.close()
+        if self.pidfile:
+            try:
+                with open(self.pidfile) as f:
+                    if int(f.read().strip() or 0) == self.pid:
+                        os.unlink(self.pidfile)
+            except (OSError, ValueError):
+                pass
+        try:
+            self.cfg.on_exit(self)
+        except Exception:
+            self.log.exception("on_exit hook failed")
+        self.log.info("Shutting down: Master")
+
+    def _write_pidfile(self, path: str) -> None:
+        try:
+            with open(path) as f:
+                other = int(f.read().strip() or 0)
+            if other and other != self.pid and other != self.master_pid and _alive(other):
+                raise ConfigError(f"pidfile {path}: already running as pid {other}")
+        except (FileNotFoundError, ValueError):
+            pass
+        tmp = f"{path}.{self.pid}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{self.pid}\n")
+        os.replace(tmp, path)
+        self.pidfile = path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def daemonize(keep_stdio: bool) -> None:
+    """Detach like gunicorn --daemon: double fork, new session, stdio to /dev/null."""
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    if not keep_stdio:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)

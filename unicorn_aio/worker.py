@@ -1,0 +1,251 @@
+"""One worker process: a fresh uvloop loop serving the shared listeners, beating to the master.
+
+The master forks while its own loop is running.  The child must not touch that loop (its epoll
+fd and signal pipe are shared with the parent), so ``Worker.run`` starts from scratch: default
+signal dispositions, no wakeup fd, a new uvloop loop, and only its own end of its socketpair.
+
+Messages to the master are single bytes on the socketpair (see ``arbiter.WorkerProcess``):
+``B`` booted and serving, ``.`` heartbeat, ``R`` please replace me (max-requests or memory).
+They come from the loop thread, so a long response never looks like a hang - only a loop that
+stops turning does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import os
+import random
+import signal
+import socket
+import sys
+
+from .apploader import AppImportError, load_app
+
+WORKER_BOOT_ERROR = 3  # gunicorn's codes: the master halts instead of respawning
+APP_LOAD_ERROR = 4
+
+BOOTED, BEAT, RETIRE = b"B", b".", b"R"
+# Signals the master handles; a child must not inherit its handlers (or its wakeup fd).
+MASTER_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGINT", "SIGTERM", "SIGTTIN", "SIGTTOU", "SIGUSR1",
+                  "SIGUSR2", "SIGWINCH", "SIGCHLD", "SIGABRT")
+
+
+def heartbeat_interval(timeout: float) -> float:
+    # Well inside the timeout, but never a busy loop: at most one write a second.
+    return min(1.0, timeout / 4) if timeout else 1.0
+
+
+class Worker:
+    """The child side of a worker: what gunicorn's hooks receive as ``worker``."""
+
+    def __init__(self, age: int, ppid: int, sockets, app, cfg, log, channel: socket.socket,
+                 arbiter=None):
+        self.arbiter = arbiter
+        self.age = age
+        self.ppid = ppid
+        self.pid = os.getpid()
+        self.sockets = sockets
+        self.app = app
+        self.cfg = cfg
+        self.log = log
+        self.channel = channel
+        self.timeout = cfg.timeout
+        self.booted = False
+        self.aborted = False
+        self.alive = True
+        self.nr = 0
+        self.server = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.max_requests = 0
+        if cfg.max_requests > 0:
+            self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
+        self._retire_sent = False
+        self._stopping: asyncio.Future | None = None
+
+    # -- process setup ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Runs in the forked child; returns the exit code."""
+        self._reset_signals()
+        self.channel.setblocking(False)
+        try:
+            self._set_owner()
+            if self.app is None:
+                self.app = load_app(self.cfg.app_uri)
+        except AppImportError as exc:
+            self.log.error("Worker failed to load the app: %s", exc)
+            return APP_LOAD_ERROR
+        except Exception as exc:
+            self.log.error("Worker failed to boot: %s: %s", type(exc).__name__, exc)
+            return WORKER_BOOT_ERROR
+        import uvloop
+        loop = self.loop = uvloop.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            return loop.run_until_complete(self._serve())
+        finally:
+            loop.close()
+
+    def _reset_signals(self) -> None:
+        # We are inside a callback of the master's running loop: forget it in this process.
+        asyncio.events._set_running_loop(None)
+        signal.set_wakeup_fd(-1)
+        for name in MASTER_SIGNALS:
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        # SIGABRT from the master means "you are hung": write every thread's stack to the error
+        # log before dying, so a timeout comes with the reason for it.
+        signal.signal(signal.SIGABRT, self._on_abort)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    def _set_owner(self) -> None:
+        gid, uid = self.cfg.gid, self.cfg.uid
+        if gid != os.getgid():
+            os.setgid(gid)
+        if uid != os.getuid():
+            if self.cfg.initgroups:
+                import pwd
+                os.initgroups(pwd.getpwuid(uid).pw_name, gid)
+            os.setuid(uid)
+
+    def _on_abort(self, signum, frame) -> None:
+        # A plain signal handler, not a loop one: the loop is what is stuck.
+        self.aborted = True
+        try:
+            self.cfg.worker_abort(self)
+        except Exception:
+            pass
+        self.log.critical("WORKER TIMEOUT (pid:%d): the event loop stopped answering; "
+                          "stacks of every thread follow", os.getpid())
+        stream = error_stream(self.log)
+        stream.flush()
+        faulthandler.dump_traceback(file=stream, all_threads=True)
+        stream.flush()
+        os._exit(1)
+
+    # -- serving ----------------------------------------------------------------------------
+
+    async def _serve(self) -> int:
+        from .server import Server
+
+        loop = asyncio.get_running_loop()
+        self._stopping = loop.create_future()
+        self.server = server = Server(self.app, self.cfg, log=self.log, sockets=self.sockets)
+        server.on_request_finished = self._on_request_finished
+        for name, handler in (("SIGTERM", self._graceful), ("SIGINT", self._quick),
+                              ("SIGQUIT", self._quick), ("SIGUSR1", self._reopen_logs),
+                              ("SIGWINCH", lambda: None), ("SIGHUP", lambda: None)):
+            loop.add_signal_handler(getattr(signal, name), handler)
+        loop.add_reader(self.channel.fileno(), self._on_master_message)
+        try:
+            await server.start()
+        except Exception as exc:
+            self.log.error("Worker failed to start serving: %s", exc)
+            return WORKER_BOOT_ERROR
+        try:
+            self.cfg.post_worker_init(self)
+        except Exception:
+            self.log.exception("post_worker_init hook failed")
+            return WORKER_BOOT_ERROR
+        self.booted = True
+        self._send(BOOTED)
+        self._beat()
+        graceful = await self._stopping
+        self.alive = False
+        await server.shutdown(self.cfg.graceful_timeout if graceful else 0)
+        return 0
+
+    def _beat(self) -> None:
+        self._send(BEAT)
+        limit = self.cfg.max_worker_memory
+        if limit and not self._retire_sent and rss_mb() > limit:
+            self.log.info("Worker (pid:%d) RSS %.0f MB is over --max-worker-memory %d MB; "
+                          "retiring", os.getpid(), rss_mb(), limit)
+            self._retire()
+        self.loop.call_later(heartbeat_interval(self.timeout), self._beat)
+
+    def _send(self, message: bytes) -> None:
+        try:
+            self.channel.send(message)
+        except (BlockingIOError, InterruptedError):
+            pass  # the master is behind on reading; it has our earlier beats
+        except OSError:
+            self._quick()  # the master is gone
+
+    def _on_master_message(self) -> None:
+        try:
+            data = self.channel.recv(64)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # EOF: the master died; do not serve as an orphan
+            self.log.warning("Master is gone; worker (pid:%d) shutting down", os.getpid())
+            self.loop.remove_reader(self.channel.fileno())
+            self._graceful()
+
+    def _on_request_finished(self, total: int) -> None:
+        self.nr = total
+        if self.max_requests and total >= self.max_requests and not self._retire_sent:
+            self.log.info("Worker (pid:%d) reached max requests (%d); retiring",
+                          os.getpid(), self.max_requests)
+            self._retire()
+
+    def _retire(self) -> None:
+        # The master starts our replacement first and sends TERM once it is serving, so
+        # capacity never dips; until then we keep serving.
+        self._retire_sent = True
+        self._send(RETIRE)
+
+    def _graceful(self) -> None:
+        if not self._stopping.done():
+            self._stopping.set_result(True)
+
+    def _quick(self) -> None:
+        try:
+            self.cfg.worker_int(self)
+        except Exception:
+            self.log.exception("worker_int hook failed")
+        if not self._stopping.done():
+            self._stopping.set_result(False)
+
+    def _reopen_logs(self) -> None:
+        self.log.reopen_files()
+
+
+def error_stream(log):
+    """The error log's file, for faulthandler (which writes to a raw fd, not a logger)."""
+    for handler in log.error_log.handlers:
+        stream = getattr(handler, "stream", None)
+        if stream is not None and hasattr(stream, "fileno"):
+            try:
+                stream.fileno()
+                return stream
+            except (OSError, ValueError):
+                continue
+    return sys.stderr
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+def run_worker(worker: Worker) -> None:
+    """The body of a forked child; never returns."""
+    code = 1
+    try:
+        code = worker.run()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        worker.log.exception("Worker (pid:%d) crashed", os.getpid())
+    finally:
+        try:
+            worker.cfg.worker_exit(worker.arbiter, worker)
+        except BaseException:
+            worker.log.exception("worker_exit hook failed")
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
