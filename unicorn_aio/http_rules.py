@@ -47,7 +47,9 @@ def check_request_target(method: bytes, url: bytes) -> None:
     elif url[:7].lower() == b"http://" or url[:8].lower() == b"https://":
         pass
     elif method == b"CONNECT":
-        raise Reject(405, "CONNECT is not supported")
+        # 501, not 405: a 405 must list the allowed methods (RFC 9110 15.5.6), and no
+        # resource here allows CONNECT - the server does not implement tunnelling at all.
+        raise Reject(501, "CONNECT is not supported")
     else:
         raise Reject(400, "invalid request target")
     if b"#" in url:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from .body import ClientDisconnected, RequestBody
-from .http_rules import Reject, check_headers, check_request_target, check_version
+from .http_rules import Reject, check_headers, check_request_target, check_version, is_token
 
 if TYPE_CHECKING:
     from .server import Server
@@ -81,6 +81,14 @@ class HttpProtocol(asyncio.Protocol):
         self.write_paused = False
         self.closing = False  # answer what is in flight, then close (graceful shutdown)
         self.pending_error: bytes | None = None
+        # llhttp accepts runs of spaces in the request line ("GET  / HTTP/1.1"); RFC 9112 3
+        # allows exactly one SP.  The raw bytes the line arrived in are kept until the head is
+        # parsed and the line rebuilt from what llhttp saw is looked for in them.
+        self.at_boundary = True  # the next byte fed starts a message (or leading CRLFs)
+        self.line_at_start = False
+        self.line_window: bytes | None = None
+        self.feeding = b""
+        self.limit_window = (self.limit_line or 65536) + 64
         self.app_state = None  # the app handler's per-connection cache (e.g. base environ)
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -106,6 +114,11 @@ class HttpProtocol(asyncio.Protocol):
         self.requests.clear()
 
     def data_received(self, data: bytes) -> None:
+        self.at_boundary = self.current is None
+        window = self.line_window
+        if window is not None and len(window) <= self.limit_window:
+            self.line_window = window + data[:self.limit_window]
+        self.feeding = data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -117,7 +130,15 @@ class HttpProtocol(asyncio.Protocol):
                 self.server.log.exception("internal error while parsing a request")
                 self._reject(500, "")
         except httptools.HttpParserInvalidMethodError:
-            self._reject(501, "unknown or invalid method")
+            # llhttp knows a fixed list of methods: a well-formed one it lacks is ours to not
+            # implement (RFC 9110 9.1: 501), anything else is a malformed request line.
+            start = self.line_window if self.line_window is not None and self.line_at_start \
+                else data if self.at_boundary or self.line_at_start else b""
+            method = start.lstrip(b"\r\n").partition(b" ")[0]
+            if method and is_token(method):
+                self._reject(501, "unknown method")
+            else:
+                self._reject(400, "invalid method")
         except httptools.HttpParserError as exc:
             self._reject(400, str(exc))
         else:
@@ -143,6 +164,8 @@ class HttpProtocol(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.line_at_start, self.at_boundary = self.at_boundary, False
+        self.line_window = self.feeding
         now = self.loop.time()
         self.current = Request(now)
         self.in_head = True
@@ -158,6 +181,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         req = self.current
+        if self.line_window is not None:
+            self._check_request_line(req)
         if self.in_head:
             headers = req.headers
             headers.append((name, value))
@@ -179,6 +204,8 @@ class HttpProtocol(asyncio.Protocol):
         parser = self.parser
         req.method = parser.get_method()
         req.version = parser.get_http_version()
+        if self.line_window is not None:
+            self._check_request_line(req)
         check_version(req.version)
         check_request_target(req.method, req.url)
         req.framing, req.headers = check_headers(req.headers, req.version, self.server.header_map)
@@ -209,9 +236,23 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         req = self.current
         self.current = None
+        self.at_boundary = False  # whatever follows in this buffer begins mid-buffer
         req.body.finish()
         if not req.dispatched and req is self.requests[0]:
             self._start(req)
+
+    def _check_request_line(self, req: Request) -> None:
+        """The request line is complete: it must be exactly method SP target SP version CRLF."""
+        window, self.line_window = self.line_window, None
+        parser = self.parser
+        line = b"%s %s HTTP/%s\r\n" % (parser.get_method(), req.url,
+                                        parser.get_http_version().encode())
+        if self.line_at_start:
+            ok = window.lstrip(b"\r\n").startswith(line)
+        else:  # pipelined after another message in the same buffer
+            ok = line in window
+        if not ok:
+            raise Reject(400, "malformed request line (RFC 9112 3: single spaces, CRLF)")
 
     # -- request life -----------------------------------------------------------------------
 
