@@ -40,7 +40,7 @@ def make_app(rec: Recorder | None = None):
         if path == "/echo":
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0) or 1 << 30)
             return text(start_response, body)
-        if path == "/env":
+        if path.startswith("/env"):
             env = {k: v for k, v in environ.items() if isinstance(v, str)}
             env["wsgi.input_terminated"] = environ.get("wsgi.input_terminated")
             env["has_file_wrapper"] = "wsgi.file_wrapper" in environ

@@ -125,7 +125,7 @@ class WSGICycle:
 
     __slots__ = ("handler", "protocol", "req", "environ", "status", "headers", "head_sent",
                  "chunked", "content_length", "sent", "keep_alive", "on_loop", "cond", "outbox",
-                 "queued", "flush_scheduled", "paused", "lost", "start_time", "defer")
+                 "queued", "flush_scheduled", "paused", "lost", "start_time", "defer", "failed")
 
     def __init__(self, handler: WSGIHandler, protocol, req: Request) -> None:
         self.handler = handler
@@ -146,6 +146,7 @@ class WSGICycle:
         self.paused = protocol.write_paused
         self.lost = False
         self.defer = False
+        self.failed = False  # the app raised after the head went out
         self.environ: dict | None = None
         self.start_time = time.time()
 
@@ -315,6 +316,8 @@ class WSGICycle:
             self._emit(error_response(500))
             self.head_sent = True
             self.sent = 0
+        else:
+            self.failed = True
 
     def _close_result(self, result) -> None:
         close = getattr(result, "close", None)
@@ -391,7 +394,9 @@ class WSGICycle:
         """Loop thread: everything is queued; close the framing and hand back the connection."""
         if self.status is not None and not self.head_sent:
             self._send_body(b"")
-        elif self.chunked and not self.lost:
+        elif self.chunked and not self.lost and not self.failed:
+            # After an app error the last-chunk would tell the client a cut body is complete;
+            # without it, and with the close, the client knows it is not (RFC 9112 7.1).
             self._emit(b"0\r\n\r\n")
         if self.content_length is not None and self.sent < self.content_length and not (
                 self.req.method == b"HEAD" or self.status.startswith(NO_BODY_STATUS)):
