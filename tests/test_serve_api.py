@@ -1,0 +1,91 @@
+"""Embedding: ``serve()`` and ``Server`` on the caller's loop, default asyncio and uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import aiohttp
+import pytest
+
+import unicorn_aio
+from apps import make_app
+from conftest import open_raw, read_responses
+
+pytestmark = pytest.mark.both_loops
+
+
+async def test_serve_returns_when_cancelled_and_closes_the_port():
+    port = _free_port()
+    task = asyncio.create_task(unicorn_aio.serve(make_app(), bind=f"127.0.0.1:{port}",
+                                                 graceful_timeout=1))
+    async with aiohttp.ClientSession() as session:
+        for _ in range(50):  # serve() gives no handle: wait for the port to answer
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/x") as resp:
+                    assert await resp.read() == b"hello GET /x"
+                break
+            except aiohttp.ClientConnectorError:
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("serve() never listened")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    with pytest.raises(OSError):
+        await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
+
+
+async def test_port_zero_exposes_the_bound_address():
+    server = unicorn_aio.Server(make_app(), bind="127.0.0.1:0")
+    task = asyncio.create_task(server.serve())
+    try:
+        await asyncio.wait_for(server.ready.wait(), 5)
+        [address] = server.addresses
+        host, port = address.rsplit(":", 1)
+        assert host == "127.0.0.1" and int(port) > 0
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://{address}/") as resp:
+                assert resp.status == 200
+    finally:
+        await asyncio.wait_for(server.shutdown(timeout=2), 5)
+        await asyncio.wait_for(task, 5)
+    assert task.done() and task.exception() is None
+
+
+async def test_shutdown_lets_an_in_flight_request_finish():
+    app = make_app()
+    server = unicorn_aio.Server(app, bind="127.0.0.1:0", graceful_timeout=5, keepalive=1,
+                                header_timeout=1)
+    task = asyncio.create_task(server.serve())
+    await asyncio.wait_for(server.ready.wait(), 5)
+    port = int(server.addresses[0].rsplit(":", 1)[1])
+    reader, writer = await open_raw(port)
+    idle_reader, idle_writer = await open_raw(port)
+    try:
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the app is sleeping in /slow
+        t0 = time.monotonic()
+        stopping = asyncio.create_task(server.shutdown())
+        [resp] = await read_responses(reader, 1)
+        assert resp.status == 200 and resp.body == b"/slow"
+        assert resp.headers["connection"] == "close"  # no keep-alive past a shutdown
+        assert await asyncio.wait_for(reader.read(), 2) == b""
+        # An idle connection may have a request on the wire: it is left to its deadline.
+        assert await asyncio.wait_for(idle_reader.read(), 4) == b""
+        await asyncio.wait_for(stopping, 5)
+        assert time.monotonic() - t0 < 4  # returned when the last connection ended, not at 5 s
+        await asyncio.wait_for(task, 5)
+        with pytest.raises(OSError):
+            await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
+    finally:
+        writer.close()
+        idle_writer.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
