@@ -485,6 +485,9 @@ class Arbiter:
         self.stopping = True
         notify("STOPPING=1")
         self.log.info("%s shutdown", "Graceful" if graceful else "Quick")
+        # Our copies first: once the workers drain and close theirs, the kernel refuses new
+        # clients cleanly instead of queueing them for nobody (see Server._drain_backlog).
+        self._close_listeners(unlink=False)
         self.kill_workers(signal.SIGTERM if graceful else signal.SIGQUIT)
         limit = self.loop.time() + (self.cfg.graceful_timeout if graceful else 0) + 2
         while self.workers and self.loop.time() < limit:
@@ -496,7 +499,7 @@ class Arbiter:
         while self.workers and self.loop.time() < limit:
             await asyncio.sleep(0.05)
 
-    def _cleanup(self, unlink: bool) -> None:
+    def _close_listeners(self, unlink: bool) -> None:
         for sock in self.listeners:
             if unlink and sock.family == socket.AF_UNIX:
                 try:
@@ -504,6 +507,16 @@ class Arbiter:
                 except OSError:
                     pass
             sock.close()
+
+    def _cleanup(self, unlink: bool) -> None:
+        if unlink:
+            for bind in self._binds:
+                if bind.startswith("unix:"):
+                    try:
+                        os.unlink(bind[5:])
+                    except OSError:
+                        pass
+        self._close_listeners(unlink=False)
         if self.pidfile:
             try:
                 with open(self.pidfile) as f:

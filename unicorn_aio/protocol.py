@@ -79,7 +79,7 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = NEVER
         self.read_paused = False
         self.write_paused = False
-        self.closing = False  # answer what is in flight, then close (graceful shutdown)
+        self.closing = server.shutting_down  # answer what is in flight, then close
         self.pending_error: bytes | None = None
         # llhttp accepts runs of spaces in the request line ("GET  / HTTP/1.1"); RFC 9112 3
         # allows exactly one SP.  The raw bytes the line arrived in are kept until the head is
@@ -345,7 +345,11 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.resume_reading()
 
     def shutdown(self) -> None:
-        """Graceful stop: close if idle, else let the in-flight response finish and close."""
+        """Graceful stop: every request that reaches us is answered, with Connection: close.
+
+        An idle connection is not closed on the spot: a client that just connected, or that
+        reuses a keep-alive connection, may have its request on the wire already, and closing
+        would lose it.  It closes after its next response, or at its deadline (keep-alive or
+        header timeout) if nothing comes - the same race any keep-alive close has, no worse.
+        """
         self.closing = True
-        if not self.requests and self.transport is not None:
-            self.transport.close()

@@ -46,6 +46,9 @@ class Server:
         self.log = log
         self.sockets = sockets
         self.own_sockets = sockets is None
+        # Close the listening sockets on shutdown: ours, or a worker's inherited copies.
+        self.close_listeners = self.own_sockets
+        self.shutting_down = False  # connections accepted from now on get Connection: close
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: ThreadPool | None = None
         self.handler = None
@@ -78,6 +81,7 @@ class Server:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self._stopped = self.loop.create_future()
         if self.sockets is None:
             self.sockets = bind_all(self.cfg)
         self.pool = ThreadPool(self.loop, self.cfg.threads)
@@ -100,7 +104,6 @@ class Server:
 
     async def serve(self) -> None:
         """Serve until cancelled or until ``shutdown()``; shuts down gracefully either way."""
-        self._stopped = asyncio.get_running_loop().create_future()
         try:
             await self.start()
             await self._stopped
@@ -191,9 +194,17 @@ class Server:
             return
         if timeout is None:
             timeout = self.cfg.graceful_timeout
+        self.shutting_down = True
         self.pause_accepting()
         if self._listen_task is not None:
             self._listen_task.cancel()
+        if self.close_listeners and self.sockets:
+            await self._drain_backlog()
+            for sock in self.sockets:
+                if self.own_sockets:
+                    _unlink_unix(sock)
+                sock.close()
+            self.sockets = []
         for protocol in list(self.connections):
             protocol.shutdown()
         deadline = self.loop.time() + timeout
@@ -207,11 +218,25 @@ class Server:
             self._sweeper = None
         if self.pool is not None:
             self.pool.shutdown(wait=False)
-        if self.own_sockets and self.sockets:
-            for sock in self.sockets:
-                _unlink_unix(sock)
-                sock.close()
-            self.sockets = []
+
+    async def _drain_backlog(self) -> None:
+        """Take the connections the kernel already completed, before closing the listeners.
+
+        Their clients have sent (or are sending) requests; closing a listener with a
+        non-empty accept queue resets them all.  Once every process has closed its copy,
+        new clients get a clean 'connection refused' instead.
+        """
+        for sock in self.sockets:
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except OSError:  # BlockingIOError: the queue is empty
+                    break
+                try:
+                    await self.loop.connect_accepted_socket(
+                        lambda: HttpProtocol(self), conn, ssl=self.ssl_context)
+                except OSError:
+                    conn.close()
 
 
 def _unlink_unix(sock: socket.socket) -> None:

@@ -132,6 +132,7 @@ class Worker:
         self._stopping = loop.create_future()
         self.server = server = Server(self.app, self.cfg, log=self.log, sockets=self.sockets)
         server.on_request_finished = self._on_request_finished
+        server.close_listeners = True  # our inherited copies; see Server._drain_backlog
         for name, handler in (("SIGTERM", self._graceful), ("SIGINT", self._quick),
                               ("SIGQUIT", self._quick), ("SIGUSR1", self._reopen_logs),
                               ("SIGWINCH", lambda: None), ("SIGHUP", lambda: None)):

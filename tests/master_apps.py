@@ -1,0 +1,38 @@
+"""Apps for the master tests, which run them in real worker processes."""
+
+import os
+import time
+
+
+def hello(environ, start_response):
+    body = b"pid=%d\n" % os.getpid()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def app(environ, start_response):
+    """/ answers at once; /slow?s=N sleeps N seconds; /stream?s=N streams for N seconds;
+    /hang blocks the thread it runs on (the loop itself in inline mode)."""
+    path = environ["PATH_INFO"]
+    seconds = float(environ.get("QUERY_STRING", "").partition("=")[2] or 0)
+    if path == "/slow":
+        time.sleep(seconds)
+    elif path == "/hang":
+        while True:
+            time.sleep(0.1)
+    elif path == "/stream":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _stream(seconds)
+    return hello(environ, start_response)
+
+
+def _stream(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        yield b"tick\n"
+        time.sleep(0.2)
+    yield b"done\n"
+
+
+def broken_factory():
+    raise RuntimeError("database is down")

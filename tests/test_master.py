@@ -1,0 +1,245 @@
+"""The master with real processes, real signals and real clients (issue: asyncio-native master)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from procs import ROOT, ServerProcess, children, get, open_fds, wait_for, zombies
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def server(tmp_path):
+    started = []
+
+    def start(app="master_apps:app", *args, workers=1, ready=True, **kw):
+        args = ("--workers", str(workers), *args)
+        proc = ServerProcess(app, *args, log_path=str(tmp_path / f"server{len(started)}.log"),
+                             cwd=str(tmp_path), env={"PYTHONPATH": f"{ROOT}/tests:{ROOT}"}, **kw)
+        started.append(proc)
+        if ready:
+            proc.wait_ready(workers)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+        assert proc.proc.returncode is not None
+
+
+class Load:
+    """Clients hammering the server from threads, one fresh connection per request."""
+
+    def __init__(self, url: str, clients: int = 4) -> None:
+        self.url = url
+        self.ok = 0
+        self.failures: list[str] = []
+        self.pids: set[bytes] = set()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, body = get(self.url, timeout=10)
+                with self._lock:
+                    if status == 200:
+                        self.ok += 1
+                        self.pids.add(body)
+                    else:
+                        self.failures.append(f"status {status}")
+            except Exception as exc:  # any failure at all is what these tests count
+                with self._lock:
+                    self.failures.append(repr(exc))
+
+    def __enter__(self) -> "Load":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def wait_requests(self, n: int, timeout: float = 20) -> None:
+        start = self.ok
+        wait_for(lambda: self.ok >= start + n, timeout, what=f"{n} more successful requests")
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(15)
+
+
+def test_kill_9_worker_is_replaced_and_logged(server):
+    srv = server(workers=2)
+    victim = srv.workers()[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: victim not in srv.workers() and len(srv.workers()) == 2, 10,
+             what="a replacement worker")
+    srv.wait_log(f"Worker (pid:{victim}) was sent SIGKILL! Perhaps out of memory?")
+    assert get(srv.url + "/")[0] == 200
+    assert zombies(srv.pid) == []
+
+
+def test_hup_under_load_replaces_workers_with_zero_failures(server):
+    srv = server(workers=2)
+    before = set(srv.workers())
+    with Load(srv.url + "/") as load:
+        load.wait_requests(20)
+        srv.signal(signal.SIGHUP)
+        wait_for(lambda: not before & set(srv.workers()) and len(srv.workers()) == 2, 20,
+                 what="old workers replaced")
+        load.wait_requests(20)
+    assert load.failures == []
+    srv.wait_log("Reload complete")
+
+
+def test_term_lets_an_inflight_slow_request_finish(server):
+    srv = server(workers=1)
+    result = {}
+
+    def slow():
+        result["resp"] = get(srv.url + "/slow?s=2", timeout=15)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.5)  # the request is in the app now
+    srv.signal(signal.SIGTERM)
+    t.join(15)
+    assert result["resp"][0] == 200
+    assert srv.proc.wait(15) == 0
+    assert "Graceful shutdown" in srv.log()
+
+
+def test_term_under_load_loses_no_accepted_request(server):
+    srv = server(workers=2)
+    with Load(srv.url + "/slow?s=0.2", clients=4) as load:
+        load.wait_requests(8)
+        srv.signal(signal.SIGTERM)
+        srv.proc.wait(20)
+    # Once the master is gone, new connections are refused: those are not lost requests.
+    lost = [f for f in load.failures if "Connection refused" not in f]
+    assert lost == []
+
+
+def test_hung_worker_is_killed_with_its_stack_and_replaced(server):
+    srv = server("master_apps:app", "--dispatch", "inline", "--timeout", "2", workers=1)
+    victim = srv.workers()[0]
+    hung_at = time.monotonic()
+    try:
+        get(srv.url + "/hang", timeout=8)
+    except OSError:
+        pass  # the worker dies under this request
+    wait_for(lambda: victim not in srv.workers() and srv.workers(), 10, what="replacement")
+    replaced_after = time.monotonic() - hung_at
+    assert replaced_after < 2 + 2 + 1.5, replaced_after  # timeout + 2 s, + margin for boot
+    log = srv.wait_log("in app")
+    assert f"WORKER TIMEOUT (pid:{victim})" in log
+    assert "master_apps.py" in log  # faulthandler's dump of the hung thread
+    srv.wait_ready(1)
+
+
+def test_streaming_longer_than_timeout_is_not_a_hang(server):
+    srv = server("master_apps:app", "--timeout", "1", "--threads", "2", workers=1)
+    worker = srv.workers()[0]
+    status, body = get(srv.url + "/stream?s=3", timeout=15)
+    assert status == 200 and body.endswith(b"done\n") and body.count(b"tick") >= 10
+    assert srv.workers() == [worker]
+    assert "WORKER TIMEOUT" not in srv.log()
+
+
+def test_ttin_ttou_change_the_worker_count(server):
+    srv = server(workers=2)
+    srv.signal(signal.SIGTTIN)
+    wait_for(lambda: len(srv.workers()) == 3, 10, what="3 workers")
+    # One at a time: two identical pending signals merge into one delivery.
+    srv.signal(signal.SIGTTOU)
+    wait_for(lambda: len(srv.workers()) == 2, 15, what="2 workers")
+    srv.signal(signal.SIGTTOU)
+    wait_for(lambda: len(srv.workers()) == 1, 15, what="1 worker")
+    assert get(srv.url + "/")[0] == 200
+
+
+def test_max_requests_retires_and_replaces_without_failures(server):
+    srv = server("master_apps:hello", "--max-requests", "20", workers=1)
+    first = srv.workers()
+    with Load(srv.url + "/", clients=2) as load:
+        # A retiring worker serves on until its replacement is up, so count workers, not
+        # requests: three successive workers means two retirements.
+        wait_for(lambda: len(load.pids) >= 3, 30, what="three successive workers")
+    assert load.failures == []
+    assert first[0] not in srv.workers()
+    assert "reached max requests" in srv.log()
+
+
+def test_boot_failure_exits_nonzero_with_one_clear_line(tmp_path):
+    for app, expected in (("no_such_module:app", "no module named 'no_such_module'"),
+                          ("master_apps:broken_factory()", "database is down")):
+        proc = subprocess.run([sys.executable, "-m", "unicorn_aio", app, "--bind", "127.0.0.1:0"],
+                              cwd=tmp_path, env=dict(os.environ, PYTHONPATH=f"{ROOT}/tests"),
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode != 0
+        assert expected in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_usr2_then_quit_old_master_loses_nothing(server, tmp_path):
+    pidfile = str(tmp_path / "master.pid")
+    srv = server("master_apps:hello", "--pid", pidfile, workers=1)
+    old_workers = set(srv.workers())
+    with Load(srv.url + "/", clients=3) as load:
+        load.wait_requests(20)
+        srv.signal(signal.SIGUSR2)
+        new_master = wait_for(lambda: [p for p in srv.workers() if p not in old_workers], 10,
+                              what="new master")[0]
+        wait_for(lambda: len(children(new_master)) == 1, 15, what="new master's worker")
+        wait_for(lambda: os.path.exists(pidfile + ".oldbin") and os.path.exists(pidfile), 10,
+                 what="pidfiles")
+        with open(pidfile) as f:
+            assert int(f.read()) == new_master
+        load.wait_requests(20)
+        srv.signal(signal.SIGQUIT)
+        srv.proc.wait(15)
+        load.wait_requests(20)
+    assert load.failures == []
+    new_pids = {int(b.split(b"=")[1]) for b in load.pids}
+    assert new_pids - old_workers  # the new master's worker served requests
+    os.kill(new_master, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists(f"/proc/{new_master}") or
+             open(f"/proc/{new_master}/stat").read().split()[2] == "Z", 15, what="new master exit")
+
+
+def test_no_zombies_or_fd_leaks_across_worker_churn(server):
+    srv = server(workers=2)
+    fds_before = open_fds(srv.pid)
+    for _ in range(3):
+        victim = srv.workers()[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: victim not in srv.workers() and len(srv.workers()) == 2, 10,
+                 what="replacement")
+    srv.signal(signal.SIGHUP)
+    time.sleep(0.5)
+    wait_for(lambda: len(srv.workers()) == 2, 15, what="2 workers after HUP")
+    srv.wait_ready(2)
+    assert zombies(srv.pid) == []
+    wait_for(lambda: open_fds(srv.pid) == fds_before, 5, what="master fd count back to start")
+
+
+def test_usr1_reopens_logs(server, tmp_path):
+    access = tmp_path / "access.log"
+    srv = server("master_apps:hello", "--access-logfile", str(access), workers=1)
+    get(srv.url + "/first")
+    wait_for(lambda: access.exists() and b"/first" in access.read_bytes(), 5, what="access line")
+    os.rename(access, tmp_path / "access.log.1")
+    srv.signal(signal.SIGUSR1)
+    time.sleep(0.5)
+    get(srv.url + "/second")
+    wait_for(lambda: access.exists() and b"/second" in access.read_bytes(), 5,
+             what="access line in the reopened file")
