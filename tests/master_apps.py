@@ -36,3 +36,12 @@ def _stream(seconds):
 
 def broken_factory():
     raise RuntimeError("database is down")
+
+
+_hoard = []
+
+
+def grow(environ, start_response):
+    """Each request keeps 16 MB alive: a leaky app for --max-worker-memory."""
+    _hoard.append(bytearray(16 * 1024 * 1024))
+    return hello(environ, start_response)

@@ -33,7 +33,8 @@ class ThreadPool:
         self._done: collections.deque = collections.deque()
         self._wakeup_lock = threading.Lock()
         self._wakeup_pending = False
-        self.on_task_done: Callable[[], None] | None = None
+        # Called on the loop after in_flight changes: the server's busy-aware accepting.
+        self.on_load_change: Callable[[], None] | None = None
 
     # -- loop thread ------------------------------------------------------------------------
 
@@ -44,6 +45,8 @@ class ThreadPool:
             self._start_thread()
         self.in_flight += 1
         self._tasks.put(fn)
+        if self.on_load_change is not None:
+            self.on_load_change()
 
     def _start_thread(self) -> None:
         t = threading.Thread(target=self._run, name=f"{self.name}-{len(self._threads)}", daemon=True)
@@ -53,8 +56,8 @@ class ThreadPool:
     def task_done(self) -> None:
         """Called on the loop thread when a submitted unit of work has fully finished."""
         self.in_flight -= 1
-        if self.on_task_done is not None:
-            self.on_task_done()
+        if self.on_load_change is not None:
+            self.on_load_change()
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         for _ in self._threads:

@@ -56,6 +56,7 @@ class Server:
         self.ready = asyncio.Event()
         self.requests_total = 0
         self.on_request_finished = None  # the worker's max-requests check
+        self.worker = None  # the Worker, for gunicorn's request hooks; None when embedded
         self.software = f"unicorn_aio/{__version__}"
         self.is_ssl = bool(cfg.certfile)
         # Settings read on every request, copied out of Config once.
@@ -85,7 +86,8 @@ class Server:
         if self.sockets is None:
             self.sockets = bind_all(self.cfg)
         self.pool = ThreadPool(self.loop, self.cfg.threads)
-        self.pool.on_task_done = self._update_accepting
+        if self._busy_aware:
+            self.pool.on_load_change = self._update_accepting
         self.handler = self._make_handler()
         self.ssl_context = self._ssl_context()
         self._tick()
@@ -146,11 +148,11 @@ class Server:
     def _update_accepting(self) -> None:
         """Stop accepting while full, so the kernel hands new connections to idle siblings."""
         full = self.max_connections and len(self.connections) >= self.max_connections
-        busy = self._busy_aware and self.pool.in_flight > self.pool.size
+        busy = self._busy_aware and self.pool.in_flight >= self.pool.size
         if self._accepting:
             if full or busy:
                 self.pause_accepting()
-        elif not full and not (self._busy_aware and self.pool.in_flight >= self.pool.size):
+        elif not full and not busy:
             self.resume_accepting()
 
     # -- connection bookkeeping (called by HttpProtocol) ------------------------------------

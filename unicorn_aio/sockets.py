@@ -58,7 +58,7 @@ def parse_address(bind: str, default_port: int = 8000):
 
 
 def create_listener(bind: str, backlog: int = 2048, reuse_port: bool = False,
-                    umask: int | None = None) -> socket.socket:
+                    umask: int | None = None, listen: bool = True) -> socket.socket:
     family, address = parse_address(bind)
     if family is None:
         return socket_from_fd(address)
@@ -79,7 +79,8 @@ def create_listener(bind: str, backlog: int = 2048, reuse_port: bool = False,
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
-        sock.listen(backlog)
+        if listen:
+            sock.listen(backlog)
     except OSError as exc:
         sock.close()
         reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
@@ -141,9 +142,27 @@ def bind_all(cfg) -> list[socket.socket]:
     listeners = []
     try:
         for bind in cfg.bind:
-            listeners.append(create_listener(bind, cfg.backlog, cfg.reuse_port, umask))
+            # With --reuse-port the master only holds the address; each worker listens on a
+            # socket of its own (worker_listeners), so a busy worker's queue is its own.
+            tcp = not bind.startswith(("unix:", "fd://"))
+            listeners.append(create_listener(bind, cfg.backlog, cfg.reuse_port, umask,
+                                             listen=not (cfg.reuse_port and tcp)))
     except BaseException:
         for sock in listeners:
             sock.close()
         raise
     return listeners
+
+
+def worker_listeners(sockets: list[socket.socket], cfg) -> list[socket.socket]:
+    """A worker's own listeners: SO_REUSEPORT siblings of the master's TCP sockets."""
+    if not cfg.reuse_port:
+        return sockets
+    own = []
+    for sock in sockets:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            own.append(create_listener(describe(sock), cfg.backlog, reuse_port=True))
+            sock.close()  # the master keeps the address reserved; we never accept on it
+        else:
+            own.append(sock)
+    return own

@@ -21,6 +21,7 @@ import socket
 import sys
 
 from .apploader import AppImportError, load_app
+from .sockets import worker_listeners
 
 WORKER_BOOT_ERROR = 3  # gunicorn's codes: the master halts instead of respawning
 APP_LOAD_ERROR = 4
@@ -70,6 +71,7 @@ class Worker:
         self._reset_signals()
         self.channel.setblocking(False)
         try:
+            self.sockets = worker_listeners(self.sockets, self.cfg)
             self._set_owner()
             if self.app is None:
                 self.app = load_app(self.cfg.app_uri)
@@ -132,6 +134,7 @@ class Worker:
         self._stopping = loop.create_future()
         self.server = server = Server(self.app, self.cfg, log=self.log, sockets=self.sockets)
         server.on_request_finished = self._on_request_finished
+        server.worker = self
         server.close_listeners = True  # our inherited copies; see Server._drain_backlog
         for name, handler in (("SIGTERM", self._graceful), ("SIGINT", self._quick),
                               ("SIGQUIT", self._quick), ("SIGUSR1", self._reopen_logs),

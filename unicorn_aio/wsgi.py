@@ -20,6 +20,7 @@ import threading
 import time
 from urllib.parse import unquote_to_bytes
 
+from . import settings
 from .body import ClientDisconnected
 from .protocol import Request, error_response
 
@@ -69,6 +70,27 @@ class FileWrapper:
             return None
 
 
+class HookRequest:
+    """What gunicorn's pre_request/post_request hooks receive as ``req``."""
+
+    def __init__(self, req: Request) -> None:
+        self.method = req.method.decode("ascii")
+        self.uri = req.url.decode("latin-1")
+        self.path, _, self.query = self.uri.partition("?")
+        self.version = tuple(int(n) for n in req.version.split("."))
+        self.headers = [(n.decode("latin-1").upper(), v.decode("latin-1")) for n, v in req.headers]
+
+
+class HookResponse:
+    """What gunicorn's post_request hook receives as ``resp``."""
+
+    def __init__(self, cycle: "WSGICycle") -> None:
+        self.status = cycle.status
+        self.status_code = int(cycle.status[:3]) if cycle.status else None
+        self.headers = cycle.headers
+        self.sent = cycle.sent
+
+
 class WSGIHandler:
     """Starts a ``WSGICycle`` for each request; holds what is shared by all of them."""
 
@@ -84,6 +106,10 @@ class WSGIHandler:
         allow = cfg.forwarded_allow_ips or []
         self.trust_all = "*" in allow
         self.trusted = frozenset(allow)
+        # Hooks left at gunicorn's do-nothing defaults cost nothing per request.
+        self.pre_request = None if cfg.pre_request is settings.pre_request else cfg.pre_request
+        self.post_request = (None if getattr(cfg.post_request, "__code__", None)
+                             is settings.post_request.__code__ else cfg.post_request)
         self.base_environ = {
             "wsgi.version": (1, 0),
             "wsgi.multithread": not self.inline and server.pool.size > 1,
@@ -238,13 +264,15 @@ class WSGICycle:
         result = None
         try:
             environ = self.build_environ()
+            if self.handler.pre_request is not None:
+                self._pre_request()
             result = self.handler.app(environ, self.start_response)
             self._send_result(result)
         except Exception as exc:
             self._on_error(exc)
         finally:
             self._close_result(result)
-            self._log_access()
+            self._after()
             self.handler.pool.call_on_loop(self._finish_on_loop)
 
     def run_inline(self) -> None:
@@ -253,6 +281,8 @@ class WSGICycle:
         result = None
         try:
             environ = self.build_environ()
+            if self.handler.pre_request is not None:
+                self._pre_request()
             result = self.handler.app(environ, self.start_response)
             if type(result) not in (list, tuple) and not self.req.method == b"HEAD":
                 # A generator may block between chunks: finish it on a thread.
@@ -263,7 +293,7 @@ class WSGICycle:
         except Exception as exc:
             self._on_error(exc)
         self._close_result(result)
-        self._log_access()
+        self._after()
         self._end()
 
     def _continue_in_thread(self, result) -> None:
@@ -273,7 +303,7 @@ class WSGICycle:
             self._on_error(exc)
         finally:
             self._close_result(result)
-            self._log_access()
+            self._after()
             self.handler.pool.call_on_loop(self._finish_on_loop)
 
     def _send_result(self, result) -> None:
@@ -326,6 +356,22 @@ class WSGICycle:
                 close()
             except Exception:
                 self.handler.log.exception("Error closing the WSGI response iterable")
+
+    def _after(self) -> None:
+        if self.handler.post_request is not None:
+            self._post_request()
+        self._log_access()
+
+    def _pre_request(self) -> None:
+        # gunicorn runs hooks where the app runs; an exception fails the request, not the worker.
+        self.handler.pre_request(self.handler.server.worker, HookRequest(self.req))
+
+    def _post_request(self) -> None:
+        try:
+            self.handler.post_request(self.handler.server.worker, HookRequest(self.req),
+                                      self.environ, HookResponse(self))
+        except Exception:
+            self.handler.log.exception("post_request hook failed")
 
     def _log_access(self) -> None:
         log = self.handler.log

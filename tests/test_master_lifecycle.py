@@ -1,0 +1,125 @@
+"""Master features beyond the signals: hooks, busy-aware accept, reuse-port, memory limit,
+daemon mode and process titles - each with real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from procs import ROOT, ServerProcess, free_port, get, wait_for
+
+pytestmark = pytest.mark.timeout(90)
+TESTS = os.path.join(ROOT, "tests")
+
+
+@pytest.fixture
+def server(tmp_path):
+    started = []
+
+    def start(app="master_apps:app", *args, workers=1, env=None, **kw):
+        env = {"PYTHONPATH": f"{TESTS}:{ROOT}", **(env or {})}
+        proc = ServerProcess(app, "--workers", str(workers), *args, env=env, cwd=str(tmp_path),
+                             log_path=str(tmp_path / f"server{len(started)}.log"), **kw)
+        started.append(proc)
+        return proc.wait_ready(workers)
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def test_gunicorn_conf_hooks_run_at_their_points(server, tmp_path):
+    hook_log = tmp_path / "hooks.log"
+    srv = server("master_apps:hello", "-c", os.path.join(TESTS, "hooks_conf.py"), workers=2,
+                 env={"HOOK_LOG": str(hook_log)})
+    get(srv.url + "/hooked")
+    srv.signal(signal.SIGTTIN)
+    wait_for(lambda: len(srv.workers()) == 3, 10, what="3 workers")
+    srv.signal(signal.SIGHUP)
+    wait_for(lambda: "on_reload" in hook_log.read_text(), 10, what="on_reload")
+    srv.wait_log("Reload complete")
+    assert srv.stop() == 0
+    lines = hook_log.read_text().splitlines()
+    names = [line.rsplit(" ", 1)[0] for line in lines]
+    master = str(srv.pid)
+    for hook in ("on_starting", "when_ready", "on_reload", "on_exit"):
+        assert f"{hook} {master}" in lines, hook
+    assert "nworkers_changed 2->3" in names
+    assert names.count("pre_fork") >= 5 and names.count("post_fork") >= 5
+    assert names.count("post_worker_init") >= 5 and names.count("child_exit") >= 5
+    assert "worker_exit" in names
+    assert "pre_request GET /hooked" in names and "post_request /hooked 200 OK" in names
+    # post_fork and post_worker_init run in the workers, not the master
+    assert all(line.split()[-1] != master for line in lines if line.startswith("post_"))
+    assert names.index("on_starting") < names.index("when_ready") < names.index("pre_fork")
+
+
+def test_saturated_worker_stops_accepting_so_idle_sibling_serves(server):
+    srv = server("master_apps:app", "--threads", "1", workers=2)
+    slow = threading.Thread(target=get, args=(srv.url + "/slow?s=4",), kwargs={"timeout": 15})
+    slow.start()
+    time.sleep(0.5)  # one worker's only thread is now busy for 4 s
+    started = time.monotonic()
+    for _ in range(20):
+        assert get(srv.url + "/", timeout=10)[0] == 200
+    assert time.monotonic() - started < 3, "a request waited behind the slow one"
+    slow.join(15)
+
+
+def test_reuse_port_gives_each_worker_its_own_socket(server):
+    srv = server("master_apps:hello", "--reuse-port", workers=2)
+    pids = {get(srv.url + "/")[1] for _ in range(60)}
+    assert len(pids) == 2  # the kernel spreads connections over both workers' sockets
+    for pid in srv.workers():
+        listening = subprocess.run(["ss", "-Hltnp", f"sport = :{srv.port}"], capture_output=True,
+                                   text=True).stdout
+        assert f"pid={pid}," in listening
+
+
+def test_max_worker_memory_retires_a_leaky_worker(server):
+    srv = server("master_apps:grow", "--max-worker-memory", "120", workers=1)
+    first = srv.workers()[0]
+    for _ in range(8):
+        get(srv.url + "/")
+    wait_for(lambda: first not in srv.workers() and srv.workers(), 15, what="replacement")
+    assert "is over --max-worker-memory 120 MB" in srv.log()
+    assert get(srv.url + "/")[0] == 200
+
+
+def test_process_titles(server):
+    srv = server("master_apps:hello", workers=1)
+    with open(f"/proc/{srv.pid}/comm") as f:
+        assert f.read().strip() == "unicorn_aio:mas"
+    with open(f"/proc/{srv.workers()[0]}/comm") as f:
+        assert f.read().strip() == "unicorn_aio:wor"
+
+
+def test_daemon_detaches_and_writes_pidfile(tmp_path):
+    pidfile = tmp_path / "daemon.pid"
+    port = free_port()
+    proc = subprocess.run(
+        [sys.executable, "-m", "unicorn_aio", "master_apps:hello", "--daemon", "--pid",
+         str(pidfile), "--bind", f"127.0.0.1:{port}", "--error-logfile", str(tmp_path / "err")],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=f"{TESTS}:{ROOT}"), timeout=30)
+    assert proc.returncode == 0  # the foreground process returns at once
+    pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10,
+                       what="pidfile"))
+    try:
+        wait_for(lambda: _serves(port), 10, what="daemon serving")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 15, what="daemon exit")
+    assert not pidfile.exists()
+
+
+def _serves(port: int) -> bool:
+    try:
+        return get(f"http://127.0.0.1:{port}/")[0] == 200
+    except OSError:
+        return False
