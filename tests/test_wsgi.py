@@ -16,6 +16,8 @@ import pytest
 from apps import Recorder, make_app
 from conftest import exchange, open_raw, read_all, read_responses
 
+pytestmark = pytest.mark.both_loops
+
 MODES = [pytest.param({}, id="threads"), pytest.param({"dispatch": "inline"}, id="inline")]
 
 
