@@ -36,3 +36,13 @@ test: venv systools
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Side-by-side benchmark against gunicorn, granian, bjoern, waitress and uvicorn (bench/README.md).
+# BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--only hello,idle".
+bench:
+	bash bench/setup.sh
+	.bench-venv/bin/python -m bench.run $(BENCH_ARGS)
+
+bench-quick:
+	bash bench/setup.sh
+	.bench-venv/bin/python -m bench.run --quick $(BENCH_ARGS)

@@ -1,0 +1,1152 @@
+"""Side-by-side benchmark of unicorn_aio against the servers users would pick instead.
+
+Run from the repository root with the bench venv's python (`make bench`, `make bench-quick`):
+
+    .bench-venv/bin/python -m bench.run [--quick] [--only NAME[,NAME]] [--rounds N] [--duration S]
+
+Every scenario starts all of its servers at once (each on its own port, pinned to CPU 0, idle
+while another is measured), then measures them one after another, round after round, so drift of
+a shared machine hits every server alike; the median round is reported. wrk runs on CPU 1.
+Results go to bench/results/: latest.json, latest.md and PNG charts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+HOST = "127.0.0.1"
+OURS = "unicorn_aio"
+
+# Two cores: the servers get one, the load generator (and this harness) the other, for every
+# server alike. On a machine with more cores the same split keeps runs comparable.
+SERVER_CPUS = "0"
+CLIENT_CPUS = "1"
+ALL_CPUS = "0,1"
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One server configuration in one scenario."""
+
+    name: str  # shown in tables; unique within a scenario
+    server: str  # key of SERVERS
+    app: str = "hello"  # attribute of bench.apps
+    threads: int | None = None  # app thread pool size where the server has one
+    workers: int = 1
+    dispatch: str = "threads"  # unicorn_aio only: "threads" or "inline"
+    access_log: bool = False
+    keep_alive: int | None = None  # idle keep-alive timeout, seconds, where configurable
+    cpus: str | None = None  # taskset list; None: SERVER_CPUS
+    extra: tuple[str, ...] = ()  # more command-line arguments for this server
+
+    @property
+    def asgi(self) -> bool:
+        return self.app.startswith("asgi_")
+
+
+def _py(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def argv_unicorn(v: Variant, port: int, log: Path) -> list[str]:
+    cmd = _py("-m", "unicorn_aio", f"bench.apps:{v.app}", "--bind", f"{HOST}:{port}", "--workers", str(v.workers))
+    if v.asgi:
+        cmd += ["--interface", "asgi"]
+    elif v.dispatch == "inline":
+        cmd += ["--dispatch", "inline"]
+    else:
+        cmd += ["--threads", str(v.threads or 4)]
+    if v.access_log:
+        cmd += ["--access-logfile", str(log)]
+    if v.keep_alive:
+        cmd += ["--keep-alive", str(v.keep_alive)]
+    return cmd
+
+
+def argv_gunicorn(kind: str):
+    def build(v: Variant, port: int, log: Path) -> list[str]:
+        cmd = _py("-m", "gunicorn", "-k", kind, "-w", str(v.workers), "-b", f"{HOST}:{port}")
+        if kind == "gthread":
+            cmd += ["--threads", str(v.threads or 4)]
+        if v.access_log:
+            cmd += ["--access-logfile", str(log)]
+        if v.keep_alive:
+            cmd += ["--keep-alive", str(v.keep_alive)]
+        return cmd + [f"bench.apps:{v.app}"]
+
+    return build
+
+
+def argv_granian(v: Variant, port: int, log: Path) -> list[str]:
+    cmd = _py("-m", "granian", "--interface", "asgi" if v.asgi else "wsgi", "--host", HOST, "--port", str(port),
+              "--workers", str(v.workers), "--http", "1", "--no-ws", "--log-level", "warning")
+    if v.threads and not v.asgi:
+        cmd += ["--blocking-threads", str(v.threads)]
+    if v.asgi:
+        cmd += ["--loop", "uvloop"]
+    if v.access_log:
+        cmd += ["--access-log"]
+    return cmd + [f"bench.apps:{v.app}"]
+
+
+def argv_bjoern(v: Variant, port: int, log: Path) -> list[str]:
+    return _py("-m", "bench.bjoern_serve", v.app, HOST, str(port))
+
+
+def argv_waitress(v: Variant, port: int, log: Path) -> list[str]:
+    # waitress's default connection-limit (100) would queue the 200-connection scenario in the
+    # listen backlog; raised so the measure is of request handling, not of that limit.
+    return _py("-m", "waitress", f"--listen={HOST}:{port}", f"--threads={v.threads or 4}",
+               "--connection-limit=2000", f"bench.apps:{v.app}")
+
+
+def argv_uvicorn(v: Variant, port: int, log: Path) -> list[str]:
+    app = v.app if v.asgi else f"{v.app}_a2wsgi"
+    cmd = _py("-m", "uvicorn", "--host", HOST, "--port", str(port), "--http", "httptools", "--loop", "uvloop",
+              "--log-level", "warning")
+    if v.workers > 1:
+        cmd += ["--workers", str(v.workers)]
+    cmd += ["--access-log"] if v.access_log else ["--no-access-log"]
+    if v.keep_alive:
+        cmd += ["--timeout-keep-alive", str(v.keep_alive)]
+    return cmd + [f"bench.apps:{app}"]
+
+
+@dataclass(frozen=True)
+class Server:
+    argv: object
+    modules: tuple[str, ...]  # must import in the bench venv for the server to be available
+    dist: str  # distribution whose version is reported
+
+
+SERVERS = {
+    OURS: Server(argv_unicorn, ("unicorn_aio",), "unicorn_aio"),
+    "gunicorn-sync": Server(argv_gunicorn("sync"), ("gunicorn",), "gunicorn"),
+    "gunicorn-gthread": Server(argv_gunicorn("gthread"), ("gunicorn",), "gunicorn"),
+    "granian": Server(argv_granian, ("granian",), "granian"),
+    "bjoern": Server(argv_bjoern, ("bjoern",), "bjoern"),
+    "waitress": Server(argv_waitress, ("waitress",), "waitress"),
+    "uvicorn+a2wsgi": Server(argv_uvicorn, ("uvicorn", "a2wsgi", "httptools", "uvloop"), "uvicorn"),
+}
+
+
+def unavailable_servers() -> dict[str, str]:
+    """Server name -> why it cannot run here (import failure, or a reason the Makefile recorded)."""
+    reasons: dict[str, str] = {}
+    recorded = ROOT / ".bench-venv" / "unavailable.txt"
+    if recorded.exists():
+        for line in recorded.read_text().splitlines():
+            name, _, why = line.partition(":")
+            if name.strip():
+                reasons[name.strip()] = why.strip() or "recorded unavailable"
+    for name, srv in SERVERS.items():
+        if name in reasons:
+            continue
+        for mod in srv.modules:
+            probe = subprocess.run(_py("-c", f"import {mod}"), capture_output=True, text=True, cwd=ROOT)
+            if probe.returncode:
+                tail = (probe.stderr.strip().splitlines() or ["?"])[-1]
+                reasons[name] = f"cannot import {mod}: {tail}"
+                break
+    return reasons
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes: start, wait until serving, measure memory, stop the whole tree
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > 1 << 20:
+        hard = 1 << 20
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _proc_table() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, session id), read from /proc/*/stat."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        table[int(entry)] = (int(fields[1]), int(fields[3]))
+    return table
+
+
+def tree_pids(root: int) -> list[int]:
+    """The root, its descendants, and anything left in its session (started with setsid)."""
+    table = _proc_table()
+    pids = {root} if root in table else set()
+    changed = True
+    while changed:
+        changed = False
+        for pid, (ppid, sid) in table.items():
+            if pid not in pids and (ppid in pids or sid == root):
+                pids.add(pid)
+                changed = True
+    return sorted(pids)
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_kb(root: int) -> int:
+    return sum(_status_kb(pid, "VmRSS") for pid in tree_pids(root))
+
+
+@dataclass
+class Running:
+    variant: Variant
+    port: int
+    proc: subprocess.Popen | None = None
+    log: Path | None = None
+    access_log: Path | None = None
+    error: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/"
+
+    def rss_kb(self) -> int:
+        return tree_rss_kb(self.proc.pid) if self.proc else 0
+
+    def log_tail(self, lines: int = 12) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except (OSError, AttributeError):
+            return ""
+
+
+def start(variant: Variant, workdir: Path, tag: str) -> Running:
+    run = Running(variant, _free_port())
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{tag}-{variant.name}").strip("-")
+    run.log = workdir / f"{slug}.log"
+    run.access_log = workdir / f"{slug}.access.log"
+    argv = SERVERS[variant.server].argv(variant, run.port, run.access_log)
+    # Extra options go before the app target (the last argument), where every CLI here takes them.
+    argv[-1:-1] = variant.extra if variant.server != OURS else ()
+    cmd = ["taskset", "-c", variant.cpus or SERVER_CPUS, *argv, *(variant.extra if variant.server == OURS else ())]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    with open(run.log, "wb") as out:
+        out.write((" ".join(cmd) + "\n").encode())
+        out.flush()
+        run.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    start_new_session=True, preexec_fn=_raise_nofile)
+    return run
+
+
+def _http_get_ok(port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            return s.recv(64).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+
+
+def wait_serving(runs: list[Running], timeout: float = 20.0) -> None:
+    """Until each server answers a request; a server that exits or stays silent gets .error."""
+    deadline = time.monotonic() + timeout
+    pending = [r for r in runs if r.error is None]
+    while pending and time.monotonic() < deadline:
+        for r in list(pending):
+            if r.proc.poll() is not None:
+                r.error = f"exited with status {r.proc.returncode} before serving; log tail:\n{r.log_tail()}"
+                pending.remove(r)
+            elif _http_get_ok(r.port, 2.0):
+                pending.remove(r)
+        if pending:
+            time.sleep(0.1)
+    for r in pending:
+        r.error = f"did not answer on port {r.port} within {timeout:.0f}s; log tail:\n{r.log_tail()}"
+        stop(r)
+
+
+def stop(run: Running) -> None:
+    """SIGTERM the server's process group, SIGKILL what is left after 5 s (workers included)."""
+    proc = run.proc
+    if proc is None:
+        return
+    pids = tree_pids(proc.pid)
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        for target in [proc.pid] + pids:
+            try:
+                if target == proc.pid:
+                    os.killpg(proc.pid, sig)
+                else:
+                    os.kill(target, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            proc.poll()
+            if proc.returncode is not None and not any(os.path.exists(f"/proc/{p}") and _alive(p) for p in pids):
+                return
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Servers:
+    """Context manager: start every variant of a scenario, stop them all whatever happens."""
+
+    def __init__(self, ctx: "Context", variants: list[Variant], tag: str):
+        self.ctx, self.variants, self.tag = ctx, variants, tag
+        self.runs: dict[str, Running] = {}
+
+    def __enter__(self) -> dict[str, Running]:
+        try:
+            for v in self.variants:
+                why = self.ctx.unavailable.get(v.server)
+                if why:
+                    self.runs[v.name] = Running(v, 0, error=f"unavailable: {why}")
+                else:
+                    self.runs[v.name] = start(v, self.ctx.workdir, self.tag)
+            wait_serving(list(self.runs.values()))
+        except BaseException:
+            self.__exit__()
+            raise
+        for r in self.runs.values():
+            if r.error:
+                log(f"  ! {r.variant.name}: {r.error}")
+        return self.runs
+
+    def __exit__(self, *exc) -> None:
+        for r in self.runs.values():
+            stop(r)
+
+
+# ---------------------------------------------------------------------------------------------
+# Load generation and measurement
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+
+
+def parse_wrk(out: str) -> dict:
+    res = {"rps": 0.0, "p50_ms": None, "p99_ms": None, "requests": 0, "non2xx": 0, "socket_errors": 0}
+    if m := re.search(r"Requests/sec:\s+([\d.]+)", out):
+        res["rps"] = float(m.group(1))
+    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
+        if m := re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M):
+            res[key] = _ms(m.group(1))
+    if m := re.search(r"(\d+) requests in", out):
+        res["requests"] = int(m.group(1))
+    if m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
+        res["non2xx"] = int(m.group(1))
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        res["socket_errors"] = sum(int(g) for g in m.groups())
+    return res
+
+
+def wrk(url: str, duration: float, conns: int = 50, threads: int = 1, headers: tuple[str, ...] = (),
+        cpus: str | None = None) -> dict:
+    # wrk takes whole seconds only.
+    cmd = ["taskset", "-c", cpus or CLIENT_CPUS, "wrk", f"-t{threads}", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency",
+           "--timeout", "5s"]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd.append(url)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 20)
+    except subprocess.TimeoutExpired:
+        return {**parse_wrk(""), "error": "wrk did not finish in time"}
+    res = parse_wrk(done.stdout)
+    if done.returncode or not res["requests"]:
+        res["error"] = (done.stderr.strip() or done.stdout.strip())[:200] or f"wrk exit {done.returncode}"
+    return res
+
+
+def warm(ctx: "Context", r: "Running", conns: int = 50, threads: int = 1, headers: tuple[str, ...] = (),
+         cpus: str | None = None) -> None:
+    """A short load before measuring: imports, pools and caches get filled outside the measure."""
+    if ctx.warmup >= 1:
+        wrk(r.url, ctx.warmup, conns, threads, headers, cpus)
+    else:
+        for _ in range(50):
+            _request_once(r.port)
+
+
+def median_of(runs: list[dict]) -> dict:
+    """The round with the median rps (whole round, so its latency and errors stay consistent)."""
+    good = [r for r in runs if not r.get("error")] or runs
+    ranked = sorted(good, key=lambda r: r["rps"])
+    mid = dict(ranked[(len(ranked) - 1) // 2])
+    mid["rounds_rps"] = [r["rps"] for r in runs]
+    mid["rss_kb"] = max((r.get("rss_kb", 0) for r in runs), default=0)
+    return mid
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios
+
+
+@dataclass
+class Context:
+    quick: bool
+    rounds: int
+    duration: float
+    warmup: float
+    workdir: Path
+    unavailable: dict[str, str]
+    results: list[dict] = field(default_factory=list)
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def target(text: str, value: float | None, ok: bool | None, shown: str | None = None) -> dict:
+    """A stated goal: the measured value, shown as text, and whether it passed (None: not measurable)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return {"text": text, "value": None, "shown": "n/a", "pass": None}
+    return {"text": text, "value": value, "shown": shown or f"{value:.2f}", "pass": ok}
+
+
+def rps_of(result: dict, name: str) -> float | None:
+    row = result["servers"].get(name)
+    if not row or row.get("error") or not row.get("rps"):
+        return None
+    return row["rps"]
+
+
+def ratio_target(result: dict, ours: str, peer: str, at_least: float, label: str | None = None) -> dict:
+    a, b = rps_of(result, ours), rps_of(result, peer)
+    text = f"{ours} ≥ {at_least:g}× {label or peer}"
+    if a is None or b is None:
+        t = target(text, None, None)
+        t["shown"] = "n/a (" + ("ours" if a is None else peer) + " did not run)"
+        return t
+    return target(text, a / b, a / b >= at_least, f"{a / b:.2f}×")
+
+
+def wrk_scenario(ctx: Context, name: str, title: str, variants: list[Variant], *, conns: int = 50,
+                 wrk_threads: int = 1, headers: tuple[str, ...] = (), wrk_cpus: str | None = None) -> dict:
+    """Start every variant, warm each up, then measure them in turn for ctx.rounds rounds."""
+    result = {"name": name, "title": title, "kind": "wrk", "servers": {}, "targets": [], "notes": [],
+              "load": f"wrk -t{wrk_threads} -c{conns} -d{ctx.duration:g}s" + "".join(f" -H '{h}'" for h in headers)}
+    with Servers(ctx, variants, name) as runs:
+        live = [r for r in runs.values() if not r.error]
+        for r in live:
+            warm(ctx, r, conns, wrk_threads, headers, wrk_cpus)
+        per: dict[str, list[dict]] = {r.variant.name: [] for r in live}
+        for rnd in range(ctx.rounds):
+            for r in live:
+                if r.proc.poll() is not None:
+                    continue
+                res = wrk(r.url, ctx.duration, conns, wrk_threads, headers, wrk_cpus)
+                res["rss_kb"] = r.rss_kb()
+                per[r.variant.name].append(res)
+                log(f"  [{name} r{rnd + 1}] {r.variant.name:<22} {res['rps']:>10.0f} rps  "
+                    f"p99 {res['p99_ms'] or float('nan'):.2f} ms  err {res['non2xx'] + res['socket_errors']}"
+                    + (f"  ERROR {res['error']}" if res.get("error") else ""))
+        for v in variants:
+            r = runs[v.name]
+            if r.error:
+                result["servers"][v.name] = {"error": r.error.splitlines()[0], "detail": r.error}
+            elif not per.get(v.name):
+                result["servers"][v.name] = {"error": f"exited during the run; log tail:\n{r.log_tail()}"}
+            else:
+                result["servers"][v.name] = {**median_of(per[v.name]), "server": v.server}
+    return result
+
+
+def hello_peers(threads: int = 4) -> list[Variant]:
+    return [
+        Variant("bjoern", "bjoern"),
+        Variant("granian", "granian"),
+        Variant("gunicorn-sync", "gunicorn-sync"),
+        Variant("gunicorn-gthread", "gunicorn-gthread", threads=threads),
+        Variant("waitress", "waitress", threads=threads),
+        Variant("uvicorn+a2wsgi", "uvicorn+a2wsgi"),
+    ]
+
+
+def sc_hello(ctx: Context) -> dict:
+    r = wrk_scenario(ctx, "hello", "hello world, keep-alive, thread-pool mode (4 threads)",
+                     [Variant(OURS, OURS, threads=4), *hello_peers()])
+    r["targets"] = [ratio_target(r, OURS, "bjoern", 0.7), ratio_target(r, OURS, "granian", 2.5),
+                    ratio_target(r, OURS, "gunicorn-sync", 10)]
+    return r
+
+
+def sc_inline(ctx: Context) -> dict:
+    inline = f"{OURS} inline"
+    r = wrk_scenario(ctx, "inline", "hello world, keep-alive, inline dispatch (app on the loop thread)",
+                     [Variant(inline, OURS, dispatch="inline"), Variant(OURS, OURS, threads=4),
+                      Variant("bjoern", "bjoern"), Variant("granian", "granian")])
+    r["ours"] = inline
+    r["targets"] = [ratio_target(r, inline, "bjoern", 0.9)]
+    return r
+
+
+def sc_close(ctx: Context) -> dict:
+    inline = f"{OURS} inline"
+    r = wrk_scenario(ctx, "close", "hello world, Connection: close on every request",
+                     [Variant(OURS, OURS, threads=4), Variant(inline, OURS, dispatch="inline"),
+                      Variant("granian", "granian"), Variant("bjoern", "bjoern"),
+                      Variant("gunicorn-sync", "gunicorn-sync")],
+                     headers=("Connection: close",))
+    r["targets"] = [ratio_target(r, OURS, "granian", 1.0)]
+    return r
+
+
+def sc_sleep(ctx: Context) -> dict:
+    vs = [Variant(OURS, OURS, app="sleep10", threads=32), Variant("granian", "granian", app="sleep10", threads=32),
+          Variant("gunicorn-gthread", "gunicorn-gthread", app="sleep10", threads=32),
+          Variant("waitress", "waitress", app="sleep10", threads=32),
+          Variant("uvicorn+a2wsgi", "uvicorn+a2wsgi", app="sleep10")]
+    r = wrk_scenario(ctx, "sleep10", "app sleeps 10 ms, 32 threads, 200 connections", vs, conns=200)
+    ours = rps_of(r, OURS)
+    r["targets"] = [
+        target("unicorn_aio ≥ 97% of 3200 rps (32 threads / 10 ms)", None if ours is None else ours / 3200,
+               None if ours is None else ours / 3200 >= 0.97, None if ours is None else f"{ours:,.0f} rps = {ours / 32:.2f}%"),
+        ratio_target(r, OURS, "granian", 1.0, "granian (ahead)"),
+    ]
+    r["notes"].append("uvicorn+a2wsgi uses a2wsgi's own pool of 32 threads.")
+    return r
+
+
+def sc_big(ctx: Context) -> dict:
+    vs = [Variant(OURS, OURS, app="big", threads=4), Variant("granian", "granian", app="big"),
+          Variant("gunicorn-sync", "gunicorn-sync", app="big"), Variant("bjoern", "bjoern", app="big"),
+          Variant("waitress", "waitress", app="big", threads=4)]
+    r = wrk_scenario(ctx, "big", "1 MiB response body, keep-alive, 10 connections", vs, conns=10)
+    r["targets"] = [ratio_target(r, OURS, "granian", 1.0), ratio_target(r, OURS, "gunicorn-sync", 2.0)]
+    return r
+
+
+def sc_asgi(ctx: Context) -> dict:
+    vs = [Variant(OURS, OURS, app="asgi_hello"), Variant("uvicorn", "uvicorn+a2wsgi", app="asgi_hello"),
+          Variant("granian asgi", "granian", app="asgi_hello")]
+    r = wrk_scenario(ctx, "asgi", "ASGI hello world, keep-alive (uvicorn: httptools + uvloop)", vs)
+    r["targets"] = [ratio_target(r, OURS, "uvicorn", 1.0)]
+    return r
+
+
+def sc_accesslog(ctx: Context) -> dict:
+    on = f"{OURS} +access log"
+    vs = [Variant(OURS, OURS, threads=4), Variant(on, OURS, threads=4, access_log=True),
+          Variant("gunicorn-sync", "gunicorn-sync"),
+          Variant("gunicorn-sync +access log", "gunicorn-sync", access_log=True)]
+    r = wrk_scenario(ctx, "accesslog", "hello world with the access log written to a file", vs)
+    a, b = rps_of(r, on), rps_of(r, OURS)
+    drop = None if a is None or b is None else 1 - a / b
+    r["targets"] = [target("unicorn_aio access log costs ≤ 25% rps", drop, None if drop is None else drop <= 0.25,
+                           None if drop is None else f"{drop * 100:.1f}% drop")]
+    g_on, g_off = rps_of(r, "gunicorn-sync +access log"), rps_of(r, "gunicorn-sync")
+    if g_on and g_off:
+        r["notes"].append(f"gunicorn sync loses {(1 - g_on / g_off) * 100:.1f}% with its access log.")
+    return r
+
+
+def sc_workers(ctx: Context) -> dict:
+    vs = []
+    for name, server, kw in ((OURS, OURS, {"threads": 4}), ("granian", "granian", {}),
+                             ("gunicorn-sync", "gunicorn-sync", {})):
+        vs += [Variant(f"{name} 1w", server, cpus=ALL_CPUS, workers=1, **kw),
+               Variant(f"{name} 2w", server, cpus=ALL_CPUS, workers=2, **kw)]
+    r = wrk_scenario(ctx, "workers", "2 workers vs 1 (servers and wrk unpinned, both cores)", vs, conns=100,
+                     wrk_threads=2, wrk_cpus=ALL_CPUS)
+    r["ours"] = f"{OURS} 2w"
+    r["targets"] = [ratio_target(r, f"{OURS} 2w", f"{OURS} 1w", 1.7, "unicorn_aio 1 worker")]
+    for name in ("granian", "gunicorn-sync"):
+        a, b = rps_of(r, f"{name} 2w"), rps_of(r, f"{name} 1w")
+        if a and b:
+            r["notes"].append(f"{name}: 2 workers give {a / b:.2f}× one worker.")
+    r["notes"].append("Only 2 cores: wrk shares them with the server here, which caps every server's scaling.")
+    return r
+
+
+def _request_once(port: int) -> None:
+    with socket.create_connection((HOST, port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        while s.recv(65536):
+            pass
+
+
+def sc_rss(ctx: Context) -> dict:
+    """Idle memory of each server with one worker, after 50 requests."""
+    vs = [Variant(OURS, OURS, threads=4), *hello_peers()]
+    result = {"name": "rss", "title": "idle memory, 1 worker, after 50 requests", "kind": "rss", "servers": {},
+              "targets": [], "notes": ["worker RSS: mean RSS of the processes that serve (no master)."]}
+    with Servers(ctx, vs, "rss") as runs:
+        for r in runs.values():
+            if not r.error:
+                for _ in range(50):
+                    _request_once(r.port)
+        time.sleep(0.5)
+        for v in vs:
+            r = runs[v.name]
+            if r.error:
+                result["servers"][v.name] = {"error": r.error.splitlines()[0], "detail": r.error}
+                continue
+            pids = tree_pids(r.proc.pid)
+            table = _proc_table()
+            leaves = [p for p in pids if not any(table.get(q, (0, 0))[0] == p for q in pids)] or pids
+            rss = {p: _status_kb(p, "VmRSS") for p in pids}
+            result["servers"][v.name] = {
+                "server": v.server, "rss_kb": sum(rss.values()), "pss_kb": sum(_pss_kb(p) for p in pids),
+                "processes": len(pids), "worker_rss_kb": round(sum(rss[p] for p in leaves) / len(leaves)),
+            }
+    ours, peer = result["servers"].get(OURS, {}), result["servers"].get("gunicorn-sync", {})
+    if ours.get("worker_rss_kb") and peer.get("worker_rss_kb"):
+        a, b = ours["worker_rss_kb"], peer["worker_rss_kb"]
+        result["targets"].append(target("worker RSS ≤ gunicorn sync's", a / b, a <= b,
+                                        f"{a / 1024:.1f} vs {b / 1024:.1f} MiB"))
+    else:
+        result["targets"].append(target("worker RSS ≤ gunicorn sync's", None, None))
+    return result
+
+
+# ----- uploads
+
+
+def upload(port: int, size: int, chunked: bool, deadline_s: float, on_tick=None) -> dict:
+    """Stream `size` bytes as one request body; return throughput and the server's answer."""
+    block = memoryview(b"u" * (256 * 1024))
+    head = [b"POST /upload HTTP/1.1", b"Host: bench", b"Content-Type: application/octet-stream"]
+    head.append(b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % size)
+    frame = b"%x\r\n" % len(block)
+    t0 = time.perf_counter()
+    sent = 0
+    try:
+        with socket.create_connection((HOST, port), timeout=10) as s:
+            s.sendall(b"\r\n".join(head) + b"\r\n\r\n")
+            while sent < size:
+                n = min(len(block), size - sent)
+                if chunked:
+                    s.sendall((frame if n == len(block) else b"%x\r\n" % n))
+                    s.sendall(block[:n])
+                    s.sendall(b"\r\n")
+                else:
+                    s.sendall(block[:n])
+                sent += n
+                if time.perf_counter() - t0 > deadline_s:
+                    raise TimeoutError(f"still sending after {deadline_s:.0f}s")
+            if chunked:
+                s.sendall(b"0\r\n\r\n")
+            answer = read_response(s)
+        elapsed = time.perf_counter() - t0
+        status = answer.split(b"\r\n", 1)[0].decode(errors="replace")
+        body = answer.split(b"\r\n\r\n", 1)[1].strip() if b"\r\n\r\n" in answer else b""
+        ok = status.split(" ")[1:2] == ["200"] and body == str(size).encode()
+        res = {"mb_s": size / elapsed / 1e6, "seconds": elapsed, "status": status, "bytes_seen": body.decode()[:40]}
+        if not ok:
+            res["error"] = f"answer {status!r}, body {body[:40]!r} (expected {size})"
+        return res
+    except (OSError, TimeoutError) as e:
+        elapsed = time.perf_counter() - t0
+        return {"mb_s": sent / elapsed / 1e6, "seconds": elapsed,
+                "error": f"{type(e).__name__}: {e} after {sent / 2**20:.0f} MiB"}
+
+
+def read_response(s: socket.socket) -> bytes:
+    """One HTTP response with a Content-Length body (or up to EOF without one)."""
+    data = b""
+    while True:
+        if b"\r\n\r\n" in data:
+            head, body = data.split(b"\r\n\r\n", 1)
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            if m and len(body) >= int(m.group(1)):
+                return data
+        piece = s.recv(65536)
+        if not piece:
+            return data
+        data += piece
+
+
+class PeakRss(threading.Thread):
+    """Peak RSS of a process tree over a `with` block.
+
+    Two sources, the larger wins: the kernel's per-process high-water mark (VmHWM, reset on entry
+    through /proc/PID/clear_refs, which needs root or the same user), and samples every 10 ms
+    summed over the tree (what the HWM misses when it cannot be reset).
+    """
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pids, self.peak, self._done, self._hwm_ok = tree_pids(pid), 0, threading.Event(), True
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, sum(_status_kb(p, "VmRSS") for p in self.pids))
+            self._done.wait(0.01)
+
+    def __enter__(self) -> "PeakRss":
+        for p in self.pids:
+            try:
+                with open(f"/proc/{p}/clear_refs", "w") as f:
+                    f.write("5")  # 5: reset the peak resident set size (Documentation/filesystems/proc.rst)
+            except OSError:
+                self._hwm_ok = False
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self.join()
+        if self._hwm_ok:
+            self.peak = max(self.peak, sum(_status_kb(p, "VmHWM") for p in self.pids))
+
+
+def sc_upload(ctx: Context) -> dict:
+    size = (256 if ctx.quick else 1024) * 2**20
+    deadline = 20.0 if ctx.quick else 60.0
+    base = [(OURS, OURS, {"threads": 4}), ("granian", "granian", {}), ("gunicorn-sync", "gunicorn-sync", {}),
+            ("waitress", "waitress", {"threads": 4}), ("uvicorn+a2wsgi", "uvicorn+a2wsgi", {}), ("bjoern", "bjoern", {})]
+    vs = [Variant(n, s, app="upload", **kw) for n, s, kw in base]
+    result = {"name": "upload", "title": f"{size // 2**20} MiB upload, app reads wsgi.input in 64 KiB chunks",
+              "kind": "upload", "servers": {}, "targets": [],
+              "notes": ["growth: peak RSS of the server tree during the upload minus RSS before it.",
+                        "waitress spools request bodies to a temporary file before calling the app."]}
+    with Servers(ctx, vs, "upload") as runs:
+        for chunked in (False, True):
+            mode = "chunked" if chunked else "content-length"
+            for v in vs:
+                r = runs[v.name]
+                key = f"{v.name} [{mode}]"
+                if r.error:
+                    result["servers"][key] = {"error": r.error.splitlines()[0], "detail": r.error}
+                    continue
+                if r.proc.poll() is not None:
+                    result["servers"][key] = {"error": "server exited earlier in this scenario"}
+                    continue
+                upload(r.port, 2**20, chunked, 10)  # warm: the first body allocates the buffers
+                time.sleep(0.2)
+                before = r.rss_kb()
+                with PeakRss(r.proc.pid) as peak:
+                    res = upload(r.port, size, chunked, deadline)
+                res.update(server=v.server, mode=mode, rss_kb=before,
+                           rss_growth_kb=max(0, peak.peak - before))
+                result["servers"][key] = res
+                log(f"  [upload] {key:<34} {res['mb_s']:>8.0f} MB/s  RSS +{res['rss_growth_kb'] / 1024:.1f} MiB"
+                    + (f"  ERROR {res['error']}" if res.get("error") else ""))
+    for mode in ("content-length", "chunked"):
+        row = result["servers"].get(f"{OURS} [{mode}]", {})
+        if "rss_growth_kb" in row and not row.get("error"):
+            g = row["rss_growth_kb"] / 1024
+            result["targets"].append(target(f"{mode}: RSS grows ≤ 5 MiB", g, g <= 5, f"+{g:.1f} MiB"))
+        else:
+            result["targets"].append(target(f"{mode}: RSS grows ≤ 5 MiB", None, None))
+    return result
+
+
+# ----- idle keep-alive connections
+
+
+def open_idle(port: int, count: int, deadline_s: float) -> tuple[list[socket.socket], int]:
+    """`count` connections that each completed one request and stay open (keep-alive).
+
+    Opened 250 at a time; gives up at the deadline (a server that stops accepting, or stops
+    answering, makes connects and reads hang until their timeout).
+    """
+    socks, failed = [], 0
+    deadline = time.monotonic() + deadline_s
+    for start_i in range(0, count, 250):
+        if time.monotonic() > deadline:
+            failed += count - start_i
+            break
+        batch = []
+        for _ in range(min(250, count - start_i)):
+            try:
+                s = socket.create_connection((HOST, port), timeout=2)
+                s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+                batch.append(s)
+            except OSError:
+                failed += 1
+        if not batch:  # the server accepts no more: waiting out more timeouts shows nothing new
+            failed += count - start_i - 250
+            break
+        for s in batch:
+            try:
+                s.settimeout(max(0.1, min(2.0, deadline - time.monotonic())))
+                got = b""
+                while b"Hello, World!\n" not in got:
+                    piece = s.recv(4096)
+                    if not piece:
+                        raise ConnectionResetError("closed")
+                    got += piece
+                socks.append(s)
+            except OSError:
+                failed += 1
+                s.close()
+    return socks, failed
+
+
+def still_open(socks: list[socket.socket]) -> int:
+    n = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            if s.recv(1, socket.MSG_PEEK):
+                n += 1
+        except BlockingIOError:
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
+def sc_idle(ctx: Context) -> dict:
+    count = 10_000
+    # Each server's own connection cap raised as a user holding 10k clients would.
+    vs = [Variant(OURS, OURS, threads=4, keep_alive=300, extra=("--worker-connections", "20000")),
+          Variant("granian", "granian", extra=("--backpressure", "20000", "--backlog", "4096")),
+          Variant("uvicorn+a2wsgi", "uvicorn+a2wsgi", keep_alive=300), Variant("bjoern", "bjoern")]
+    result = {"name": "idle", "title": f"hello rps with {count} idle keep-alive connections held open",
+              "kind": "idle", "servers": {}, "targets": [], "load": f"wrk -t1 -c50 -d{ctx.duration:g}s",
+              "notes": ["Each idle connection has completed one request and stays open, sending nothing."]}
+    with Servers(ctx, vs, "idle") as runs:
+        for v in vs:
+            r = runs[v.name]
+            if r.error:
+                result["servers"][v.name] = {"error": r.error.splitlines()[0], "detail": r.error}
+                continue
+            warm(ctx, r)
+            base = median_of([wrk(r.url, ctx.duration) for _ in range(ctx.rounds)])
+            time.sleep(0.3)
+            rss0 = r.rss_kb()
+            socks, failed = open_idle(r.port, count, 15 if ctx.quick else 30)
+            try:
+                time.sleep(0.5)
+                rss1 = r.rss_kb()
+                loaded = median_of([wrk(r.url, ctx.duration) for _ in range(ctx.rounds)])
+                held = still_open(socks)
+            finally:
+                for s in socks:
+                    s.close()
+            row = {**loaded, "server": v.server, "rps_without_idle": base["rps"], "idle_opened": len(socks),
+                   "idle_failed": failed, "idle_still_open_after": held, "rss_kb": rss1,
+                   "rss_per_idle_conn_b": (rss1 - rss0) * 1024 / len(socks) if socks else None}
+            row["rps_drop"] = 1 - loaded["rps"] / base["rps"] if base["rps"] else None
+            result["servers"][v.name] = row
+            log(f"  [idle] {v.name:<22} {base['rps']:>8.0f} -> {loaded['rps']:>8.0f} rps, opened {len(socks)} "
+                f"(failed {failed}, still open {held}), {row['rss_per_idle_conn_b'] or 0:.0f} B/conn")
+    row = result["servers"].get(OURS, {})
+    if row.get("rps_drop") is not None and row.get("idle_opened") == count:
+        d, per = row["rps_drop"], row["rss_per_idle_conn_b"]
+        shown = f"{d * 100:.1f}% drop" if d >= 0 else f"no drop ({-d * 100:.1f}% faster)"
+        result["targets"] = [target("hello rps drops ≤ 10%", d, d <= 0.10, shown),
+                             target("RSS per idle connection ≤ 3 KiB", per, per <= 3072, f"{per:.0f} B")]
+    else:
+        result["targets"] = [target("hello rps drops ≤ 10%", None, None),
+                             target("RSS per idle connection ≤ 3 KiB", None, None)]
+    return result
+
+
+SCENARIOS = {
+    "hello": sc_hello, "inline": sc_inline, "close": sc_close, "sleep10": sc_sleep, "big": sc_big,
+    "upload": sc_upload, "idle": sc_idle, "workers": sc_workers, "rss": sc_rss, "accesslog": sc_accesslog,
+    "asgi": sc_asgi,
+}
+QUICK = ["hello", "inline", "close", "sleep10", "big", "upload", "idle", "rss", "asgi"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def machine_info() -> dict:
+    cpu = ""
+    try:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    versions = {}
+    for dist in ("unicorn_aio", "gunicorn", "granian", "bjoern", "waitress", "uvicorn", "a2wsgi", "uvloop",
+                 "httptools", "matplotlib"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[:1]
+    versions["wrk"] = wrk_v[0].split(" [")[0].removeprefix("wrk ") if wrk_v else None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=ROOT).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
+            "loadavg_at_start": os.getloadavg(), "commit": commit, "versions": versions,
+            "pinning": {"servers": SERVER_CPUS, "client": CLIENT_CPUS, "workers_scenario": ALL_CPUS}}
+
+
+def fmt_rps(x) -> str:
+    return "–" if not x else f"{x:,.0f}"
+
+
+def fmt_ms(x) -> str:
+    return "–" if x is None else (f"{x:.2f}" if x < 100 else f"{x:.0f}")
+
+
+def fmt_mb(kb) -> str:
+    return "–" if not kb else f"{kb / 1024:.1f}"
+
+
+def verdict(t: dict) -> str:
+    return {True: "✅ pass", False: "❌ fail", None: "⚪ n/a"}[t["pass"]]
+
+
+def render_md(report: dict) -> str:
+    m = report["machine"]
+    out = [f"# unicorn_aio benchmark — {report['date']}", "",
+           f"{'Quick run' if report['quick'] else 'Full run'}: {report['rounds']} round(s) of {report['duration']:g} s "
+           f"per server, median round shown. Servers on CPU {SERVER_CPUS}, wrk on CPU {CLIENT_CPUS} (`taskset`). "
+           f"Load average at start: {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])} (shared machine).", "",
+           f"Machine: {m['cpu']} ×{m['cores']}, Linux {m['kernel']}, Python {m['python']}, commit {m['commit']}.",
+           "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".", ""]
+    if report["unavailable"]:
+        out += ["Unavailable peers: " + "; ".join(f"**{k}**: {v}" for k, v in report["unavailable"].items()), ""]
+    out += ["## Targets", "", "| scenario | target | measured | verdict |", "|---|---|---|---|"]
+    for sc in report["scenarios"]:
+        for t in sc["targets"]:
+            out.append(f"| {sc['name']} | {t['text']} | {t['shown']} | {verdict(t)} |")
+    for sc in report["scenarios"]:
+        out += ["", f"## {sc['name']}: {sc['title']}", ""]
+        if sc.get("load"):
+            out += [f"Load: `{sc['load']}`", ""]
+        ours = sc.get("ours", OURS)
+        rows = sc["servers"]
+        if sc["kind"] == "wrk":
+            base = rows.get(ours, {}).get("rps")
+            out += [f"| server | rps | p50 ms | p99 ms | errors | RSS MiB | {ours} ÷ server |", "|---|---:|---:|---:|---:|---:|---:|"]
+            for name, r in rows.items():
+                if r.get("error"):
+                    out.append(f"| {name} | {r['error']} | | | | | |")
+                    continue
+                ratio = f"{base / r['rps']:.2f}×" if base and r.get("rps") and name != ours else ""
+                errs = r["non2xx"] + r["socket_errors"]
+                out.append(f"| {name} | {fmt_rps(r['rps'])} | {fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | "
+                           f"{errs:,} | {fmt_mb(r.get('rss_kb'))} | {ratio} |")
+        elif sc["kind"] == "upload":
+            out += ["| server [framing] | MB/s | seconds | RSS before MiB | RSS growth MiB | note |", "|---|---:|---:|---:|---:|---|"]
+            for name, r in rows.items():
+                if "mb_s" not in r:
+                    out.append(f"| {name} | {r['error']} | | | | |")
+                    continue
+                out.append(f"| {name} | {r['mb_s']:,.0f} | {r['seconds']:.2f} | {fmt_mb(r['rss_kb'])} | "
+                           f"{r['rss_growth_kb'] / 1024:.1f} | {r.get('error', '')} |")
+        elif sc["kind"] == "idle":
+            out += ["| server | rps without | rps with idle | drop | p99 ms | idle opened | still open | B per idle conn | RSS MiB |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            for name, r in rows.items():
+                if r.get("error") and "rps_without_idle" not in r:
+                    out.append(f"| {name} | {r['error']} | | | | | | | |")
+                    continue
+                drop = "–" if r["rps_drop"] is None else f"{r['rps_drop'] * 100:.1f}%"
+                per = "–" if r["rss_per_idle_conn_b"] is None else f"{r['rss_per_idle_conn_b']:.0f}"
+                out.append(f"| {name} | {fmt_rps(r['rps_without_idle'])} | {fmt_rps(r['rps'])} | {drop} | "
+                           f"{fmt_ms(r['p99_ms'])} | {r['idle_opened']:,} | {r['idle_still_open_after']:,} | {per} | "
+                           f"{fmt_mb(r['rss_kb'])} |")
+        elif sc["kind"] == "rss":
+            out += ["| server | processes | RSS total MiB | PSS total MiB | worker RSS MiB |", "|---|---:|---:|---:|---:|"]
+            for name, r in rows.items():
+                if r.get("error"):
+                    out.append(f"| {name} | {r['error']} | | | |")
+                    continue
+                out.append(f"| {name} | {r['processes']} | {fmt_mb(r['rss_kb'])} | {fmt_mb(r['pss_kb'])} | "
+                           f"{fmt_mb(r['worker_rss_kb'])} |")
+        out.append("")
+        for t in sc["targets"]:
+            out.append(f"- target: {t['text']} → {t['shown']} {verdict(t)}")
+        for n in sc["notes"]:
+            out.append(f"- {n}")
+    out += ["", "Charts: `rps.png` (requests/s per server per scenario), `latency.png` (p50/p99).", ""]
+    return "\n".join(out)
+
+
+def plot(report: dict) -> list[str]:
+    """rps.png (throughput, upload MB/s included) and latency.png (p50/p99), one panel per scenario."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    written = []
+    for fname, kinds in (("rps.png", ("wrk", "idle", "upload")), ("latency.png", ("wrk", "idle"))):
+        panels = [s for s in report["scenarios"] if s["kind"] in kinds]
+        if not panels:
+            continue
+        nrows = (len(panels) + 1) // 2
+        fig, axes = plt.subplots(nrows, 2, figsize=(14, 3.3 * nrows), squeeze=False)
+        for ax, sc in zip(axes.flat, panels):
+            ours = sc.get("ours", OURS)
+            key = "mb_s" if sc["kind"] == "upload" else "rps"
+            names = [n for n, r in sc["servers"].items() if r.get(key)]
+            colors = ["tab:orange" if n.startswith(OURS) else "tab:blue" for n in names]
+            y = list(range(len(names)))
+            if fname == "rps.png":
+                vals = [sc["servers"][n][key] for n in names]
+                ax.barh(y, vals, color=colors)
+                for i, v in enumerate(vals):
+                    ax.text(v, i, f" {v:,.0f}", va="center", fontsize=8)
+                ax.set_xlabel("MB / s" if key == "mb_s" else "requests / s")
+                ax.set_xlim(0, max(vals, default=1) * 1.22)
+            else:
+                p50 = [sc["servers"][n]["p50_ms"] or 0 for n in names]
+                p99 = [sc["servers"][n]["p99_ms"] or 0 for n in names]
+                ax.barh([i - 0.2 for i in y], p50, height=0.4, color="tab:green")
+                ax.barh([i + 0.2 for i in y], p99, height=0.4, color="tab:red")
+                for i, (a, b) in enumerate(zip(p50, p99)):
+                    ax.text(a, i - 0.2, f" {a:.2f}", va="center", fontsize=7)
+                    ax.text(b, i + 0.2, f" {b:.2f}", va="center", fontsize=7)
+                ax.set_xlabel("latency, ms")
+                ax.set_xlim(0, max(p99, default=1) * 1.18)
+            ax.ticklabel_format(axis="x", style="plain")
+            ax.set_yticks(y)
+            ax.set_yticklabels(names, fontsize=8)
+            for lbl in ax.get_yticklabels():
+                if lbl.get_text() == ours:
+                    lbl.set_fontweight("bold")
+            ax.invert_yaxis()
+            ax.set_title(f"{sc['name']}: {sc['title']}", fontsize=9)
+        for ax in list(axes.flat)[len(panels):]:
+            ax.axis("off")
+        what = "throughput" if fname == "rps.png" else "latency (wrk --latency)"
+        fig.suptitle(f"unicorn_aio vs peers, {what} — {report['date']} ({'quick' if report['quick'] else 'full'}"
+                     f" run, median of {report['rounds']}) — server CPU {SERVER_CPUS}, wrk CPU {CLIENT_CPUS}",
+                     fontsize=11)
+        if fname == "latency.png":
+            fig.legend(handles=[Patch(color="tab:green", label="p50"), Patch(color="tab:red", label="p99")],
+                       loc="upper right", fontsize=9)
+        fig.tight_layout(rect=(0, 0, 1, 0.98))
+        fig.savefig(RESULTS / fname, dpi=90)
+        plt.close(fig)
+        written.append(fname)
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="subset of scenarios, 1 round, short runs (< 2 min)")
+    ap.add_argument("--only", help=f"comma-separated scenarios: {', '.join(SCENARIOS)}")
+    ap.add_argument("--rounds", type=int, help="rounds per scenario (default 3, quick 1)")
+    ap.add_argument("--duration", type=int, help="whole seconds per wrk run (default 4, quick 2)")
+    ap.add_argument("--out", default="latest", help="basename of the .json/.md in bench/results/")
+    args = ap.parse_args(argv)
+
+    names = args.only.split(",") if args.only else (QUICK if args.quick else list(SCENARIOS))
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        ap.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    if not shutil.which("wrk"):
+        ap.error("wrk is not installed (make bench installs it with apt-get)")
+    if not shutil.which("taskset"):
+        ap.error("taskset is not installed (util-linux)")
+
+    global SERVER_CPUS, CLIENT_CPUS, ALL_CPUS
+    if (os.cpu_count() or 1) < 2:
+        SERVER_CPUS = CLIENT_CPUS = ALL_CPUS = "0"
+    os.sched_setaffinity(0, {int(c) for c in CLIENT_CPUS.split(",")})
+    _raise_nofile()
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="unicorn-bench-"))
+    ctx = Context(quick=args.quick, rounds=args.rounds or (1 if args.quick else 3),
+                  duration=args.duration or (2 if args.quick else 4), warmup=0 if args.quick else 1,
+                  workdir=workdir, unavailable=unavailable_servers())
+    for k, v in ctx.unavailable.items():
+        log(f"unavailable: {k}: {v}")
+    report = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "quick": args.quick,
+              "rounds": ctx.rounds, "duration": ctx.duration, "machine": machine_info(),
+              "unavailable": ctx.unavailable, "scenarios": [], "logs": str(workdir)}
+    t0 = time.monotonic()
+    interrupted = False
+    try:
+        for name in names:
+            log(f"== {name}")
+            t = time.monotonic()
+            try:
+                report["scenarios"].append(SCENARIOS[name](ctx))
+            except Exception as e:  # one broken scenario must not lose the others' numbers
+                log(f"  ! scenario {name} failed: {type(e).__name__}: {e}")
+                report["scenarios"].append({"name": name, "title": f"failed: {type(e).__name__}: {e}",
+                                            "kind": "failed", "servers": {}, "targets": [], "notes": []})
+            log(f"   ({time.monotonic() - t:.0f}s)")
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: writing what was measured")
+    report["elapsed_s"] = round(time.monotonic() - t0, 1)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (RESULTS / f"{args.out}.md").write_text(render_md(report))
+    if args.out == "latest":
+        try:
+            plot(report)
+        except ImportError as e:
+            log(f"no charts: {e}")
+    log(f"\nwrote {RESULTS}/{args.out}.json and .md in {report['elapsed_s']:.0f}s; server logs in {workdir}")
+    print(render_md(report).split("## Targets", 1)[1].split("\n## ", 1)[0])
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
