@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 # make us hold an unbounded queue of its requests.
 MAX_PIPELINE = 16
 NEVER = float("inf")
+LINGER_SECONDS = 2.0
 
 
 def error_response(status: int, reason: str = "") -> bytes:
@@ -81,6 +82,7 @@ class HttpProtocol(asyncio.Protocol):
         self.write_paused = False
         self.closing = server.shutting_down  # answer what is in flight, then close
         self.pending_error: bytes | None = None
+        self.lingering = False
         # llhttp accepts runs of spaces in the request line ("GET  / HTTP/1.1"); RFC 9112 3
         # allows exactly one SP.  The raw bytes the line arrived in are kept until the head is
         # parsed and the line rebuilt from what llhttp saw is looked for in them.
@@ -114,6 +116,8 @@ class HttpProtocol(asyncio.Protocol):
         self.requests.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # closing: the client's remaining bytes are read and dropped
         self.at_boundary = self.current is None
         window = self.line_window
         if window is not None and len(window) <= self.limit_window:
@@ -148,6 +152,8 @@ class HttpProtocol(asyncio.Protocol):
                     self._reject(431, "request header block too large")
 
     def eof_received(self):
+        if self.lingering:
+            return False  # the client has finished too: close now
         # A client that half-closes after its request still wants the answer (RFC 9112 9.6).
         return bool(self.requests)
 
@@ -285,7 +291,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if not (keep_alive and req.body.complete and not self.closing):
             # An unread body would be parsed as the next request; never keep such a connection.
-            transport.close()
+            self._close(linger=not req.body.complete)
             return
         if self.requests:
             nxt = self.requests[0]
@@ -296,7 +302,7 @@ class HttpProtocol(asyncio.Protocol):
                 self.deadline = self.loop.time() + self.server.body_timeout
         elif self.pending_error is not None:
             transport.write(self.pending_error)
-            transport.close()
+            self._close(linger=True)
             return
         elif self.current is not None:
             self.deadline = self.current.start + self.server.header_timeout
@@ -318,16 +324,32 @@ class HttpProtocol(asyncio.Protocol):
         if any(req.dispatched for req in self.requests):
             # Earlier pipelined requests are still being answered; the error goes after them.
             self.pending_error = data
-            for req in self.requests:
-                req.keep_alive = False
             return
         self.requests.clear()
         self.transport.write(data)
-        self.transport.close()
+        self._close(linger=True)
+
+    def _close(self, linger: bool) -> None:
+        """Close; with ``linger``, half-close first and discard what the client still sends.
+
+        Closing a socket with unread input makes the kernel answer with RST, which can destroy
+        the response still in flight to the client (nginx's lingering_close solves the same).
+        """
+        transport = self.transport
+        if linger and transport.can_write_eof():
+            self.lingering = True
+            transport.write_eof()
+            self.deadline = self.loop.time() + LINGER_SECONDS
+            self.resume_reading()
+        else:
+            transport.close()
 
     def on_timeout(self) -> None:
         self.deadline = NEVER
         if self.transport is None or self.transport.is_closing():
+            return
+        if self.lingering:
+            self.transport.close()
             return
         if self.current is not None or self.requests:
             # Headers or a buffered body stalled: tell the client why (RFC 9110 15.5.9).
