@@ -11,6 +11,7 @@ import sys
 from typing import NoReturn
 
 from .config import Config, ConfigError, UsageError, build_parser, load_config
+from .tls import check_tls
 
 PROG = "unicorn_aio"
 
@@ -27,11 +28,19 @@ def main(argv: list[str] | None = None) -> NoReturn:
         if not cfg.check_config:
             report_warnings(cfg)
             sys.exit(0)
-    if not cfg.app_uri:
+    if not cfg.app_uri and not cfg.paste:
         fail("no application given: pass APP as module:callable, e.g. myproject.wsgi:application",
              2, usage=True)
     try:
+        prepare_reload(cfg)
+        if cfg.paste:
+            from .paste import prepare as prepare_paste
+            prepare_paste(cfg)
+    except ConfigError as exc:
+        fail(str(exc), exc.exit_code)
+    try:
         prepare_process(cfg)
+        check_tls(cfg)
     except (ConfigError, OSError) as exc:
         fail(str(exc), 2)
 
@@ -69,16 +78,31 @@ def prepare_process(cfg: Config) -> None:
         sys.path.insert(0, path)
 
 
+def prepare_reload(cfg: Config) -> None:
+    """--reload watches files from each worker (a master must not have threads when it forks),
+    and each reload imports the code afresh, so the master must not hold the app."""
+    if not cfg.reload:
+        return
+    import importlib.util
+    if importlib.util.find_spec("watchfiles") is None:
+        raise ConfigError("--reload needs the watchfiles package: pip install 'unicorn_aio[reload]'")
+    if cfg.preload_app:
+        cfg.warnings.append("--preload is ignored with --reload: workers import the code themselves")
+        cfg.preload_app = False
+
+
 def check_app(cfg: Config) -> int:
     """--check-config: import the app the way a worker would. 0 if it loads, else 1."""
-    from .apploader import AppImportError, load_app
+    from .apploader import AppImportError
+    from .paste import load_wsgi_app
 
     try:
-        load_app(cfg.app_uri)
+        load_wsgi_app(cfg)
     except AppImportError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return 1
     except Exception as exc:  # apploader should have said it in one line; never a traceback wall
-        sys.stderr.write(f"{PROG}: error: loading {cfg.app_uri}: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write(f"{PROG}: error: loading {cfg.app_uri or cfg.paste}: "
+                         f"{type(exc).__name__}: {exc}\n")
         return 1
     return 0
