@@ -154,7 +154,6 @@ def test_overrides_are_validated_and_normalized():
     ("post_fork", "os.no_such_function", "module 'os' has no attribute 'no_such_function'"),
     ("on_starting", 42, "must be a function"),
     ("strip_header_spaces", True, r"never strips header spaces \(request smuggling risk\)"),
-    ("paste", "production.ini", "PasteDeploy configs are not supported"),
 ])
 def test_bad_values_name_the_setting(name, value, message):
     with pytest.raises(ConfigError, match=rf"invalid value for setting '{name}': .*{message}"):

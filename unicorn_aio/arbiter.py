@@ -19,9 +19,10 @@ import sys
 import time
 
 from . import __version__
-from .apploader import AppImportError, load_app
+from .apploader import AppImportError
 from .config import ConfigError, load_config
 from .logs import Logger
+from .paste import load_wsgi_app
 from .proctitle import set_proc_title
 from .sockets import INHERIT_ENV, bind_all, describe
 from .systemd import notify
@@ -147,7 +148,7 @@ class Arbiter:
         self.log.info("Using %s workers, %s dispatch with %d thread(s) each",
                       cfg.interface, cfg.dispatch, cfg.threads)
         if cfg.preload_app:
-            self.app = load_app(cfg.app_uri)
+            self.app = load_wsgi_app(cfg)
         for name in self.SIGNALS:
             self.loop.add_signal_handler(getattr(signal, "SIG" + name), self._wakeups.put_nowait,
                                          name)
@@ -399,7 +400,7 @@ class Arbiter:
     def reload(self) -> None:
         notify("RELOADING=1")
         try:
-            cfg = load_config(self.cfg.argv if self.cfg.argv is not None else sys.argv[1:])
+            cfg = self.load_config()
         except ConfigError as exc:
             self.log.error("Reload failed, keeping the current configuration: %s", exc)
             notify("READY=1")
@@ -419,6 +420,10 @@ class Arbiter:
             self.set_num_workers(cfg.workers)
         self.generation += 1
         set_proc_title(f"unicorn_aio: master [{self.proc_name}]")
+
+    def load_config(self):
+        """The settings a HUP reloads: the same command line, read again."""
+        return load_config(self.cfg.argv if self.cfg.argv is not None else sys.argv[1:])
 
     def _rebind(self, cfg, old_binds) -> None:
         try:

@@ -328,12 +328,6 @@ def refuse_true(reason: str) -> Callable[[Any], bool]:
     return validate
 
 
-def refuse_paste(val: Any) -> None:
-    if string(val):
-        raise ValueError("PasteDeploy configs are not supported; give the app as APP (module:callable)")
-    return None
-
-
 # -- default hooks: gunicorn's, doing nothing --------------------------------------------------------
 
 
@@ -517,11 +511,13 @@ SETTINGS: tuple[Setting, ...] = (
       metavar="STRING"),
     S("pythonpath", _mech, ("--pythonpath",), string, None,
       "Directories (comma separated) to add to the Python path.", metavar="STRING"),
-    S("paste", _mech, ("--paste", "--paster"), refuse_paste, None,
-      "A PasteDeploy config file (not supported).", metavar="STRING"),
+    S("paste", _mech, ("--paste", "--paster"), string, None,
+      "Load the app from a PasteDeploy ini file: PATH or PATH#name (default [app:main]).\n\n"
+      "Server settings still come from the command line; the ini's logging sections are used "
+      "when it has a [loggers] section. Needs the pastedeploy package.", metavar="STRING"),
     S("raw_paste_global_conf", _mech, ("--paste-global",), string_list, [],
-      "A PasteDeploy global variable as KEY=VALUE (not supported).", metavar="CONF",
-      action="append", ignored="raw_paste_global_conf is ignored: PasteDeploy is not supported"),
+      "A PasteDeploy global variable as KEY=VALUE (repeatable), for %(KEY)s in the ini file.",
+      metavar="CONF", action="append"),
     S("proxy_protocol", _mech, ("--proxy-protocol",), boolean, False,
       "Expect the PROXY protocol header (haproxy, stunnel) on new connections.",
       action="store_true"),

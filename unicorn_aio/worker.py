@@ -20,7 +20,8 @@ import signal
 import socket
 import sys
 
-from .apploader import AppImportError, load_app
+from .apploader import AppImportError
+from .paste import load_wsgi_app
 from .sockets import worker_listeners
 
 WORKER_BOOT_ERROR = 3  # gunicorn's codes: the master halts instead of respawning
@@ -74,7 +75,7 @@ class Worker:
             self.sockets = worker_listeners(self.sockets, self.cfg)
             self._set_owner()
             if self.app is None:
-                self.app = load_app(self.cfg.app_uri)
+                self.app = load_wsgi_app(self.cfg)
         except AppImportError as exc:
             self.log.error("Worker failed to load the app: %s", exc)
             return APP_LOAD_ERROR
@@ -154,6 +155,9 @@ class Worker:
         self.booted = True
         self._send(BOOTED)
         self._beat()
+        if self.cfg.reload:
+            from .reloader import start_reloader
+            start_reloader(self)
         graceful = await self._stopping
         self.alive = False
         await server.shutdown(self.cfg.graceful_timeout if graceful else 0)
@@ -193,6 +197,12 @@ class Worker:
         if self.max_requests and total >= self.max_requests and not self._retire_sent:
             self.log.info("Worker (pid:%d) reached max requests (%d); retiring",
                           os.getpid(), self.max_requests)
+            self._retire()
+
+    def reload_code(self, path: str) -> None:
+        """--reload saw ``path`` change: a fresh worker will import the new code."""
+        if not self._retire_sent and self.alive:
+            self.log.info("Worker reloading: %s modified", path)
             self._retire()
 
     def _retire(self) -> None:
