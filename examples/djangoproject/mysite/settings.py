@@ -19,4 +19,11 @@ USE_TZ = True
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 STATIC_URL = "static/"
-LOGGING = {"version": 1, "disable_existing_loggers": False}
+# Errors of views to stderr, which unicorn_aio's error log captures (Django's default only
+# prints them with DEBUG on, and mails them otherwise).
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {"django.request": {"handlers": ["stderr"], "level": "ERROR"}},
+}
