@@ -21,6 +21,7 @@ import httptools
 
 from .body import ClientDisconnected, RequestBody
 from .http_rules import Reject, check_headers, check_request_target, check_version, is_token
+from .proxy_protocol import HeaderReader
 
 if TYPE_CHECKING:
     from .server import Server
@@ -92,6 +93,8 @@ class HttpProtocol(asyncio.Protocol):
         self.feeding = b""
         self.limit_window = (self.limit_line or 65536) + 64
         self.app_state = None  # the app handler's per-connection cache (e.g. base environ)
+        # --proxy-protocol: reads the PROXY header (and sets peername) before any HTTP byte.
+        self.proxy_header = None if server.proxy_allow is None else HeaderReader(server.proxy_allow)
 
     # -- asyncio callbacks ------------------------------------------------------------------
 
@@ -118,6 +121,10 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.lingering:
             return  # closing: the client's remaining bytes are read and dropped
+        if self.proxy_header is not None:
+            data = self.proxy_header.feed(self, data)
+            if not data:
+                return
         self.at_boundary = self.current is None
         window = self.line_window
         if window is not None and len(window) <= self.limit_window:

@@ -23,6 +23,7 @@ from . import __version__
 from .config import Config, ConfigError
 from .dispatch import ThreadPool
 from .protocol import NEVER, HttpProtocol
+from .proxy_protocol import AddressList
 from .sockets import bind_all, describe
 
 # Connection timeouts are checked by one sweep a second instead of a timer per connection:
@@ -59,6 +60,7 @@ class Server:
         self.worker = None  # the Worker, for gunicorn's request hooks; None when embedded
         self.software = f"unicorn_aio/{__version__}"
         self.is_ssl = bool(cfg.certfile)
+        self.proxy_allow = AddressList(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
         # Settings read on every request, copied out of Config once.
         self.keepalive = cfg.keepalive
         self.header_timeout = cfg.header_timeout or NEVER
