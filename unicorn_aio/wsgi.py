@@ -23,13 +23,12 @@ from urllib.parse import unquote_to_bytes
 from . import settings
 from .body import ClientDisconnected
 from .protocol import Request, error_response
+from .response import BAD_VALUE as _BAD_VALUE
+from .response import HEADER_NAME as _HEADER_NAME
+from .response import HOP_BY_HOP, LAST_CHUNK, NO_BODY_STATUS
+from .response import head as response_head
 
 HIGH_WATER = 256 * 1024
-NO_BODY_STATUS = ("1", "204", "304")
-HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                        "te", "trailers", "transfer-encoding", "upgrade"))
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _STATUS = re.compile(r"[1-9][0-9][0-9]( .*)?\Z")
 
 # Header name -> environ key, shared across requests: real traffic repeats a few dozen names.
@@ -386,28 +385,10 @@ class WSGICycle:
     # -- framing ----------------------------------------------------------------------------
 
     def _head(self) -> bytes:
-        # A body still unread when the answer starts may never be read; finish_request would
-        # then close, so say so now rather than promise a keep-alive we cannot keep.
-        keep_alive = self.keep_alive and not self.protocol.closing and self.req.body.complete
-        status = self.status
-        bodyless = self.req.method == b"HEAD" or status.startswith(NO_BODY_STATUS)
-        if self.content_length is None and not bodyless:
-            if self.req.version == "1.1":
-                self.chunked = True
-            else:
-                keep_alive = False  # HTTP/1.0 without a length: the close ends the body
-        self.keep_alive = keep_alive
-        server = self.handler.server
-        lines = [f"HTTP/1.1 {status}\r\n"]
-        lines += [f"{name}: {value}\r\n" for name, value in self.headers]
-        if self.chunked:
-            lines.append("Transfer-Encoding: chunked\r\n")
-        if not keep_alive:
-            lines.append("Connection: close\r\n")
-        elif self.req.version == "1.0":
-            lines.append("Connection: keep-alive\r\n")
-        lines.append(server.date_and_server)
-        return "".join(lines).encode("latin-1")
+        head, self.chunked, self.keep_alive = response_head(
+            self.req, self.status, self.headers, self.content_length,
+            self.keep_alive and not self.protocol.closing, self.handler.server.date_and_server)
+        return head
 
     def _send_body(self, data: bytes) -> None:
         head = b""
@@ -443,7 +424,7 @@ class WSGICycle:
         elif self.chunked and not self.lost and not self.failed:
             # After an app error the last-chunk would tell the client a cut body is complete;
             # without it, and with the close, the client knows it is not (RFC 9112 7.1).
-            self._emit(b"0\r\n\r\n")
+            self._emit(LAST_CHUNK)
         if self.content_length is not None and self.sent < self.content_length and not (
                 self.req.method == b"HEAD" or self.status.startswith(NO_BODY_STATUS)):
             # Fewer bytes than promised: only closing tells the client the body is cut short.

@@ -1,0 +1,82 @@
+"""HTTP/1.1 response framing shared by the WSGI and ASGI bridges.
+
+Both interfaces hand us a status, the app's headers and then body chunks; what goes on the wire
+around them is decided here, once: which app headers are refused or dropped, whether the body is
+delimited by Content-Length, chunked, or the close, and whether the connection stays open.
+"""
+
+from __future__ import annotations
+
+import re
+
+NO_BODY_STATUS = ("1", "204", "304")  # RFC 9110 6.4.1: never a body, whatever the app says
+# RFC 9110 7.6.1: framing and connection management belong to the server, not the app.
+HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                        "te", "trailers", "transfer-encoding", "upgrade"))
+LAST_CHUNK = b"0\r\n\r\n"
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool]:
+    """Check the app's ``(name, value)`` str pairs; returns what to send, its Content-Length
+    (None if not given) and whether the app asked for ``Connection: close``.
+
+    Raises ValueError for a header that would corrupt the response (RFC 9110 5.1, 5.5).
+    """
+    kept = []
+    content_length = None
+    close = False
+    for item in headers:
+        name, value = item
+        if type(name) is not str or not HEADER_NAME.match(name):
+            raise ValueError(f"invalid response header name {name!r}")
+        if type(value) is not str or BAD_VALUE.search(value):
+            raise ValueError(f"invalid value for response header {name}: {value!r}")
+        lname = name.lower()
+        if lname in HOP_BY_HOP:
+            if lname == "connection" and "close" in value.lower():
+                close = True
+            continue
+        if lname == "content-length":
+            try:
+                content_length = int(value)
+            except ValueError:
+                raise ValueError(f"invalid Content-Length from the app: {value!r}") from None
+            if content_length < 0:
+                raise ValueError(f"invalid Content-Length from the app: {value!r}")
+        kept.append(item)
+    return kept, content_length, close
+
+
+def bodyless(method: bytes, status: str) -> bool:
+    """HEAD responses and 1xx/204/304 carry no body (RFC 9110 9.3.2, 15.3.5, 15.4.5)."""
+    return method == b"HEAD" or status.startswith(NO_BODY_STATUS)
+
+
+def head(req, status: str, headers: list, content_length: int | None, keep_alive: bool,
+         date_and_server: str) -> tuple[bytes, bool, bool]:
+    """The response head for ``req``; returns it with (chunked, keep_alive).
+
+    ``keep_alive`` is what the request, the app and the server's state allow; the framing may
+    still take it away.  The head is built as one str and encoded once: this runs per request.
+    """
+    # A body still unread when the answer starts may never be read; finish_request would then
+    # close, so say so now rather than promise a keep-alive we cannot keep.
+    keep_alive = keep_alive and req.body.complete
+    chunked = False
+    if content_length is None and not bodyless(req.method, status):
+        if req.version == "1.1":
+            chunked = True
+        else:
+            keep_alive = False  # HTTP/1.0 without a length: the close ends the body
+    lines = [f"HTTP/1.1 {status}\r\n"]
+    lines += [f"{name}: {value}\r\n" for name, value in headers]
+    if chunked:
+        lines.append("Transfer-Encoding: chunked\r\n")
+    if not keep_alive:
+        lines.append("Connection: close\r\n")
+    elif req.version == "1.0":
+        lines.append("Connection: keep-alive\r\n")
+    lines.append(date_and_server)
+    return "".join(lines).encode("latin-1"), chunked, keep_alive
