@@ -83,9 +83,11 @@ def prepare_reload(cfg: Config) -> None:
     and each reload imports the code afresh, so the master must not hold the app."""
     if not cfg.reload:
         return
-    import importlib.util
-    if importlib.util.find_spec("watchfiles") is None:
-        raise ConfigError("--reload needs the watchfiles package: pip install 'unicorn_aio[reload]'")
+    try:
+        import watchfiles  # noqa: F401  (imports no threads; they start in the workers)
+    except ImportError:
+        raise ConfigError("--reload needs the watchfiles package: "
+                          "pip install 'unicorn_aio[reload]'") from None
     if cfg.preload_app:
         cfg.warnings.append("--preload is ignored with --reload: workers import the code themselves")
         cfg.preload_app = False
