@@ -12,6 +12,7 @@ app): the app thread never touches the transport.  Everything it sends goes thro
 
 from __future__ import annotations
 
+import http
 import os
 import re
 import select
@@ -22,7 +23,9 @@ from urllib.parse import unquote_to_bytes
 
 from . import settings
 from .body import ClientDisconnected
+from .http_rules import Reject
 from .protocol import Request, error_response
+from .proxy_protocol import AddressList
 from .response import BAD_VALUE as _BAD_VALUE
 from .response import HEADER_NAME as _HEADER_NAME
 from .response import HOP_BY_HOP, LAST_CHUNK, NO_BODY_STATUS
@@ -33,6 +36,23 @@ _STATUS = re.compile(r"[1-9][0-9][0-9]( .*)?\Z")
 
 # Header name -> environ key, shared across requests: real traffic repeats a few dozen names.
 _ENVIRON_KEYS: dict[bytes, str] = {b"Content-Type": "CONTENT_TYPE", b"Content-Length": "CONTENT_LENGTH"}
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+
+
+# Response header names and statuses already validated: apps send the same few again and again.
+_CHECKED_NAMES: dict[str, str] = {}
+_CHECKED_STATUSES: set[str] = set()
+
+
+def checked_header_name(name) -> str:
+    """Validate a response header name from the app; returns it lowercased."""
+    if type(name) is not str or not _HEADER_NAME.match(name):
+        raise ValueError(f"invalid response header name {name!r}")
+    lname = name.lower()
+    if len(_CHECKED_NAMES) < 1024:
+        _CHECKED_NAMES[name] = lname
+    return lname
 
 
 def environ_key(name: bytes) -> str:
@@ -100,11 +120,10 @@ class WSGIHandler:
         self.log = server.log
         self.inline = server.cfg.dispatch == "inline"
         cfg = server.cfg
-        self.secure_headers = {k.upper().replace("-", "_"): v for k, v in
+        # environ key -> the value meaning https, honoured from forwarded_allow_ips only
+        self.secure_headers = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in
                                (cfg.secure_scheme_headers or {}).items()}
-        allow = cfg.forwarded_allow_ips or []
-        self.trust_all = "*" in allow
-        self.trusted = frozenset(allow)
+        self.trusted = AddressList(cfg.forwarded_allow_ips)
         # Hooks left at gunicorn's do-nothing defaults cost nothing per request.
         self.pre_request = None if cfg.pre_request is settings.pre_request else cfg.pre_request
         self.post_request = (None if getattr(cfg.post_request, "__code__", None)
@@ -127,6 +146,7 @@ class WSGIHandler:
         if self.inline and req.body.complete:
             cycle.run_inline()
         else:
+            cycle.cond = threading.Condition()
             self.pool.submit(cycle.run)
 
     def connection_environ(self, protocol) -> dict:
@@ -145,35 +165,54 @@ class WSGIHandler:
         return env
 
 
+class _NullCondition:
+    """The lock of a request that never leaves the loop thread: nothing to wait for."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def notify_all(self) -> None:
+        pass
+
+
+_NO_THREAD = _NullCondition()
+
+
 class WSGICycle:
     """One request's trip through a WSGI app."""
 
-    __slots__ = ("handler", "protocol", "req", "environ", "status", "headers", "head_sent",
-                 "chunked", "content_length", "sent", "keep_alive", "on_loop", "cond", "outbox",
-                 "queued", "flush_scheduled", "paused", "lost", "start_time", "defer", "failed")
+    # Per-request state starts as these class defaults: __init__ sets only what differs, since
+    # it runs for every request (hello-world throughput is mostly per-request Python).
+    status: str | None = None
+    headers: list = []
+    head_sent = False
+    chunked = False
+    content_length: int | None = None
+    sent = 0
+    on_loop = False
+    # The lock between the loop and an app thread; requests that never leave the loop thread
+    # (inline mode) keep the no-op stand-in.
+    cond = _NO_THREAD
+    queued = 0
+    flush_scheduled = False
+    lost = False
+    defer = False
+    failed = False  # the app raised after the head went out
+    environ: dict | None = None
+    start_time = 0.0
 
     def __init__(self, handler: WSGIHandler, protocol, req: Request) -> None:
         self.handler = handler
         self.protocol = protocol
         self.req = req
-        self.status: str | None = None
-        self.headers: list = []
-        self.head_sent = False
-        self.chunked = False
-        self.content_length: int | None = None
-        self.sent = 0
         self.keep_alive = req.keep_alive
-        self.on_loop = False
-        self.cond = threading.Condition()
-        self.outbox: list[bytes] = []
-        self.queued = 0
-        self.flush_scheduled = False
         self.paused = protocol.write_paused
-        self.lost = False
-        self.defer = False
-        self.failed = False  # the app raised after the head went out
-        self.environ: dict | None = None
-        self.start_time = time.time()
+        self.outbox: list[bytes] = []
+        if handler.log.access_enabled:
+            self.start_time = time.time()
 
     # -- environ ----------------------------------------------------------------------------
 
@@ -194,25 +233,50 @@ class WSGICycle:
         script_name = env["SCRIPT_NAME"]
         if script_name and path_info.startswith(script_name):
             path_info = path_info[len(script_name):]
-        env["REQUEST_METHOD"] = req.method.decode("ascii")
+        env["REQUEST_METHOD"] = _METHODS.get(req.method) or req.method.decode("ascii")
         env["RAW_URI"] = url.decode("latin-1")
         env["PATH_INFO"] = path_info
         env["QUERY_STRING"] = query.decode("latin-1")
-        env["SERVER_PROTOCOL"] = "HTTP/" + req.version
+        env["SERVER_PROTOCOL"] = _PROTOCOLS.get(req.version) or "HTTP/" + req.version
         env["wsgi.input"] = req.body
+        keys = _ENVIRON_KEYS
         for name, value in req.headers:
-            key = environ_key(name)
+            key = keys.get(name) or environ_key(name)
             value = value.decode("latin-1")
             if key in env:
                 value = env[key] + "," + value  # RFC 9110 5.3: a repeated field is one list
             env[key] = value
-        if self.handler.secure_headers and (self.handler.trust_all
-                                            or env["REMOTE_ADDR"] in self.handler.trusted):
-            for key, secure_value in self.handler.secure_headers.items():
-                if env.get("HTTP_" + key, "").lower() == secure_value.lower():
-                    env["wsgi.url_scheme"] = "https"
         self.environ = env
+        if self.handler.secure_headers:
+            self._forwarded_scheme(env)
         return env
+
+    def _forwarded_scheme(self, env: dict) -> None:
+        """wsgi.url_scheme from secure_scheme_headers sent by a trusted proxy, as gunicorn does.
+
+        Each header present says https (its value matches exactly) or http (any other value);
+        headers that disagree are refused (400).  Trust goes by REMOTE_ADDR, which is the client
+        a PROXY protocol header named, if any: a client behind a TCP proxy cannot vouch for
+        itself, where trusting the proxy's socket address (gunicorn's choice) would let it.
+        """
+        scheme = None
+        for key, secure_value in self.handler.secure_headers.items():
+            value = env.get(key)
+            if value is None:
+                continue
+            if env["REMOTE_ADDR"] not in self.handler.trusted:
+                return
+            # A repeated header arrives joined with "," - the same value twice is still one.
+            secure = value == secure_value or all(
+                part.strip() == secure_value for part in value.split(","))
+            this = "https" if secure else "http"
+            if scheme is not None and this != scheme:
+                raise Reject(400, "secure scheme headers disagree ("
+                             + ", ".join(k[5:] for k in self.handler.secure_headers if k in env)
+                             + ")")
+            scheme = this
+        if scheme is not None:
+            env["wsgi.url_scheme"] = scheme
 
     # -- the app's side of PEP 3333 ---------------------------------------------------------
 
@@ -225,19 +289,24 @@ class WSGICycle:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called a second time without exc_info")
-        if type(status) is not str or not _STATUS.match(status):
-            raise ValueError(f"invalid WSGI status {status!r}: expected a str like '200 OK'")
+        if status not in _CHECKED_STATUSES:
+            if type(status) is not str or not _STATUS.match(status):
+                raise ValueError(f"invalid WSGI status {status!r}: expected a str like '200 OK'")
+            if len(_CHECKED_STATUSES) < 1024:
+                _CHECKED_STATUSES.add(status)
         self.status = status
         self.headers = []
         self.chunked = False
         self.content_length = None
         for item in headers:
             name, value = item
-            if type(name) is not str or not _HEADER_NAME.match(name):
-                raise ValueError(f"invalid response header name {name!r}")
-            if type(value) is not str or _BAD_VALUE.search(value):
+            lname = _CHECKED_NAMES.get(name)
+            if lname is None:
+                lname = checked_header_name(name)
+            # isprintable() is one C pass that is False for every control character; only
+            # values it doubts (tabs, some non-ASCII) need the precise regex.
+            if type(value) is not str or not value.isprintable() and _BAD_VALUE.search(value):
                 raise ValueError(f"invalid value for response header {name}: {value!r}")
-            lname = name.lower()
             if lname in HOP_BY_HOP:
                 if lname == "connection" and "close" in value.lower():
                     self.keep_alive = False
@@ -286,6 +355,7 @@ class WSGICycle:
             if type(result) not in (list, tuple) and not self.req.method == b"HEAD":
                 # A generator may block between chunks: finish it on a thread.
                 self.on_loop = False
+                self.cond = threading.Condition()
                 self.handler.pool.submit(lambda: self._continue_in_thread(result))
                 return
             self._send_result(result)
@@ -336,6 +406,12 @@ class WSGICycle:
         self.keep_alive = False
         if isinstance(exc, ClientDisconnected) or self.lost:
             return  # the client left; not a server error
+        if isinstance(exc, Reject) and not self.head_sent:  # the request itself is wrong
+            self.status = f"{exc.status} {http.HTTPStatus(exc.status).phrase}"
+            self.headers = []
+            self._emit(error_response(exc.status, exc.reason))
+            self.head_sent = True
+            return
         self.handler.log.exception("Error handling request %s",
                                    self.req.url.decode("latin-1", "replace"))
         if not self.head_sent:
@@ -444,7 +520,10 @@ class WSGICycle:
         if self.on_loop:
             transport = self.protocol.transport
             if not self.lost and not transport.is_closing():
-                transport.writelines(parts)
+                if len(parts) == 1:
+                    transport.write(parts[0])
+                else:
+                    transport.writelines(parts)
             return
         if self.defer:  # the loop reads the outbox only in _flush or _end, both after us
             self.outbox.extend(parts)
