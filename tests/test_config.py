@@ -65,7 +65,7 @@ def test_defaults_match_gunicorn():
     assert (cfg.backlog, cfg.worker_connections, cfg.max_requests) == (2048, 1000, 0)
     assert cfg.access_log_format == '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
     assert cfg.forwarded_allow_ips == ["127.0.0.1", "::1"]
-    assert cfg.proxy_allow_ips == ["127.0.0.1"]
+    assert cfg.proxy_allow_ips == ["127.0.0.1", "::1"]
     assert cfg.secure_scheme_headers == {
         "X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}
     assert (cfg.loglevel, cfg.errorlog, cfg.accesslog) == ("info", "-", None)

@@ -507,8 +507,11 @@ SETTINGS: tuple[Setting, ...] = (
       "Defaults to the FORWARDED_ALLOW_IPS environment variable when set.", metavar="STRING",
       env="FORWARDED_ALLOW_IPS"),
     S("forwarder_headers", _mech, ("--forwarder-headers",), upper_comma_list, "SCRIPT_NAME,PATH_INFO",
-      "Headers (comma separated) a trusted proxy may set to become environ keys, e.g. SCRIPT_NAME.",
-      metavar="STRING"),
+      "Headers (comma separated) a trusted proxy may set to become environ keys, e.g. SCRIPT_NAME.\n\n"
+      "Not implemented: header names with underscores follow header_map, and SCRIPT_NAME comes "
+      "from the SCRIPT_NAME environment variable.", metavar="STRING",
+      ignored="forwarder_headers is not implemented: underscore headers follow header_map and "
+              "SCRIPT_NAME comes from the environment; the setting is ignored"),
     S("pythonpath", _mech, ("--pythonpath",), string, None,
       "Directories (comma separated) to add to the Python path.", metavar="STRING"),
     S("paste", _mech, ("--paste", "--paster"), string, None,
@@ -521,8 +524,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("proxy_protocol", _mech, ("--proxy-protocol",), boolean, False,
       "Expect the PROXY protocol header (haproxy, stunnel) on new connections.",
       action="store_true"),
-    S("proxy_allow_ips", _mech, ("--proxy-allow-from",), address_list, "127.0.0.1",
-      "Addresses (comma separated) allowed to send the PROXY protocol header; * allows all.",
+    S("proxy_allow_ips", _mech, ("--proxy-allow-from",), address_list, "127.0.0.1,::1",
+      "Addresses or networks (comma separated) allowed to send the PROXY protocol header; * "
+      "allows all.\n\n"
+      "A header from any other peer is refused with 403; the header is optional, so plain HTTP "
+      "from any peer is still served. Unix-socket peers are always allowed (as in gunicorn).",
       metavar="STRING"),
     S("strip_header_spaces", _mech, ("--strip-header-spaces",),
       refuse_true("unicorn_aio never strips header spaces (request smuggling risk)"), False,
