@@ -22,6 +22,7 @@ def flask_server(tmp_path_factory):
     pytest.importorskip("flask", reason="flask is in the test extra: pip install -e '.[test]'")
     log = tmp_path_factory.mktemp("flask") / "server.log"
     proc = ServerProcess("examples.flask_app:app", "--threads", "4", log_path=str(log))
+    proc.static_file = os.path.join(ROOT, "examples", "static", "style.css")
     try:
         yield proc.wait_ready()
     finally:
@@ -36,6 +37,7 @@ def django_server(tmp_path_factory):
     proc = ServerProcess("mysite.wsgi", "--chdir", DJANGO_DIR, "--pythonpath", DJANGO_DIR,
                          "--threads", "4", cwd=str(log.parent), log_path=str(log),
                          env={"DJANGO_SETTINGS_MODULE": "mysite.settings"})
+    proc.static_file = os.path.join(DJANGO_DIR, "mysite", "static.txt")
     try:
         yield proc.wait_ready()
     finally:
@@ -80,9 +82,7 @@ def test_streaming_response(server):
 
 
 def test_file_through_file_wrapper(server):
-    path = (os.path.join(ROOT, "examples", "static", "style.css") if server.argv[3].startswith("examples")
-            else os.path.join(DJANGO_DIR, "mysite", "static.txt"))
-    with open(path, "rb") as f:
+    with open(server.static_file, "rb") as f:
         expected = f.read()
     status, headers, body = request(server.port, "GET", "/file")
     assert status == 200

@@ -14,7 +14,8 @@ import pytest
 from procs import ROOT, ServerProcess, children, free_port, get, wait_for
 
 pytestmark = pytest.mark.timeout(60)
-pytest.importorskip("paste.deploy", reason="pastedeploy is in the test extra: pip install -e '.[test]'")
+pytest.importorskip("paste.deploy",
+                    reason="pastedeploy is in the test extra: pip install -e '.[test]'")
 
 EXAMPLE = os.path.join(ROOT, "examples", "paste")
 
@@ -116,7 +117,8 @@ def test_server_runner_entry_point(project):
                 return len(children(proc.pid)) == 2 and get(f"http://127.0.0.1:{port}/")
             except OSError:
                 return False
-        assert wait_for(serving, 15, what="pserve-style server")[1] == b"Hello from Paste (vanilla)\n"
+        served = wait_for(serving, 15, what="pserve-style server")
+        assert served[1] == b"Hello from Paste (vanilla)\n"
         # HUP re-reads the [server:main] section (the app itself stays: it was loaded by Paste).
         before = set(children(proc.pid))
         os.kill(proc.pid, signal.SIGHUP)

@@ -12,7 +12,8 @@ import pytest
 from procs import ROOT, ServerProcess, get, wait_for
 
 pytestmark = pytest.mark.timeout(60)
-pytest.importorskip("watchfiles", reason="watchfiles is in the test extra: pip install -e '.[test]'")
+pytest.importorskip("watchfiles",
+                    reason="watchfiles is in the test extra: pip install -e '.[test]'")
 
 APP = '''
 import os

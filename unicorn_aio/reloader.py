@@ -25,7 +25,8 @@ _SYSTEM_DIRS = tuple(sorted({os.path.realpath(p) + os.sep for p in (
 
 def app_files(cfg) -> set[str]:
     """Source files of the loaded modules that belong to the app, plus reload_extra_files."""
-    roots = {os.path.realpath(p) + os.sep for p in [os.getcwd(), *sys.path] if p and os.path.isdir(p)}
+    roots = {os.path.realpath(p) + os.sep
+             for p in [os.getcwd(), *sys.path] if p and os.path.isdir(p)}
     roots = {r for r in roots if not r.startswith(_SYSTEM_DIRS) and r != os.sep}
     files = set()
     for module in list(sys.modules.values()):
