@@ -31,7 +31,6 @@ class ThreadPool:
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._done: collections.deque = collections.deque()
-        self._wakeup_lock = threading.Lock()
         self._wakeup_pending = False
         # Called on the loop after in_flight changes: the server's busy-aware accepting.
         self.on_load_change: Callable[[], None] | None = None
@@ -76,20 +75,20 @@ class ThreadPool:
     def call_on_loop(self, callback: Callable, *args) -> None:
         """Schedule ``callback(*args)`` on the loop thread, coalescing wakeups."""
         self._done.append((callback, args))
-        with self._wakeup_lock:
-            if self._wakeup_pending:
-                return
-            self._wakeup_pending = True
+        # No lock: two threads may both see False and wake the loop twice (harmless, the
+        # second drain finds nothing), but none can miss a wakeup - see _drain.
+        if self._wakeup_pending:
+            return
+        self._wakeup_pending = True
         try:
             self.loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # loop closed during shutdown: nobody is left to tell
             pass
 
     def _drain(self) -> None:
-        # Clear the flag before draining: anything appended after this point schedules a new
-        # wakeup, anything appended before it is drained below. Nothing is ever stranded.
-        with self._wakeup_lock:
-            self._wakeup_pending = False
+        # Clear the flag before draining: a thread that saw it set had already appended, so its
+        # callback is drained below; one that sees it clear schedules a new wakeup.
+        self._wakeup_pending = False
         done = self._done
         while done:
             callback, args = done.popleft()

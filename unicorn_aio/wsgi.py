@@ -146,7 +146,6 @@ class WSGIHandler:
         if self.inline and req.body.complete:
             cycle.run_inline()
         else:
-            cycle.cond = threading.Condition()
             self.pool.submit(cycle.run)
 
     def connection_environ(self, protocol) -> dict:
@@ -193,8 +192,9 @@ class WSGICycle:
     content_length: int | None = None
     sent = 0
     on_loop = False
-    # The lock between the loop and an app thread; requests that never leave the loop thread
-    # (inline mode) keep the no-op stand-in.
+    # The lock between the loop and an app thread, made by the app thread the first time it
+    # may have to wait (a streamed response); most requests never need one.  The loop side
+    # sets its flag *before* taking the lock to notify, so a lock made in between still sees it.
     cond = _NO_THREAD
     queued = 0
     flush_scheduled = False
@@ -355,7 +355,6 @@ class WSGICycle:
             if type(result) not in (list, tuple) and not self.req.method == b"HEAD":
                 # A generator may block between chunks: finish it on a thread.
                 self.on_loop = False
-                self.cond = threading.Condition()
                 self.handler.pool.submit(lambda: self._continue_in_thread(result))
                 return
             self._send_result(result)
@@ -528,6 +527,8 @@ class WSGICycle:
         if self.defer:  # the loop reads the outbox only in _flush or _end, both after us
             self.outbox.extend(parts)
             return
+        if self.cond is _NO_THREAD:
+            self.cond = threading.Condition()
         with self.cond:
             if self.lost:
                 raise ClientDisconnected("client disconnected")
@@ -559,17 +560,16 @@ class WSGICycle:
             self.cond.notify_all()
 
     def pause_writing(self) -> None:
-        with self.cond:
-            self.paused = True
+        self.paused = True
 
     def resume_writing(self) -> None:
+        self.paused = False
         with self.cond:
-            self.paused = False
             self.cond.notify_all()
 
     def connection_lost(self) -> None:
+        self.lost = True
         with self.cond:
-            self.lost = True
             self.cond.notify_all()
 
     # -- sendfile ---------------------------------------------------------------------------
