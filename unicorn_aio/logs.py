@@ -24,7 +24,6 @@ import binascii
 import fcntl
 import json
 import logging
-import logging.config
 import logging.handlers
 import os
 import re
@@ -534,6 +533,8 @@ class Logger:
                 raise LogConfigError(f"log config {config_ini!r} not found")
             defaults = {"__file__": config_ini, "here": os.path.dirname(os.path.abspath(config_ini))}
             try:
+                import logging.config  # 1 MB: only when a log config asks for it
+
                 logging.config.fileConfig(config_ini, defaults=defaults, disable_existing_loggers=False)
             except Exception as exc:
                 raise LogConfigError(f"log config {config_ini!r} cannot be applied: {exc!r}") from exc
@@ -551,6 +552,8 @@ class Logger:
                 value = {**default, **value}
             merged[key] = value
         try:
+            import logging.config
+
             logging.config.dictConfig(merged)
         except (AttributeError, ImportError, ValueError, TypeError, KeyError, OSError) as exc:
             raise LogConfigError(f"log config {where} cannot be applied: {exc}") from exc

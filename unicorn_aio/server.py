@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from email.utils import formatdate
+import time
 
 from . import __version__
 from .config import Config, ConfigError
@@ -53,6 +53,7 @@ class Server:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: ThreadPool | None = None
         self.handler = None
+        self.interface: str | None = None  # wsgi or asgi, once the handler is made
         self.connections: set[HttpProtocol] = set()
         self.ready = asyncio.Event()
         self.requests_total = 0
@@ -91,12 +92,22 @@ class Server:
         if self._busy_aware:
             self.pool.on_load_change = self._update_accepting
         self.handler = self._make_handler()
+        if self.interface == "asgi":
+            await self.handler.startup()  # lifespan: before the first connection is accepted
         self.ssl_context = self._ssl_context()
         self._tick()
         await self._listen()
         self.ready.set()
 
     def _make_handler(self):
+        interface = self.cfg.interface
+        if interface == "auto":
+            from .asgi import is_asgi_app
+            interface = "asgi" if is_asgi_app(self.app) else "wsgi"
+        self.interface = interface
+        if interface == "asgi":
+            from .asgi import ASGIHandler
+            return ASGIHandler(self.app, self)
         from .wsgi import WSGIHandler
         return WSGIHandler(self.app, self)
 
@@ -177,7 +188,7 @@ class Server:
     # -- time -------------------------------------------------------------------------------
 
     def _tick(self) -> None:
-        self.date_and_server = (f"Date: {formatdate(usegmt=True)}\r\n"
+        self.date_and_server = (f"Date: {http_date()}\r\n"
                                 f"Server: {self.software}\r\n\r\n")
         now = self.loop.time()
         for protocol in [p for p in self.connections if p.deadline <= now]:
@@ -222,6 +233,8 @@ class Server:
             self._sweeper = None
         if self.pool is not None:
             self.pool.shutdown(wait=False)
+        if self.interface == "asgi" and self.handler is not None:
+            await self.handler.shutdown()  # leftover app tasks, then lifespan shutdown
 
     async def _drain_backlog(self) -> None:
         """Take the connections the kernel already completed, before closing the listeners.
@@ -243,6 +256,18 @@ class Server:
                     conn.close()
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(now: float | None = None) -> str:
+    """RFC 9110 5.6.7 IMF-fixdate; by hand because email.utils costs 600 KB per worker and
+    strftime's names follow the locale."""
+    t = time.gmtime(now)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
 def _unlink_unix(sock: socket.socket) -> None:
     if sock.family == socket.AF_UNIX:
         try:
@@ -252,7 +277,8 @@ def _unlink_unix(sock: socket.socket) -> None:
 
 
 async def serve(app, bind="127.0.0.1:8000", **settings) -> None:
-    """Serve ``app`` (WSGI) on the running loop until cancelled; ``bind`` is one or a list."""
+    """Serve ``app`` (WSGI or ASGI) on the running loop until cancelled; ``bind`` is one or a
+    list."""
     if settings.get("workers", 1) != 1:
         raise ConfigError("serve() runs in the calling process: workers must be 1 "
                           "(use python -m unicorn_aio for a pre-fork master)")
