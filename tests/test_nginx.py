@@ -213,3 +213,28 @@ def test_forwarded_proto_ignored_from_an_untrusted_peer(stack):
 def test_unix_socket_peer_is_trusted_by_default_like_gunicorn(stack):
     # Only processes allowed to open the socket file can connect: gunicorn trusts them.
     assert via(stack, "port_https_default")["scheme"] == "https"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's group needs root")
+def test_unix_socket_belongs_to_the_worker_group(tmp_path):
+    import grp
+    group = next(g for g in ("www-data", "nogroup", "daemon") if _group_exists(g))
+    sock = tmp_path / "app.sock"
+    proc = ServerProcess("examples.hello:app", "--bind", f"unix:{sock}", "--umask", "007",
+                         "--group", group, log_path=str(tmp_path / "server.log"))
+    try:
+        proc.wait_ready()
+        st = os.stat(sock)
+        assert st.st_gid == grp.getgrnam(group).gr_gid
+        assert stat.S_IMODE(st.st_mode) == 0o770
+    finally:
+        proc.stop()
+
+
+def _group_exists(name: str) -> bool:
+    import grp
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False

@@ -147,11 +147,26 @@ def bind_all(cfg) -> list[socket.socket]:
             tcp = not bind.startswith(("unix:", "fd://"))
             listeners.append(create_listener(bind, cfg.backlog, cfg.reuse_port, umask,
                                              listen=not (cfg.reuse_port and tcp)))
+            if bind.startswith("unix:"):
+                _chown_to_workers(bind[5:], cfg)
     except BaseException:
         for sock in listeners:
             sock.close()
         raise
     return listeners
+
+
+def _chown_to_workers(path: str, cfg) -> None:
+    """A unix socket belongs to --user/--group, as in gunicorn: with --umask 007 and
+    --group www-data, nginx (in www-data) can connect and other users cannot."""
+    uid, gid = getattr(cfg, "uid", None), getattr(cfg, "gid", None)
+    if uid is None or gid is None or (uid, gid) == (os.geteuid(), os.getegid()):
+        return
+    try:
+        os.chown(path, uid, gid)
+    except OSError as exc:
+        raise ConfigError(f"cannot give unix:{path} to uid {uid} gid {gid}: "
+                          f"{exc.strerror}") from None
 
 
 def worker_listeners(sockets: list[socket.socket], cfg) -> list[socket.socket]:
