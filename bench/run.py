@@ -403,6 +403,20 @@ def parse_wrk(out: str) -> dict:
     return res
 
 
+def listen_drops() -> int:
+    """TcpExt ListenDrops for the whole machine (other processes' count too)."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            row = dict(zip(names.split()[1:], values.split()[1:]))
+            return int(row.get("ListenDrops", 0))
+    return 0
+
+
 def wrk(url: str, duration: float, conns: int = 50, threads: int = 1, headers: tuple[str, ...] = (),
         cpus: str | None = None) -> dict:
     # wrk takes whole seconds only.
@@ -411,11 +425,14 @@ def wrk(url: str, duration: float, conns: int = 50, threads: int = 1, headers: t
     for h in headers:
         cmd += ["-H", h]
     cmd.append(url)
+    drops0 = listen_drops()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 20)
     except subprocess.TimeoutExpired:
         return {**parse_wrk(""), "error": "wrk did not finish in time"}
     res = parse_wrk(done.stdout)
+    # A full accept queue drops SYNs, and the client retries after 1 s: that shows as p99 near 1 s.
+    res["listen_drops"] = listen_drops() - drops0
     if done.returncode or not res["requests"]:
         res["error"] = (done.stderr.strip() or done.stdout.strip())[:200] or f"wrk exit {done.returncode}"
     return res
@@ -481,14 +498,31 @@ def ratio_target(result: dict, ours: str, peer: str, at_least: float, label: str
         t = target(text, None, None)
         t["shown"] = "n/a (" + ("ours" if a is None else peer) + " did not run)"
         return t
+    bad = [f"{n} {error_rate(result, n) * 100:.0f}% errors" for n in (ours, peer) if error_rate(result, n) > 0.01]
+    if bad:  # throughput of error responses is no throughput
+        return target(text, a / b, False, f"{a / b:.2f}× but {', '.join(bad)}")
     return target(text, a / b, a / b >= at_least, f"{a / b:.2f}×")
 
 
-def wrk_scenario(ctx: Context, name: str, title: str, variants: list[Variant], *, conns: int = 50,
+def error_rate(result: dict, name: str) -> float:
+    row = result["servers"].get(name) or {}
+    total = row.get("requests") or 0
+    return (row.get("non2xx", 0) + row.get("socket_errors", 0)) / total if total else 0.0
+
+
+def for_run(ctx: Context, variants: list[Variant], quick_keep: tuple[str, ...] | None) -> list[Variant]:
+    """In quick mode, only unicorn_aio and the peers its targets name (`quick_keep`)."""
+    if not ctx.quick or quick_keep is None:
+        return variants
+    return [v for v in variants if v.server == OURS or v.name in quick_keep]
+
+
+def wrk_scenario(ctx: Context, name: str, title: str, variants: list[Variant], *, quick_keep=None, conns: int = 50,
                  wrk_threads: int = 1, headers: tuple[str, ...] = (), wrk_cpus: str | None = None) -> dict:
     """Start every variant, warm each up, then measure them in turn for ctx.rounds rounds."""
     result = {"name": name, "title": title, "kind": "wrk", "servers": {}, "targets": [], "notes": [],
               "load": f"wrk -t{wrk_threads} -c{conns} -d{ctx.duration:g}s" + "".join(f" -H '{h}'" for h in headers)}
+    variants = for_run(ctx, variants, quick_keep)
     with Servers(ctx, variants, name) as runs:
         live = [r for r in runs.values() if not r.error]
         for r in live:
@@ -503,6 +537,7 @@ def wrk_scenario(ctx: Context, name: str, title: str, variants: list[Variant], *
                 per[r.variant.name].append(res)
                 log(f"  [{name} r{rnd + 1}] {r.variant.name:<22} {res['rps']:>10.0f} rps  "
                     f"p99 {res['p99_ms'] or float('nan'):.2f} ms  err {res['non2xx'] + res['socket_errors']}"
+                    + (f"  listen drops {res['listen_drops']}" if res.get("listen_drops") else "")
                     + (f"  ERROR {res['error']}" if res.get("error") else ""))
         for v in variants:
             r = runs[v.name]
@@ -528,7 +563,8 @@ def hello_peers(threads: int = 4) -> list[Variant]:
 
 def sc_hello(ctx: Context) -> dict:
     r = wrk_scenario(ctx, "hello", "hello world, keep-alive, thread-pool mode (4 threads)",
-                     [Variant(OURS, OURS, threads=4), *hello_peers()])
+                     [Variant(OURS, OURS, threads=4), *hello_peers()],
+                     quick_keep=("bjoern", "granian", "gunicorn-sync"))
     r["targets"] = [ratio_target(r, OURS, "bjoern", 0.7), ratio_target(r, OURS, "granian", 2.5),
                     ratio_target(r, OURS, "gunicorn-sync", 10)]
     return r
@@ -538,7 +574,7 @@ def sc_inline(ctx: Context) -> dict:
     inline = f"{OURS} inline"
     r = wrk_scenario(ctx, "inline", "hello world, keep-alive, inline dispatch (app on the loop thread)",
                      [Variant(inline, OURS, dispatch="inline"), Variant(OURS, OURS, threads=4),
-                      Variant("bjoern", "bjoern"), Variant("granian", "granian")])
+                      Variant("bjoern", "bjoern"), Variant("granian", "granian")], quick_keep=("bjoern",))
     r["ours"] = inline
     r["targets"] = [ratio_target(r, inline, "bjoern", 0.9)]
     return r
@@ -550,7 +586,7 @@ def sc_close(ctx: Context) -> dict:
                      [Variant(OURS, OURS, threads=4), Variant(inline, OURS, dispatch="inline"),
                       Variant("granian", "granian"), Variant("bjoern", "bjoern"),
                       Variant("gunicorn-sync", "gunicorn-sync")],
-                     headers=("Connection: close",))
+                     headers=("Connection: close",), quick_keep=("granian", "bjoern"))
     r["targets"] = [ratio_target(r, OURS, "granian", 1.0)]
     return r
 
@@ -560,7 +596,8 @@ def sc_sleep(ctx: Context) -> dict:
           Variant("gunicorn-gthread", "gunicorn-gthread", app="sleep10", threads=32),
           Variant("waitress", "waitress", app="sleep10", threads=32),
           Variant("uvicorn+a2wsgi", "uvicorn+a2wsgi", app="sleep10")]
-    r = wrk_scenario(ctx, "sleep10", "app sleeps 10 ms, 32 threads, 200 connections", vs, conns=200)
+    r = wrk_scenario(ctx, "sleep10", "app sleeps 10 ms, 32 threads, 200 connections", vs, conns=200,
+                     quick_keep=("granian",))
     ours = rps_of(r, OURS)
     r["targets"] = [
         target("unicorn_aio ≥ 97% of 3200 rps (32 threads / 10 ms)", None if ours is None else ours / 3200,
@@ -575,7 +612,8 @@ def sc_big(ctx: Context) -> dict:
     vs = [Variant(OURS, OURS, app="big", threads=4), Variant("granian", "granian", app="big"),
           Variant("gunicorn-sync", "gunicorn-sync", app="big"), Variant("bjoern", "bjoern", app="big"),
           Variant("waitress", "waitress", app="big", threads=4)]
-    r = wrk_scenario(ctx, "big", "1 MiB response body, keep-alive, 10 connections", vs, conns=10)
+    r = wrk_scenario(ctx, "big", "1 MiB response body, keep-alive, 10 connections", vs, conns=10,
+                     quick_keep=("granian", "gunicorn-sync"))
     r["targets"] = [ratio_target(r, OURS, "granian", 1.0), ratio_target(r, OURS, "gunicorn-sync", 2.0)]
     return r
 
@@ -611,7 +649,7 @@ def sc_workers(ctx: Context) -> dict:
         vs += [Variant(f"{name} 1w", server, cpus=ALL_CPUS, workers=1, **kw),
                Variant(f"{name} 2w", server, cpus=ALL_CPUS, workers=2, **kw)]
     r = wrk_scenario(ctx, "workers", "2 workers vs 1 (servers and wrk unpinned, both cores)", vs, conns=100,
-                     wrk_threads=2, wrk_cpus=ALL_CPUS)
+                     wrk_threads=1, wrk_cpus=ALL_CPUS)
     r["ours"] = f"{OURS} 2w"
     r["targets"] = [ratio_target(r, f"{OURS} 2w", f"{OURS} 1w", 1.7, "unicorn_aio 1 worker")]
     for name in ("granian", "gunicorn-sync"):
@@ -759,7 +797,7 @@ def sc_upload(ctx: Context) -> dict:
     deadline = 20.0 if ctx.quick else 60.0
     base = [(OURS, OURS, {"threads": 4}), ("granian", "granian", {}), ("gunicorn-sync", "gunicorn-sync", {}),
             ("waitress", "waitress", {"threads": 4}), ("uvicorn+a2wsgi", "uvicorn+a2wsgi", {}), ("bjoern", "bjoern", {})]
-    vs = [Variant(n, s, app="upload", **kw) for n, s, kw in base]
+    vs = for_run(ctx, [Variant(n, s, app="upload", **kw) for n, s, kw in base], ("granian", "gunicorn-sync"))
     result = {"name": "upload", "title": f"{size // 2**20} MiB upload, app reads wsgi.input in 64 KiB chunks",
               "kind": "upload", "servers": {}, "targets": [],
               "notes": ["growth: peak RSS of the server tree during the upload minus RSS before it.",
@@ -858,6 +896,7 @@ def sc_idle(ctx: Context) -> dict:
     vs = [Variant(OURS, OURS, threads=4, keep_alive=300, extra=("--worker-connections", "20000")),
           Variant("granian", "granian", extra=("--backpressure", "20000", "--backlog", "4096")),
           Variant("uvicorn+a2wsgi", "uvicorn+a2wsgi", keep_alive=300), Variant("bjoern", "bjoern")]
+    vs = for_run(ctx, vs, ("granian", "bjoern"))
     result = {"name": "idle", "title": f"hello rps with {count} idle keep-alive connections held open",
               "kind": "idle", "servers": {}, "targets": [], "load": f"wrk -t1 -c50 -d{ctx.duration:g}s",
               "notes": ["Each idle connection has completed one request and stays open, sending nothing."]}
@@ -904,7 +943,7 @@ SCENARIOS = {
     "upload": sc_upload, "idle": sc_idle, "workers": sc_workers, "rss": sc_rss, "accesslog": sc_accesslog,
     "asgi": sc_asgi,
 }
-QUICK = ["hello", "inline", "close", "sleep10", "big", "upload", "idle", "rss", "asgi"]
+QUICK = ["rss", "hello", "inline", "close", "sleep10", "big", "asgi", "upload", "idle"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -960,6 +999,10 @@ def render_md(report: dict) -> str:
            f"Load average at start: {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])} (shared machine).", "",
            f"Machine: {m['cpu']} ×{m['cores']}, Linux {m['kernel']}, Python {m['python']}, commit {m['commit']}.",
            "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".", ""]
+    busy = [sc["name"] for sc in report["scenarios"] if sc.get("loadavg_1m_at_start", 0) > 0.5 * (m["cores"] or 1)]
+    if busy:
+        out += [f"⚠ The machine was busy (1-minute load average above half the cores) when these started: "
+                f"{', '.join(busy)}. Their numbers carry that noise.", ""]
     if report["unavailable"]:
         out += ["Unavailable peers: " + "; ".join(f"**{k}**: {v}" for k, v in report["unavailable"].items()), ""]
     out += ["## Targets", "", "| scenario | target | measured | verdict |", "|---|---|---|---|"]
@@ -968,21 +1011,25 @@ def render_md(report: dict) -> str:
             out.append(f"| {sc['name']} | {t['text']} | {t['shown']} | {verdict(t)} |")
     for sc in report["scenarios"]:
         out += ["", f"## {sc['name']}: {sc['title']}", ""]
-        if sc.get("load"):
-            out += [f"Load: `{sc['load']}`", ""]
+        said = [f"Load: `{sc['load']}`."] if sc.get("load") else []
+        if sc.get("loadavg_1m_at_start") is not None:
+            said.append(f"Machine load average when it started: {sc['loadavg_1m_at_start']:.2f}.")
+        if said:
+            out += [" ".join(said), ""]
         ours = sc.get("ours", OURS)
         rows = sc["servers"]
         if sc["kind"] == "wrk":
             base = rows.get(ours, {}).get("rps")
-            out += [f"| server | rps | p50 ms | p99 ms | errors | RSS MiB | {ours} ÷ server |", "|---|---:|---:|---:|---:|---:|---:|"]
+            out += [f"| server | rps | p50 ms | p99 ms | errors | listen drops¹ | RSS MiB | {ours} ÷ server |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|"]
             for name, r in rows.items():
                 if r.get("error"):
-                    out.append(f"| {name} | {r['error']} | | | | | |")
+                    out.append(f"| {name} | {r['error']} | | | | | | |")
                     continue
                 ratio = f"{base / r['rps']:.2f}×" if base and r.get("rps") and name != ours else ""
                 errs = r["non2xx"] + r["socket_errors"]
                 out.append(f"| {name} | {fmt_rps(r['rps'])} | {fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | "
-                           f"{errs:,} | {fmt_mb(r.get('rss_kb'))} | {ratio} |")
+                           f"{errs:,} | {r.get('listen_drops', 0):,} | {fmt_mb(r.get('rss_kb'))} | {ratio} |")
         elif sc["kind"] == "upload":
             out += ["| server [framing] | MB/s | seconds | RSS before MiB | RSS growth MiB | note |", "|---|---:|---:|---:|---:|---|"]
             for name, r in rows.items():
@@ -1016,7 +1063,9 @@ def render_md(report: dict) -> str:
             out.append(f"- target: {t['text']} → {t['shown']} {verdict(t)}")
         for n in sc["notes"]:
             out.append(f"- {n}")
-    out += ["", "Charts: `rps.png` (requests/s per server per scenario), `latency.png` (p50/p99).", ""]
+    out += ["", "¹ TcpExt ListenDrops during the run, machine-wide: SYNs dropped on a full accept queue, each "
+            "costing its client a 1 s retransmit (p99 near 1000 ms).", "",
+            "Charts: `rps.png` (requests/s per server per scenario), `latency.png` (p50/p99).", ""]
     return "\n".join(out)
 
 
@@ -1121,12 +1170,25 @@ def main(argv: list[str] | None = None) -> int:
               "unavailable": ctx.unavailable, "scenarios": [], "logs": str(workdir)}
     t0 = time.monotonic()
     interrupted = False
+    budget = 110 if args.quick and not (args.rounds or args.duration) else 14 * 60
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt  # unwinds through every Servers context: all servers get stopped
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         for name in names:
+            if time.monotonic() - t0 > budget:
+                log(f"== {name}: skipped, the run is past its {budget}s budget")
+                report["scenarios"].append({"name": name, "title": f"skipped: run past its {budget}s budget",
+                                            "kind": "skipped", "servers": {}, "targets": [], "notes": []})
+                continue
             log(f"== {name}")
             t = time.monotonic()
+            load = os.getloadavg()[0]
             try:
                 report["scenarios"].append(SCENARIOS[name](ctx))
+                report["scenarios"][-1]["loadavg_1m_at_start"] = load
             except Exception as e:  # one broken scenario must not lose the others' numbers
                 log(f"  ! scenario {name} failed: {type(e).__name__}: {e}")
                 report["scenarios"].append({"name": name, "title": f"failed: {type(e).__name__}: {e}",
