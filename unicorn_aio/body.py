@@ -28,7 +28,7 @@ class RequestBody:
     """``wsgi.input``: a file-like reader of the request body (PEP 3333 input stream)."""
 
     __slots__ = ("_buf", "_complete", "_error", "_cond", "_paused", "_resume", "_continue",
-                 "_timeout", "received")
+                 "_timeout", "received", "_notify")
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -40,6 +40,7 @@ class RequestBody:
         self._continue: Callable[[], None] | None = None
         self._timeout: float | None = None
         self.received = 0
+        self._notify: Callable[[], None] | None = None  # a reader on the loop (ASGI); see watch
 
     # -- loop thread ------------------------------------------------------------------------
 
@@ -52,6 +53,15 @@ class RequestBody:
         self._resume = resume_reading
         self._continue = send_continue
         self._timeout = timeout or None
+
+    def watch(self, notify: Callable[[], None], resume_reading: Callable[[], None]) -> None:
+        """For a reader on the loop thread itself (ASGI), after ``start_streaming``.
+
+        ``notify()`` is called whenever bytes arrive, the body ends or fails, so an async reader
+        can wait on an event instead of a condition; ``resume_reading`` is called directly.
+        """
+        self._notify = notify
+        self._resume = resume_reading
 
     @property
     def complete(self) -> bool:
@@ -73,6 +83,8 @@ class RequestBody:
             cond.notify()
             if len(self._buf) >= HIGH_WATER:
                 self._paused = True
+            if self._notify is not None:
+                self._notify()
             return self._paused
 
     def finish(self) -> None:
@@ -80,6 +92,8 @@ class RequestBody:
         if self._cond is not None:
             with self._cond:
                 self._cond.notify_all()
+            if self._notify is not None:
+                self._notify()
 
     def abort(self, exc: BaseException) -> None:
         """The connection is gone (or the body stalled): wake and fail any reader."""
@@ -89,6 +103,26 @@ class RequestBody:
         if self._cond is not None:
             with self._cond:
                 self._cond.notify_all()
+            if self._notify is not None:
+                self._notify()
+
+    # -- a reader on the loop thread (ASGI): never blocks -----------------------------------
+
+    def read_nowait(self) -> bytes:
+        """What is buffered now (b"" if nothing yet); raises the error if the body failed."""
+        if not self._buf and not self._complete and self._error is not None:
+            raise self._error
+        return self._take(-1)
+
+    def want_more(self) -> None:
+        """The reader found nothing and is about to wait: ask the client for the body
+        (``Expect: 100-continue``, RFC 9110 10.1.1) and make sure the socket is being read."""
+        if self._continue is not None:
+            send, self._continue = self._continue, None
+            send()
+        if self._paused:
+            self._paused = False
+            self._resume()
 
     # -- app side (an app thread, or the loop in inline mode with a complete body) ---------
 

@@ -46,7 +46,7 @@ class Request:
     """One request as the parser saw it: the head, its framing, and its body stream."""
 
     __slots__ = ("method", "url", "version", "headers", "framing", "keep_alive", "body",
-                 "dispatched", "cycle", "start", "trailers")
+                 "dispatched", "cycle", "start", "trailers", "upgrade")
 
     def __init__(self, start: float) -> None:
         self.url = b""
@@ -56,6 +56,7 @@ class Request:
         self.cycle = None  # the handler's per-request object, for flow control and disconnects
         self.start = start
         self.trailers = 0
+        self.upgrade: bytes | None = None  # after a protocol upgrade: the bytes that followed
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -132,8 +133,8 @@ class HttpProtocol(asyncio.Protocol):
         self.feeding = data
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._on_upgrade()
+        except httptools.HttpParserUpgrade as exc:
+            self._on_upgrade(data[exc.args[0]:])
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, Reject):
                 self._reject(exc.__context__.status, exc.__context__.reason)
@@ -318,11 +319,26 @@ class HttpProtocol(asyncio.Protocol):
         if self.read_paused and len(self.requests) <= 1:
             self.resume_reading()
 
-    def _on_upgrade(self) -> None:
-        # WSGI cannot take over the socket: answer the request normally, then close.
+    def _on_upgrade(self, rest: bytes) -> None:
+        # The parser stops at an upgrade: what follows is not HTTP.  A handler that can take the
+        # connection over (ASGI WebSocket) finds ``rest`` on the request and calls ``detach``;
+        # otherwise the request is answered normally and the connection closes.
         self.pause_reading()
         if self.requests:
             self.requests[-1].keep_alive = False
+            self.requests[-1].upgrade = rest
+
+    def detach(self, req: Request) -> asyncio.Transport:
+        """The handler takes the connection over after ``req`` (an upgrade it accepted).
+
+        The HTTP side forgets the connection: the caller installs its own protocol with
+        ``transport.set_protocol`` and registers it with the server.
+        """
+        self.requests.clear()
+        self.deadline = NEVER
+        self.server.connections.discard(self)
+        self.server.request_finished()
+        return self.transport
 
     def _reject(self, status: int, reason: str) -> None:
         self.pause_reading()

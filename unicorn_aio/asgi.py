@@ -1,0 +1,473 @@
+"""ASGI 3 on the worker's event loop: one task per request, no threads.
+
+``ASGIHandler.start`` is called on the loop when a request can run (see ``protocol.py``).  An
+HTTP request gets an ``HTTPCycle``: the app's ``receive`` hands it the body as the protocol
+feeds it (``RequestBody.watch`` wakes it), its ``send`` writes straight to the transport and
+waits while the transport has paused writing.  A WebSocket upgrade is handed to
+``websocket.WebSocket``, which takes the connection over from the HTTP protocol.
+
+The response on the wire is framed by ``response.py``, exactly as for WSGI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http
+import inspect
+import os
+import time
+from urllib.parse import unquote_to_bytes
+
+from .body import ClientDisconnected
+from .lifespan import Lifespan
+from .protocol import error_response
+from .response import LAST_CHUNK, app_headers, bodyless
+from .response import head as response_head
+
+# spec_version 2.4: send() raises an OSError once the client is gone, so apps (Starlette) need
+# not listen for http.disconnect while they stream.
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+EXTENSIONS = {"http.response.pathsend": {}}
+SENDFILE_CHUNK = 256 * 1024
+_STATUS_LINES: dict[int, str] = {}
+
+
+def is_asgi_app(app) -> bool:
+    """Interface auto-detection: a coroutine function, or an object with an async __call__.
+
+    A class is never taken for ASGI: calling it builds an instance (a WSGI app may be a class
+    whose instances are the response iterable; ASGI 2's double callables are not supported).
+    """
+    while isinstance(app, functools.partial):
+        app = app.func
+    if inspect.isclass(app):
+        return False
+    if inspect.iscoroutinefunction(app):
+        return True
+    return inspect.iscoroutinefunction(getattr(app, "__call__", None))
+
+
+def status_line(status) -> str:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if type(status) is not int or not 100 <= status <= 999:
+            raise ValueError(f"invalid ASGI status {status!r}: expected an int like 200")
+        try:
+            line = f"{status} {http.HTTPStatus(status).phrase}"
+        except ValueError:
+            line = f"{status} "  # RFC 9112 4: the reason phrase may be empty
+        _STATUS_LINES[status] = line
+    return line
+
+
+def decode_headers(headers) -> list[tuple[str, str]]:
+    """ASGI's byte pairs as the str pairs ``response.app_headers`` checks."""
+    try:
+        return [(bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
+                for name, value in headers]
+    except (TypeError, ValueError):
+        raise ValueError(f"invalid ASGI response headers {headers!r}: expected "
+                         "an iterable of [bytes, bytes]") from None
+
+
+def request_path(url: bytes) -> tuple[bytes, bytes]:
+    """The raw path and query of a request target (absolute-form reduced to its path)."""
+    path, _, query = url.partition(b"?")
+    if path[:1] != b"/" and path != b"*":
+        scheme_end = path.find(b"//")
+        slash = path.find(b"/", scheme_end + 2)
+        path = path[slash:] if slash >= 0 else b"/"
+    return path, query
+
+
+def decode_path(raw_path: bytes) -> str:
+    path = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
+    return path.decode("utf-8", "replace")
+
+
+class ASGIHandler:
+    """Starts an ``HTTPCycle`` (or a WebSocket) for each request; holds the shared state."""
+
+    def __init__(self, app, server) -> None:
+        self.app = app
+        self.server = server
+        self.log = server.log
+        self.loop = server.loop
+        cfg = server.cfg
+        self.root_path = os.environ.get("SCRIPT_NAME", "")
+        self.lifespan = Lifespan(app, cfg.lifespan, server.log)
+        self.tasks: set[asyncio.Task] = set()  # strong references: the loop keeps weak ones
+        self.websocket_max_size = cfg.websocket_max_size
+        self._ws_class = None
+        self._ws_warned = False
+
+    # -- lifespan (Server.start / Server.shutdown) ------------------------------------------
+
+    @property
+    def state(self) -> dict:
+        return self.lifespan.state
+
+    async def startup(self) -> None:
+        await self.lifespan.startup()
+
+    async def shutdown(self) -> None:
+        """After the connections are gone: app tasks still running have no client left
+        (a long-poll whose client left), so they are cancelled before lifespan shutdown."""
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=5)
+        await self.lifespan.shutdown(self.server.cfg.graceful_timeout or None)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def start(self, protocol, req) -> None:
+        if req.framing.upgrade and req.method == b"GET" and self._websocket_class(req):
+            # The parser raises its upgrade signal only after this callback returns; the
+            # bytes after the head are on ``req.upgrade`` by the time this runs.
+            self.loop.call_soon(self._start_websocket, protocol, req)
+            return
+        self._start_http(protocol, req)
+
+    def _start_http(self, protocol, req) -> None:
+        cycle = HTTPCycle(self, protocol, req)
+        req.cycle = cycle
+        self.spawn(cycle.run())
+
+    def spawn(self, coro) -> asyncio.Task:
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def _websocket_class(self, req):
+        if not any(n.lower() == b"upgrade" and v.strip().lower() == b"websocket"
+                   for n, v in req.headers):
+            return None
+        if self._ws_class is None:
+            try:
+                from .websocket import WebSocket
+            except ImportError:
+                if not self._ws_warned:
+                    self._ws_warned = True
+                    self.log.warning("WebSocket upgrade refused: wsproto is not installed "
+                                     "(pip install 'unicorn_aio[asgi]'); answering as HTTP")
+                return None
+            self._ws_class = WebSocket
+        return self._ws_class
+
+    def _start_websocket(self, protocol, req) -> None:
+        if not protocol.requests or protocol.requests[0] is not req:
+            return  # the connection is gone
+        if req.upgrade is None:  # the parser did not switch protocols after all
+            self._start_http(protocol, req)
+            return
+        transport = protocol.detach(req)
+        ws = self._ws_class(self, protocol, req)
+        transport.set_protocol(ws)
+        ws.connection_made(transport)
+
+    # -- scope ------------------------------------------------------------------------------
+
+    def scope(self, kind: str, protocol, req, scheme: str) -> dict:
+        raw_path, query = request_path(req.url)
+        root = self.root_path
+        path = decode_path(raw_path)
+        if root and not path.startswith(root):
+            path, raw_path = root + path, root.encode() + raw_path
+        peer, sock = protocol.peername, protocol.sockname
+        return {
+            "type": kind,
+            "asgi": ASGI_VERSION,
+            "http_version": req.version,
+            "method": req.method.decode("ascii"),
+            "scheme": scheme,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": root,
+            "headers": [(name.lower(), value) for name, value in req.headers],
+            "client": peer[:2] if isinstance(peer, tuple) else None,
+            "server": sock[:2] if isinstance(sock, tuple) else (str(sock or ""), None),
+            "state": self.lifespan.state.copy(),
+        }
+
+    def access_environ(self, protocol, req) -> dict:
+        """The WSGI-style environ the access logger reads."""
+        raw_path, query = request_path(req.url)
+        peer = protocol.peername
+        env = {
+            "REQUEST_METHOD": req.method.decode("ascii"),
+            "RAW_URI": req.url.decode("latin-1"),
+            "PATH_INFO": decode_path(raw_path),
+            "QUERY_STRING": query.decode("latin-1"),
+            "SERVER_PROTOCOL": "HTTP/" + req.version,
+            "REMOTE_ADDR": peer[0] if isinstance(peer, tuple) else "",
+            "REMOTE_PORT": str(peer[1]) if isinstance(peer, tuple) else "",
+        }
+        for name, value in req.headers:
+            key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+            value = value.decode("latin-1")
+            env[key] = env[key] + "," + value if key in env else value
+        return env
+
+
+class HTTPCycle:
+    """One HTTP request's trip through an ASGI app, on the loop."""
+
+    __slots__ = ("handler", "protocol", "req", "transport", "status", "headers",
+                 "content_length", "keep_alive", "chunked", "started", "head_sent", "complete",
+                 "failed", "lost", "paused", "sent", "body_done", "waiter", "drain",
+                 "start_time", "bodyless")
+
+    def __init__(self, handler: ASGIHandler, protocol, req) -> None:
+        self.handler = handler
+        self.protocol = protocol
+        self.req = req
+        self.transport = protocol.transport
+        self.status: str | None = None
+        self.headers: list = []
+        self.content_length: int | None = None
+        self.keep_alive = req.keep_alive
+        self.chunked = False
+        self.started = False  # http.response.start received
+        self.head_sent = False  # written: until then an error can still become a 500
+        self.complete = False
+        self.failed = False
+        self.lost = False
+        self.paused = protocol.write_paused
+        self.sent = 0
+        self.body_done = False  # the last http.request message was handed out
+        self.waiter: asyncio.Future | None = None  # receive() waiting for body or disconnect
+        self.drain: asyncio.Future | None = None  # send() waiting for the transport
+        self.start_time = time.time()
+        self.bodyless = False
+        if not req.body.complete:
+            req.body.watch(self._wake, protocol.resume_reading)
+
+    async def run(self) -> None:
+        handler = self.handler
+        scope = handler.scope("http", self.protocol, self.req,
+                              "https" if handler.server.is_ssl else "http")
+        scope["extensions"] = EXTENSIONS
+        try:
+            await handler.app(scope, self.receive, self.send)
+        except Exception as exc:
+            self._on_error(exc)
+        else:
+            if not self.complete and not self.lost:
+                self._on_error(RuntimeError(
+                    "the ASGI app returned without " + ("completing its response"
+                                                        if self.started else "sending a response")))
+
+    # -- receive ----------------------------------------------------------------------------
+
+    async def receive(self) -> dict:
+        body = self.req.body
+        while not self.body_done and not self.complete:
+            try:
+                data = body.read_nowait()
+            except OSError:
+                self.lost = True
+                break
+            if body.complete:
+                self.body_done = True
+                return {"type": "http.request", "body": data, "more_body": False}
+            if data:
+                return {"type": "http.request", "body": data, "more_body": True}
+            if self.lost:
+                break
+            body.want_more()
+            if not await self._wait(self.handler.server.body_timeout):
+                self.handler.log.info("request body from %s stalled; closing",
+                                      self.protocol.peername)
+                self.keep_alive = False
+                self.lost = True
+                self.transport.close()
+                break
+        # The whole body was handed out: what remains to report is the end of the exchange.
+        while not self.lost and not self.complete:
+            await self._wait(None)
+        return {"type": "http.disconnect"}
+
+    async def _wait(self, timeout) -> bool:
+        """Until _wake (body progress, response complete, disconnect); False on timeout."""
+        waiter = self.waiter = self.handler.loop.create_future()
+        try:
+            if timeout is None or timeout == float("inf"):
+                await waiter
+            else:
+                await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self.waiter = None
+        return True
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- send -------------------------------------------------------------------------------
+
+    async def send(self, message: dict) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            if not self.started or self.complete:
+                raise RuntimeError(f"unexpected ASGI message {kind!r}: "
+                                   + ("the response is complete" if self.complete
+                                      else "send 'http.response.start' first"))
+            if self.lost:
+                raise ClientDisconnected("client disconnected")
+            more = message.get("more_body", False)
+            self._write(message.get("body", b""), more)
+            if more:
+                if self.paused:
+                    await self._drain()
+            else:
+                self._finish()
+        elif kind == "http.response.start":
+            if self.started:
+                raise RuntimeError("unexpected ASGI message 'http.response.start': sent twice")
+            if self.lost:
+                raise ClientDisconnected("client disconnected")
+            status = status_line(message["status"])
+            headers, self.content_length, close = app_headers(
+                decode_headers(message.get("headers", ())))
+            self.status, self.headers, self.started = status, headers, True
+            self.bodyless = bodyless(self.req.method, status)
+            if close:
+                self.keep_alive = False
+        elif kind == "http.response.pathsend":
+            if not self.started or self.complete:
+                raise RuntimeError(f"unexpected ASGI message {kind!r}")
+            await self._pathsend(message["path"])
+        elif kind == "http.response.trailers":
+            pass  # trailers are not sent (RFC 9110 6.5.1 lets the recipient drop them anyway)
+        else:
+            raise RuntimeError(f"unexpected ASGI message type {kind!r} in an HTTP request")
+
+    def _write(self, data: bytes, more: bool) -> None:
+        head = b""
+        if not self.head_sent:
+            if not more and self.content_length is None and not self.bodyless:
+                # The whole body is in this one message: a length beats chunked framing.
+                self.content_length = len(data)
+                self.headers.append(("content-length", str(len(data))))
+            head, self.chunked, self.keep_alive = response_head(
+                self.req, self.status, self.headers, self.content_length,
+                self.keep_alive and not self.protocol.closing,
+                self.handler.server.date_and_server)
+            self.head_sent = True
+        if self.bodyless:
+            if head:
+                self.transport.write(head)
+            return
+        if self.content_length is not None:
+            room = self.content_length - self.sent
+            if len(data) > room:
+                self.handler.log.warning("app sent more than its Content-Length (%d); truncated",
+                                         self.content_length)
+                data = data[:room]
+                self.keep_alive = False
+        self.sent += len(data)
+        transport = self.transport
+        if self.chunked:
+            parts = [head, b"%x\r\n" % len(data), data, b"\r\n"] if data else [head]
+            if not more:
+                parts.append(LAST_CHUNK)
+            transport.writelines(parts)
+        elif not head:
+            if data:
+                transport.write(data)
+        elif len(data) < 65536:  # one copy beats a second write for small bodies
+            transport.write(head + data)
+        else:
+            transport.writelines((head, data))
+
+    async def _pathsend(self, path: str) -> None:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if self.content_length is None:
+                self.content_length = size
+                self.headers.append(("content-length", str(size)))
+            if not self.bodyless:
+                # Page-cache reads are short; a cold disk would stall the loop, which is why
+                # large files behind slow disks belong in a reverse proxy.
+                while chunk := f.read(SENDFILE_CHUNK):
+                    self._write(chunk, True)
+                    if self.lost:
+                        raise ClientDisconnected("client disconnected")
+                    if self.paused:
+                        await self._drain()
+        self._write(b"", False)
+        self._finish()
+
+    async def _drain(self) -> None:
+        while self.paused and not self.lost:
+            self.drain = self.handler.loop.create_future()
+            try:
+                await self.drain
+            finally:
+                self.drain = None
+        if self.lost:
+            raise ClientDisconnected("client disconnected")
+
+    def _finish(self) -> None:
+        """The response is complete: hand the connection back for the next request."""
+        self.complete = True
+        if self.content_length is not None and self.sent < self.content_length \
+                and not self.bodyless:
+            self.keep_alive = False  # fewer bytes than promised: only the close tells
+        self._wake()  # a receive() waiting for http.disconnect
+        self._log_access()
+        self.protocol.finish_request(self.req, self.keep_alive)
+
+    def _on_error(self, exc: Exception) -> None:
+        if self.lost:
+            return  # the client left: not a server error
+        self.handler.log.error("Exception in ASGI application for %s",
+                               self.req.url.decode("latin-1", "replace"), exc_info=exc)
+        if self.complete:
+            return  # raised after the response was sent: nothing left to tell the client
+        self.keep_alive = False
+        self.complete = True
+        self._wake()
+        if not self.head_sent:
+            self.status, self.headers, self.sent = "500 Internal Server Error", [], 0
+            self.transport.write(error_response(500))
+            self.head_sent = True
+        else:
+            # Without the last-chunk, and with the close, the client knows the body is cut
+            # short (RFC 9112 7.1).
+            self.failed = True
+        self._log_access()
+        self.protocol.finish_request(self.req, False)
+
+    def _log_access(self) -> None:
+        log = self.handler.log
+        if log.access_enabled and self.status is not None:
+            try:
+                environ = self.handler.access_environ(self.protocol, self.req)
+                log.access(environ, self.status, self.headers, self.sent,
+                           time.time() - self.start_time)
+            except Exception:
+                log.exception("Error writing the access log")
+
+    # -- called by the protocol -------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        drain = self.drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def connection_lost(self) -> None:
+        self.lost = True
+        self._wake()
+        self.resume_writing()
