@@ -45,8 +45,10 @@ def app_files(cfg) -> set[str]:
 class Reloader:
     """A thread watching ``files`` (through their directories: editors save by rename)."""
 
-    def __init__(self, files: set[str], on_change, force_polling: bool | None = None) -> None:
+    def __init__(self, files: set[str], on_change, force_polling: bool | None = None,
+                 since_ns: int = 0) -> None:
         self.files = files
+        self.since_ns = since_ns  # files changed after this (the app's import) count too
         self.on_change = on_change
         self.force_polling = force_polling
         self._stop = threading.Event()
@@ -65,14 +67,27 @@ class Reloader:
         if not dirs:
             return
         watched = self.files
+        first = True
         for changes in watchfiles.watch(*dirs, watch_filter=lambda _c, path: path in watched,
                                         recursive=False, stop_event=self._stop, debounce=200,
                                         step=50, force_polling=self.force_polling,
-                                        raise_interrupt=False):
+                                        raise_interrupt=False, rust_timeout=300,
+                                        yield_on_timeout=True):
             changed = sorted(path for _change, path in changes)
+            if first and self.since_ns:
+                # The watch is set up by now: catch edits made between the import and it.
+                changed += sorted(f for f in self.files if _mtime_ns(f) > self.since_ns)
+            first = False
             if changed:
                 self.on_change(changed[0])
                 return
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
 
 
 def start_reloader(worker) -> Reloader:
@@ -84,6 +99,7 @@ def start_reloader(worker) -> Reloader:
         loop.call_soon_threadsafe(worker.reload_code, path)
 
     polling = {"poll": True, "inotify": False}.get(cfg.reload_engine)
-    reloader = Reloader(app_files(cfg), on_change, force_polling=polling)
+    reloader = Reloader(app_files(cfg), on_change, force_polling=polling,
+                        since_ns=getattr(worker, "loading_ns", 0))
     reloader.start()
     return reloader

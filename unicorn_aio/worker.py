@@ -19,6 +19,7 @@ import random
 import signal
 import socket
 import sys
+import time
 
 from .apploader import AppImportError
 from .paste import load_wsgi_app
@@ -75,6 +76,7 @@ class Worker:
             self.sockets = worker_listeners(self.sockets, self.cfg)
             self._set_owner()
             if self.app is None:
+                self.loading_ns = time.time_ns()  # --reload: changes from here on count
                 self.app = load_wsgi_app(self.cfg)
         except AppImportError as exc:
             self.log.error("Worker failed to load the app: %s", exc)
