@@ -950,6 +950,27 @@ QUICK = ["rss", "hello", "inline", "close", "sleep10", "big", "asgi", "upload", 
 # Report
 
 
+def cpu_busy(sample_s: float = 0.3) -> float:
+    """Fraction of all CPUs busy over a short sample, from /proc/stat (0.0 idle .. 1.0 saturated)."""
+    def snap() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    t0, i0 = snap()
+    time.sleep(sample_s)
+    t1, i1 = snap()
+    return 1 - (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def wait_quiet(max_wait_s: float, busy_below: float = 0.2) -> float:
+    """Waits (at most max_wait_s) until other processes leave the CPUs mostly idle; returns busy."""
+    deadline = time.monotonic() + max_wait_s
+    busy = cpu_busy()
+    while busy >= busy_below and time.monotonic() < deadline:
+        busy = cpu_busy(1.0)
+    return busy
+
+
 def machine_info() -> dict:
     cpu = ""
     try:
@@ -999,10 +1020,10 @@ def render_md(report: dict) -> str:
            f"Load average at start: {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])} (shared machine).", "",
            f"Machine: {m['cpu']} ×{m['cores']}, Linux {m['kernel']}, Python {m['python']}, commit {m['commit']}.",
            "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".", ""]
-    busy = [sc["name"] for sc in report["scenarios"] if sc.get("loadavg_1m_at_start", 0) > 0.5 * (m["cores"] or 1)]
+    busy = [sc["name"] for sc in report["scenarios"] if sc.get("cpu_busy_at_start", 0) >= 0.2]
     if busy:
-        out += [f"⚠ The machine was busy (1-minute load average above half the cores) when these started: "
-                f"{', '.join(busy)}. Their numbers carry that noise.", ""]
+        out += [f"⚠ Other processes kept the CPUs ≥ 20% busy when these started: {', '.join(busy)}. "
+                "Their numbers carry that noise (`--wait-quiet S` waits for a quiet machine).", ""]
     if report["unavailable"]:
         out += ["Unavailable peers: " + "; ".join(f"**{k}**: {v}" for k, v in report["unavailable"].items()), ""]
     out += ["## Targets", "", "| scenario | target | measured | verdict |", "|---|---|---|---|"]
@@ -1013,7 +1034,8 @@ def render_md(report: dict) -> str:
         out += ["", f"## {sc['name']}: {sc['title']}", ""]
         said = [f"Load: `{sc['load']}`."] if sc.get("load") else []
         if sc.get("loadavg_1m_at_start") is not None:
-            said.append(f"Machine load average when it started: {sc['loadavg_1m_at_start']:.2f}.")
+            said.append(f"When it started, other processes kept the CPUs {sc.get('cpu_busy_at_start', 0) * 100:.0f}% "
+                        f"busy (1-minute load average {sc['loadavg_1m_at_start']:.2f}).")
         if said:
             out += [" ".join(said), ""]
         ours = sc.get("ours", OURS)
@@ -1140,6 +1162,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help=f"comma-separated scenarios: {', '.join(SCENARIOS)}")
     ap.add_argument("--rounds", type=int, help="rounds per scenario (default 3, quick 1)")
     ap.add_argument("--duration", type=int, help="whole seconds per wrk run (default 4, quick 2)")
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="S",
+                    help="before each scenario, wait up to S seconds for the CPUs to be < 20%% busy")
     ap.add_argument("--out", default="latest", help="basename of the .json/.md in bench/results/")
     args = ap.parse_args(argv)
 
@@ -1185,10 +1209,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             log(f"== {name}")
             t = time.monotonic()
+            busy = wait_quiet(args.wait_quiet)
             load = os.getloadavg()[0]
             try:
                 report["scenarios"].append(SCENARIOS[name](ctx))
                 report["scenarios"][-1]["loadavg_1m_at_start"] = load
+                report["scenarios"][-1]["cpu_busy_at_start"] = round(busy, 3)
             except Exception as e:  # one broken scenario must not lose the others' numbers
                 log(f"  ! scenario {name} failed: {type(e).__name__}: {e}")
                 report["scenarios"].append({"name": name, "title": f"failed: {type(e).__name__}: {e}",
