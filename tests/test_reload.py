@@ -73,7 +73,7 @@ def test_source_change_restarts_workers_with_new_code(server, project):
     before = set(proc.workers())
     edit(project / "reload_app.py", '"v1"', '"v2"')
     wait_for(lambda: settled_on(proc, b"v2 hello"), 15, what="v2 served")
-    assert not set(proc.workers()) & before
+    wait_for(lambda: not set(proc.workers()) & before, 10, what="old workers gone")
     assert "Worker reloading: " + str(project / "reload_app.py") + " modified" in proc.log()
 
 
