@@ -22,7 +22,7 @@ from urllib.parse import unquote_to_bytes
 from .body import ClientDisconnected
 from .lifespan import Lifespan
 from .protocol import error_response
-from .response import LAST_CHUNK, app_headers, bodyless
+from .response import LAST_CHUNK, NO_BODY_STATUS, app_headers, bodyless
 from .response import head as response_head
 
 # spec_version 2.4: send() raises an OSError once the client is gone, so apps (Starlette) need
@@ -88,6 +88,10 @@ def decode_path(raw_path: bytes) -> str:
 
 class ASGIHandler:
     """Starts an ``HTTPCycle`` (or a WebSocket) for each request; holds the shared state."""
+
+    # A client's FIN is its disconnect (see HttpProtocol.eof_received): async apps wait on
+    # clients for a long time, and must be told when one is gone.
+    eof_is_disconnect = True
 
     def __init__(self, app, server) -> None:
         self.app = app
@@ -352,8 +356,10 @@ class HTTPCycle:
     def _write(self, data: bytes, more: bool) -> None:
         head = b""
         if not self.head_sent:
-            if not more and self.content_length is None and not self.bodyless:
-                # The whole body is in this one message: a length beats chunked framing.
+            if not more and self.content_length is None and not self.status.startswith(
+                    NO_BODY_STATUS) and (data or self.req.method != b"HEAD"):
+                # The whole body is in this one message: a length beats chunked framing (and
+                # a HEAD answer shows the length its GET would have).
                 self.content_length = len(data)
                 self.headers.append(("content-length", str(len(data))))
             head, self.chunked, self.keep_alive = response_head(

@@ -162,8 +162,10 @@ class HttpProtocol(asyncio.Protocol):
     def eof_received(self):
         if self.lingering:
             return False  # the client has finished too: close now
-        # A client that half-closes after its request still wants the answer (RFC 9112 9.6).
-        return bool(self.requests)
+        # A client that half-closes after its request still wants the answer (RFC 9112 9.6) -
+        # unless the handler takes the end of input for the client leaving: an ASGI long-poll
+        # must learn that its client is gone (uvicorn does the same).
+        return bool(self.requests) and not getattr(self.server.handler, "eof_is_disconnect", False)
 
     def pause_writing(self) -> None:
         self.write_paused = True
