@@ -97,7 +97,7 @@ def test_hup_under_load_replaces_workers_with_zero_failures(server):
         wait_for(lambda: not before & set(srv.workers()) and len(srv.workers()) == 2, 20,
                  what="old workers replaced")
         load.wait_requests(20)
-    assert load.failures == []
+    assert load.failures == [], srv.log()
     srv.wait_log("Reload complete")
 
 
@@ -208,7 +208,7 @@ def test_usr2_then_quit_old_master_loses_nothing(server, tmp_path):
         srv.signal(signal.SIGQUIT)
         srv.proc.wait(15)
         load.wait_requests(20)
-    assert load.failures == []
+    assert load.failures == [], srv.log()
     new_pids = {int(b.split(b"=")[1]) for b in load.pids}
     assert new_pids - old_workers  # the new master's worker served requests
     os.kill(new_master, signal.SIGTERM)

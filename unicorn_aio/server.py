@@ -220,6 +220,10 @@ class Server:
                     _unlink_unix(sock)
                 sock.close()
             self.sockets = []
+        # uvloop calls connection_made one loop turn after an accept: let connections accepted
+        # just before we stopped register, or they would look like nothing and die with us.
+        for _ in range(2):
+            await asyncio.sleep(0)
         for protocol in list(self.connections):
             protocol.shutdown()
         deadline = self.loop.time() + timeout

@@ -29,6 +29,7 @@ WORKER_BOOT_ERROR = 3  # gunicorn's codes: the master halts instead of respawnin
 APP_LOAD_ERROR = 4
 
 BOOTED, BEAT, RETIRE = b"B", b".", b"R"
+QUICK_GRACE = 1.0  # seconds a quick shutdown gives requests already being answered
 # Signals the master handles; a child must not inherit its handlers (or its wakeup fd).
 MASTER_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGINT", "SIGTERM", "SIGTTIN", "SIGTTOU", "SIGUSR1",
                   "SIGUSR2", "SIGWINCH", "SIGCHLD", "SIGABRT")
@@ -162,7 +163,10 @@ class Worker:
             start_reloader(self)
         graceful = await self._stopping
         self.alive = False
-        await server.shutdown(self.cfg.graceful_timeout if graceful else 0)
+        # Quick (INT/QUIT) still answers what is already in flight, for a moment: QUIT to the
+        # old master after USR2 must not cut the requests its workers are finishing.
+        grace = self.cfg.graceful_timeout
+        await server.shutdown(grace if graceful else min(QUICK_GRACE, grace))
         return 0
 
     def _beat(self) -> None:
