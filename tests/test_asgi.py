@@ -440,6 +440,28 @@ async def test_app_errors(start_server, caplog):
     assert "boom mid-stream" in messages
 
 
+async def test_access_log(start_server, tmp_path):
+    async def app(scope, receive, send):
+        await respond(send, b"12345", status=201)
+
+    log = tmp_path / "access.log"
+    server = await start_server(app, accesslog=str(log))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{server.port}/p?q=1",
+                               headers={"User-Agent": "ua-test"}) as resp:
+            assert resp.status == 201
+    line = wait_for_line(log)
+    assert '"GET /p?q=1 HTTP/1.1" 201 5' in line and "ua-test" in line and "127.0.0.1" in line
+
+
+def wait_for_line(path) -> str:
+    for _ in range(50):
+        if path.exists() and path.read_text().strip():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"nothing in {path}")
+
+
 # -- connection limit --------------------------------------------------------------------------
 
 async def test_worker_connections_caps_concurrent_connections(start_server):
