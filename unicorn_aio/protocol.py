@@ -232,8 +232,13 @@ class HttpProtocol(asyncio.Protocol):
             self.pause_reading()
         if req is self.requests[0]:
             self.deadline = self.loop.time() + self.server.body_timeout
-            if req.framing.expect_continue or (
-                req.framing.content_length or 0) > self.server.inline_body_max:
+            # A large declared Content-Length alone does not dispatch: the app runs once the
+            # first inline_body_max bytes are in (on_body) or the body is.  Dispatching on the
+            # head would let any client that declares 1 MB and trickles it pin an app thread
+            # in wsgi.input.read(); this way a slow uploader costs a socket and at most
+            # inline_body_max bytes.  Only Expect: 100-continue dispatches now, because the
+            # client waits for the app's first read before sending anything.
+            if req.framing.expect_continue:
                 self._start(req)
 
     def on_body(self, data: bytes) -> None:

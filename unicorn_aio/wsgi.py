@@ -119,6 +119,8 @@ class WSGIHandler:
         self.pool = server.pool
         self.log = server.log
         self.inline = server.cfg.dispatch == "inline"
+        # How long an app thread waits for a client that reads none of its response.
+        self.stall_timeout = None if server.body_timeout == float("inf") else server.body_timeout
         cfg = server.cfg
         # environ key -> the value meaning https, honoured from forwarded_allow_ips only
         self.secure_headers = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in
@@ -540,7 +542,21 @@ class WSGICycle:
             self.handler.pool.call_on_loop(self._flush)
         with self.cond:
             while (self.queued > HIGH_WATER or self.paused) and not self.lost:
-                self.cond.wait()
+                # Every flush and resume_writing notifies: a wait that times out means the
+                # client read nothing for body_timeout.  Without a bound, a client that stops
+                # reading would pin this app thread for ever (the sendfile path has the same).
+                if not self.cond.wait(self.handler.stall_timeout):
+                    self.handler.pool.call_on_loop(self._abort_stalled)
+                    raise ClientDisconnected(
+                        f"client read nothing for {self.handler.stall_timeout:g}s")
+
+    def _abort_stalled(self) -> None:
+        # abort, not close: close() would wait to flush to the client that is not reading.
+        self.handler.log.info("dropping a client that stopped reading its response: %s",
+                              self.protocol.peername)
+        self.lost = True
+        if self.protocol.transport is not None:
+            self.protocol.transport.abort()
 
     def outbox_reset(self) -> None:
         with self.cond:
