@@ -17,6 +17,8 @@ def app(environ, start_response):
     seconds = float(environ.get("QUERY_STRING", "").partition("=")[2] or 0)
     if path == "/slow":
         time.sleep(seconds)
+    elif path == "/crash":
+        os._exit(7)
     elif path == "/hang":
         while True:
             time.sleep(0.1)

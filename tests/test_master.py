@@ -243,3 +243,17 @@ def test_usr1_reopens_logs(server, tmp_path):
     get(srv.url + "/second")
     wait_for(lambda: access.exists() and b"/second" in access.read_bytes(), 5,
              what="access line in the reopened file")
+
+
+def test_crashing_workers_are_respawned_with_backoff(server):
+    srv = server(workers=1)
+    for _ in range(5):
+        victim = srv.workers()[0]
+        try:
+            get(srv.url + "/crash", timeout=5)
+        except OSError:
+            pass  # the worker died under the request, as the app asked
+        wait_for(lambda: srv.workers() and srv.workers()[0] != victim, 20, what="respawn")
+        srv.wait_log(f"Worker (pid:{victim}) exited with code 7")
+        srv.wait_ready(1)
+    assert "worker crashes in the last minute; next spawn in" in srv.log()
