@@ -120,6 +120,23 @@ async def test_http_scope_is_complete(start_server):
     assert "http.response.pathsend" in seen["extensions"]
 
 
+async def test_scheme_from_a_trusted_proxy(start_server):
+    async def app(scope, receive, send):
+        await respond(send, scope["scheme"].encode())
+
+    server = await start_server(app)
+    async with aiohttp.ClientSession() as session:
+        for headers, scheme in (({}, "http"), ({"X-Forwarded-Proto": "https"}, "https"),
+                                ({"X-Forwarded-Proto": "http"}, "http")):
+            async with session.get(f"http://127.0.0.1:{server.port}/", headers=headers) as resp:
+                assert await resp.text() == scheme
+    untrusting = await start_server(app, forwarded_allow_ips="10.0.0.1")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{untrusting.port}/",
+                               headers={"X-Forwarded-Proto": "https"}) as resp:
+            assert await resp.text() == "http"
+
+
 # -- request body ------------------------------------------------------------------------------
 
 @both_loops

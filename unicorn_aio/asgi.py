@@ -22,6 +22,7 @@ from urllib.parse import unquote_to_bytes
 from .body import ClientDisconnected
 from .lifespan import Lifespan
 from .protocol import error_response
+from .proxy_protocol import AddressList
 from .response import LAST_CHUNK, NO_BODY_STATUS, app_headers, bodyless
 from .response import head as response_head
 
@@ -100,6 +101,11 @@ class ASGIHandler:
         self.loop = server.loop
         cfg = server.cfg
         self.root_path = os.environ.get("SCRIPT_NAME", "")
+        # header name -> the value meaning https, honoured from forwarded_allow_ips only (as
+        # for WSGI's wsgi.url_scheme)
+        self.secure_headers = {k.lower().encode("latin-1"): v for k, v in
+                               (cfg.secure_scheme_headers or {}).items()}
+        self.trusted = AddressList(cfg.forwarded_allow_ips)
         self.lifespan = Lifespan(app, cfg.lifespan, server.log)
         self.tasks: set[asyncio.Task] = set()  # strong references: the loop keeps weak ones
         self.websocket_max_size = cfg.websocket_max_size
@@ -181,6 +187,9 @@ class ASGIHandler:
         if root and not path.startswith(root):
             path, raw_path = root + path, root.encode() + raw_path
         peer, sock = protocol.peername, protocol.sockname
+        headers = [(name.lower(), value) for name, value in req.headers]
+        if self.secure_headers and isinstance(peer, tuple) and peer[0] in self.trusted:
+            scheme = self._forwarded_scheme(headers, scheme)
         return {
             "type": kind,
             "asgi": ASGI_VERSION,
@@ -191,11 +200,19 @@ class ASGIHandler:
             "raw_path": raw_path,
             "query_string": query,
             "root_path": root,
-            "headers": [(name.lower(), value) for name, value in req.headers],
+            "headers": headers,
             "client": peer[:2] if isinstance(peer, tuple) else None,
             "server": sock[:2] if isinstance(sock, tuple) else (str(sock or ""), None),
             "state": self.lifespan.state.copy(),
         }
+
+    def _forwarded_scheme(self, headers: list, scheme: str) -> str:
+        """https (wss) when every secure_scheme_header a trusted proxy sent says so."""
+        verdicts = {value.decode("latin-1").strip() == self.secure_headers[name]
+                    for name, value in headers if name in self.secure_headers}
+        if verdicts == {True}:
+            return scheme if scheme.endswith("s") else scheme + "s"
+        return scheme
 
     def access_environ(self, protocol, req) -> dict:
         """The WSGI-style environ the access logger reads."""
