@@ -145,8 +145,10 @@ class Arbiter:
             self._write_pidfile(cfg.pidfile)
         self.log.info("Listening at: %s (%d)", ", ".join(describe(s) for s in self.listeners),
                       self.pid)
-        self.log.info("Using %s workers, %s dispatch with %d thread(s) each",
-                      cfg.interface, cfg.dispatch, cfg.threads)
+        interface = "WSGI or ASGI, detected from the app" if cfg.interface == "auto" \
+            else cfg.interface.upper()
+        self.log.info("Workers: %d (%s); WSGI dispatch: %s, %d thread(s) per worker",
+                      cfg.workers, interface, cfg.dispatch, cfg.threads)
         if cfg.preload_app:
             self.app = load_wsgi_app(cfg)
         for name in self.SIGNALS:
