@@ -226,3 +226,27 @@ async def test_wsgi_apps_keep_answering_upgrades_as_http(start_server):
     [resp] = await exchange(server.port, WS_HEAD)
     assert resp.status == 200 and resp.body == b"plain websocket"
     assert resp.headers["connection"] == "close"
+
+
+@pytest.mark.both_loops
+async def test_wss_over_tls(start_server, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    import ssl
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    schemes = []
+
+    async def app(scope, receive, send):
+        if scope["type"] == "websocket":
+            schemes.append(scope["scheme"])
+        await echo_websocket(scope, receive, send)
+
+    server = await start_server(app, certfile=str(tmp_path / "server.pem"))
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"wss://127.0.0.1:{server.port}/ws", ssl=ctx) as ws:
+            await ws.send_str("over tls")
+            assert (await ws.receive()).data == "over tls"
+    assert schemes == ["wss"]
