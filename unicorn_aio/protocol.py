@@ -85,6 +85,7 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = server.shutting_down  # answer what is in flight, then close
         self.pending_error: bytes | None = None
         self.lingering = False
+        self.client_eof = False  # the client half-closed: answer what it sent, then close
         # llhttp accepts runs of spaces in the request line ("GET  / HTTP/1.1"); RFC 9112 3
         # allows exactly one SP.  The raw bytes the line arrived in are kept until the head is
         # parsed and the line rebuilt from what llhttp saw is looked for in them.
@@ -162,6 +163,16 @@ class HttpProtocol(asyncio.Protocol):
     def eof_received(self):
         if self.lingering:
             return False  # the client has finished too: close now
+        self.client_eof = True
+        current = self.current
+        if current is not None:
+            # The message in progress can never complete: without this, a request whose body
+            # was cut by a half-close would sit until --body-timeout.  An app already reading
+            # it gets ClientDisconnected; one not yet started on it is never called.
+            self.current = None
+            current.body.abort(ClientDisconnected("client closed the connection mid-request"))
+            if not current.dispatched and current in self.requests:
+                self.requests.remove(current)
         # A client that half-closes after its request still wants the answer (RFC 9112 9.6) -
         # unless the handler takes the end of input for the client leaving: an ASGI long-poll
         # must learn that its client is gone (uvicorn does the same).
@@ -318,6 +329,11 @@ class HttpProtocol(asyncio.Protocol):
         elif self.pending_error is not None:
             transport.write(self.pending_error)
             self._close(linger=True)
+            return
+        elif self.client_eof:
+            # Nothing more can arrive: waiting out the keep-alive timeout would only hold the
+            # socket (and make a client that reads until EOF wait for it).
+            self._close(linger=False)
             return
         elif self.current is not None:
             self.deadline = self.current.start + self.server.header_timeout
