@@ -18,6 +18,32 @@ HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
+STATUS = re.compile(r"[1-9][0-9][0-9]( .*)?\Z")
+
+# Names and statuses already validated: apps send the same few again and again, and these
+# checks run for every response.
+_CHECKED_NAMES: dict[str, str] = {}
+_CHECKED_STATUSES: set[str] = set()
+
+
+def check_status(status) -> None:
+    """A WSGI status line: three digits, then an optional reason (PEP 3333)."""
+    if status not in _CHECKED_STATUSES:
+        if type(status) is not str or not STATUS.match(status):
+            raise ValueError(f"invalid WSGI status {status!r}: expected a str like '200 OK'")
+        if len(_CHECKED_STATUSES) < 1024:
+            _CHECKED_STATUSES.add(status)
+
+
+def _checked_name(name) -> str:
+    if type(name) is not str or not HEADER_NAME.match(name):
+        raise ValueError(f"invalid response header name {name!r}")
+    lname = name.lower()
+    if len(_CHECKED_NAMES) < 1024:
+        _CHECKED_NAMES[name] = lname
+    return lname
+
+
 def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool]:
     """Check the app's ``(name, value)`` str pairs; returns what to send, its Content-Length
     (None if not given) and whether the app asked for ``Connection: close``.
@@ -29,11 +55,11 @@ def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool]:
     close = False
     for item in headers:
         name, value = item
-        if type(name) is not str or not HEADER_NAME.match(name):
-            raise ValueError(f"invalid response header name {name!r}")
-        if type(value) is not str or BAD_VALUE.search(value):
+        lname = _CHECKED_NAMES.get(name) or _checked_name(name)
+        # isprintable() is one C pass that is False for every control character; only the
+        # values it doubts (tabs, some non-ASCII) need the precise regex.
+        if type(value) is not str or not value.isprintable() and BAD_VALUE.search(value):
             raise ValueError(f"invalid value for response header {name}: {value!r}")
-        lname = name.lower()
         if lname in HOP_BY_HOP:
             if lname == "connection" and "close" in value.lower():
                 close = True

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import http
 import os
-import re
 import select
 import sys
 import threading
@@ -26,33 +25,15 @@ from .body import ClientDisconnected
 from .http_rules import Reject
 from .protocol import Request, error_response
 from .proxy_protocol import AddressList
-from .response import BAD_VALUE as _BAD_VALUE
-from .response import HEADER_NAME as _HEADER_NAME
-from .response import HOP_BY_HOP, LAST_CHUNK, NO_BODY_STATUS
+from .response import LAST_CHUNK, NO_BODY_STATUS, app_headers, check_status
 from .response import head as response_head
 
 HIGH_WATER = 256 * 1024
-_STATUS = re.compile(r"[1-9][0-9][0-9]( .*)?\Z")
 
 # Header name -> environ key, shared across requests: real traffic repeats a few dozen names.
 _ENVIRON_KEYS: dict[bytes, str] = {b"Content-Type": "CONTENT_TYPE", b"Content-Length": "CONTENT_LENGTH"}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
-
-
-# Response header names and statuses already validated: apps send the same few again and again.
-_CHECKED_NAMES: dict[str, str] = {}
-_CHECKED_STATUSES: set[str] = set()
-
-
-def checked_header_name(name) -> str:
-    """Validate a response header name from the app; returns it lowercased."""
-    if type(name) is not str or not _HEADER_NAME.match(name):
-        raise ValueError(f"invalid response header name {name!r}")
-    lname = name.lower()
-    if len(_CHECKED_NAMES) < 1024:
-        _CHECKED_NAMES[name] = lname
-    return lname
 
 
 def environ_key(name: bytes) -> str:
@@ -164,6 +145,9 @@ class WSGIHandler:
             env["SERVER_NAME"], env["SERVER_PORT"] = str(sock or ""), ""
         env["wsgi.url_scheme"] = "https" if self.server.is_ssl else "http"
         return env
+
+
+_FAILED = object()  # what "the app returned" when calling it raised
 
 
 class _NullCondition:
@@ -291,34 +275,12 @@ class WSGICycle:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called a second time without exc_info")
-        if status not in _CHECKED_STATUSES:
-            if type(status) is not str or not _STATUS.match(status):
-                raise ValueError(f"invalid WSGI status {status!r}: expected a str like '200 OK'")
-            if len(_CHECKED_STATUSES) < 1024:
-                _CHECKED_STATUSES.add(status)
+        check_status(status)
         self.status = status
-        self.headers = []
         self.chunked = False
-        self.content_length = None
-        for item in headers:
-            name, value = item
-            lname = _CHECKED_NAMES.get(name)
-            if lname is None:
-                lname = checked_header_name(name)
-            # isprintable() is one C pass that is False for every control character; only
-            # values it doubts (tabs, some non-ASCII) need the precise regex.
-            if type(value) is not str or not value.isprintable() and _BAD_VALUE.search(value):
-                raise ValueError(f"invalid value for response header {name}: {value!r}")
-            if lname in HOP_BY_HOP:
-                if lname == "connection" and "close" in value.lower():
-                    self.keep_alive = False
-                continue  # PEP 3333: hop-by-hop framing is the server's business
-            if lname == "content-length":
-                try:
-                    self.content_length = int(value)
-                except ValueError:
-                    raise ValueError(f"invalid Content-Length from the app: {value!r}") from None
-            self.headers.append(item)
+        self.headers, self.content_length, close = app_headers(headers)
+        if close:
+            self.keep_alive = False
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -331,50 +293,51 @@ class WSGICycle:
 
     def run(self) -> None:
         """On an app thread: the whole request, from environ to the last byte."""
-        result = None
+        result = _FAILED
         try:
-            environ = self.build_environ()
-            if self.handler.pre_request is not None:
-                self._pre_request()
-            result = self.handler.app(environ, self.start_response)
-            self._send_result(result)
+            result = self._call_app()
         except Exception as exc:
             self._on_error(exc)
         finally:
-            self._close_result(result)
-            self._after()
-            self.handler.pool.call_on_loop(self._finish_on_loop)
+            self._respond(result)
 
     def run_inline(self) -> None:
         """On the loop thread, for apps declared non-blocking (``--dispatch inline``)."""
         self.on_loop = True
-        result = None
+        result = _FAILED
         try:
-            environ = self.build_environ()
-            if self.handler.pre_request is not None:
-                self._pre_request()
-            result = self.handler.app(environ, self.start_response)
-            if type(result) not in (list, tuple) and not self.req.method == b"HEAD":
-                # A generator may block between chunks: finish it on a thread.
-                self.on_loop = False
-                self.handler.pool.submit(lambda: self._continue_in_thread(result))
-                return
-            self._send_result(result)
+            result = self._call_app()
         except Exception as exc:
             self._on_error(exc)
-        self._close_result(result)
-        self._after()
-        self._end()
+        if result is not _FAILED and type(result) not in (list, tuple) \
+                and self.req.method != b"HEAD":
+            # A generator may block between chunks: finish it on a thread.
+            self.on_loop = False
+            self.handler.pool.submit(lambda: self._respond(result))
+            return
+        self._respond(result)
 
-    def _continue_in_thread(self, result) -> None:
+    def _call_app(self):
+        environ = self.build_environ()
+        if self.handler.pre_request is not None:
+            self._pre_request()
+        return self.handler.app(environ, self.start_response)
+
+    def _respond(self, result) -> None:
+        """Send what the app returned, close it, then give the connection back to the loop."""
         try:
-            self._send_result(result)
+            if result is not _FAILED:
+                self._send_result(result)
         except Exception as exc:
             self._on_error(exc)
         finally:
-            self._close_result(result)
+            if result is not _FAILED:
+                self._close_result(result)
             self._after()
-            self.handler.pool.call_on_loop(self._finish_on_loop)
+            if self.on_loop:
+                self._end()
+            else:
+                self.handler.pool.call_on_loop(self._finish_on_loop)
 
     def _send_result(self, result) -> None:
         if self.status is None:
