@@ -245,9 +245,8 @@ class Arbiter:
             self.stop_worker(w, signal.SIGTERM)  # TTOU: the oldest go first, gracefully
 
     def _generation_ready(self) -> None:
-        first = self.good_generation < 0
         self.good_generation = self.generation
-        if first:
+        if self.generation == 0:  # the first boot, not a reload
             notify("READY=1")
         else:
             notify("READY=1\nSTATUS=reloaded")
