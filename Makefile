@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv systools bench bench-quick clean
+.PHONY: run test venv systools bench bench-quick clean soak fuzz-long
 
 venv: $(STAMP)
 
@@ -46,3 +46,12 @@ bench:
 bench-quick:
 	bash bench/setup.sh
 	.bench-venv/bin/python -m bench.run --quick $(BENCH_ARGS)
+
+# Hardening runs (not part of make test): a soak under mixed hostile load, fds and RSS must stay
+# flat (SOAK_ARGS="--minutes 3"); the request fuzz test with 20 000 random examples.
+soak:
+	bash bench/setup.sh
+	.bench-venv/bin/python -m bench.soak $(SOAK_ARGS)
+
+fuzz-long: venv
+	$(PY) -m bench.fuzz_long $(FUZZ_ARGS)

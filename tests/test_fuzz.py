@@ -92,7 +92,8 @@ def good_request(port: int) -> None:
     assert resp.status == 200
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+@settings(max_examples=EXAMPLES, deadline=None, database=None,
+          derandomize=not os.environ.get("FUZZ_RANDOM"),
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(base=st.sampled_from(BASES), ops=st.lists(mutation, max_size=4),
        splits=st.lists(st.integers(1, 10_000), max_size=4))
