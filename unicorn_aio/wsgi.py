@@ -132,8 +132,9 @@ class WSGIHandler:
             self.pool.submit(cycle.run)
 
     def connection_environ(self, protocol) -> dict:
-        """The part of the environ that is the same for every request on a connection."""
-        env = self.base_environ.copy()
+        """The keys that are the same for every request on a connection, kept on it: only
+        these, not a whole environ, since idle keep-alive connections hold them too."""
+        env = {}
         peer, sock = protocol.peername, protocol.sockname
         if isinstance(peer, tuple):
             env["REMOTE_ADDR"], env["REMOTE_PORT"] = peer[0], str(peer[1])
@@ -204,10 +205,11 @@ class WSGICycle:
 
     def build_environ(self) -> dict:
         req, protocol = self.req, self.protocol
-        env = protocol.app_state
-        if env is None:
-            env = protocol.app_state = self.handler.connection_environ(protocol)
-        env = env.copy()
+        conn = protocol.app_state
+        if conn is None:
+            conn = protocol.app_state = self.handler.connection_environ(protocol)
+        env = self.handler.base_environ.copy()
+        env.update(conn)
         url = req.url
         path, _, query = url.partition(b"?")
         if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
