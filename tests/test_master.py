@@ -253,7 +253,7 @@ def test_crashing_workers_are_respawned_with_backoff(server):
             get(srv.url + "/crash", timeout=5)
         except OSError:
             pass  # the worker died under the request, as the app asked
-        wait_for(lambda: srv.workers() and srv.workers()[0] != victim, 20, what="respawn")
+        wait_for(lambda: [w for w in srv.workers() if w != victim], 20, what="respawn")
         srv.wait_log(f"Worker (pid:{victim}) exited with code 7")
         srv.wait_ready(1)
     assert "worker crashes in the last minute; next spawn in" in srv.log()
