@@ -175,7 +175,7 @@ def test_max_requests_retires_and_replaces_without_failures(server):
         # requests: three successive workers means two retirements.
         wait_for(lambda: len(load.pids) >= 3, 30, what="three successive workers")
     assert load.failures == []
-    assert first[0] not in srv.workers()
+    wait_for(lambda: first[0] not in srv.workers(), 10, what="the first worker gone")
     assert "reached max requests" in srv.log()
 
 
