@@ -21,9 +21,11 @@ run: venv
 
 # System tools some tests drive for real (wrk for load, nginx in front).
 # Installed with apt-get when missing; tests skip loudly only if this fails.
-SYSTOOLS := wrk nginx
+# command:package pairs (the package is named after the command where no colon is given).
+SYSTOOLS := wrk nginx systemd-socket-activate:systemd
 systools:
-	@missing=""; for t in $(SYSTOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@missing=""; for pair in $(SYSTOOLS); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system tools:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi; \
