@@ -47,3 +47,12 @@ def grow(environ, start_response):
     """Each request keeps 16 MB alive: a leaky app for --max-worker-memory."""
     _hoard.append(bytearray(16 * 1024 * 1024))
     return hello(environ, start_response)
+
+
+IMPORTED_BY = os.getpid()  # with --preload, the master's pid
+
+
+def whoami(environ, start_response):
+    body = b"imported_by=%d pid=%d uid=%d\n" % (IMPORTED_BY, os.getpid(), os.getuid())
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

@@ -318,3 +318,17 @@ async def test_partly_sent_unread_body_closes_the_connection(start_server):
         assert app.rec.calls == 1
     finally:
         writer.close()
+
+
+async def test_a_stalled_upload_gets_408_not_a_server_error(start_server, caplog):
+    # 100 KB promised, 70 KB sent: past inline_body_max, so the app is reading when it stalls.
+    server = await start_server(make_app(), body_timeout=1)
+    reader, writer = await open_raw(server.port)
+    try:
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n"
+                     + b"x" * 70000)
+        [resp] = await read_responses(reader, 1, timeout=5)
+        assert resp.status == 408 and resp.headers["connection"] == "close"
+    finally:
+        writer.close()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

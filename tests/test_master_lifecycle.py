@@ -123,3 +123,67 @@ def _serves(port: int) -> bool:
         return get(f"http://127.0.0.1:{port}/")[0] == 200
     except OSError:
         return False
+
+
+def _fields(body: bytes) -> dict:
+    return dict(item.split("=") for item in body.decode().split())
+
+
+def test_preload_imports_the_app_once_in_the_master(server):
+    srv = server("master_apps:whoami", "--preload", workers=2)
+    seen = {_fields(get(srv.url + "/")[1])["imported_by"] for _ in range(10)}
+    assert seen == {str(srv.pid)}
+    without = server("master_apps:whoami", workers=1)
+    fields = _fields(get(without.url + "/")[1])
+    assert fields["imported_by"] == fields["pid"] != str(without.pid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
+def test_user_and_group_apply_to_workers_only(server):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    srv = server("master_apps:whoami", "--user", "nobody", "--group", str(nobody.pw_gid))
+    assert _fields(get(srv.url + "/")[1])["uid"] == str(nobody.pw_uid)
+    with open(f"/proc/{srv.pid}/status") as f:
+        assert "Uid:\t0\t" in f.read()  # the master keeps its privileges to bind and reap
+
+
+def test_logger_class_replaces_the_logger(server):
+    srv = server("master_apps:hello", "--logger-class", "custom_logger.TaggingLogger",
+                 "--access-logfile", "/dev/null")
+    get(srv.url + "/tagged")
+    srv.wait_log("custom access /tagged 200 OK")
+
+
+def test_bad_logger_class_is_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "unicorn_aio", "master_apps:hello",
+                           "--logger-class", "master_apps.hello"], cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=f"{TESTS}:{ROOT}"),
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "not a subclass of unicorn_aio.logs.Logger" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_worker_int_and_worker_abort_hooks(server, tmp_path):
+    hook_log = tmp_path / "hooks.log"
+    conf = tmp_path / "conf.py"
+    conf.write_text(
+        "import os\n"
+        "def _record(name):\n"
+        "    open(os.environ['HOOK_LOG'], 'a').write(name + '\\n')\n"
+        "def worker_int(worker): _record('worker_int')\n"
+        "def worker_abort(worker): _record('worker_abort')\n"
+        "def pre_exec(server): _record('pre_exec')\n")
+    srv = server("master_apps:app", "-c", str(conf), "--dispatch", "inline", "--timeout", "2",
+                 env={"HOOK_LOG": str(hook_log)})
+    try:
+        get(srv.url + "/hang", timeout=8)
+    except OSError:
+        pass
+    wait_for(lambda: hook_log.exists() and "worker_abort" in hook_log.read_text(), 10,
+             what="worker_abort")
+    srv.wait_ready(1)
+    srv.signal(signal.SIGINT)
+    srv.proc.wait(10)
+    assert "worker_int" in hook_log.read_text()

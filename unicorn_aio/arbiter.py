@@ -18,14 +18,19 @@ import socket
 import sys
 import time
 
+import uvloop
+
 from . import __version__
 from .apploader import AppImportError
 from .config import ConfigError, load_config
-from .logs import Logger
+from .logs import logger_for
 from .paste import load_wsgi_app
 from .proctitle import set_proc_title
 from .sockets import INHERIT_ENV, bind_all, describe
 from .systemd import notify
+# The serving code is imported here, before any fork: workers share its pages, and one that
+# drops privileges (--user) may no longer be able to read the interpreter's own library.
+from . import asgi, server, wsgi  # noqa: F401
 from .worker import APP_LOAD_ERROR, BOOTED, RETIRE, WORKER_BOOT_ERROR, Worker, run_worker
 
 MASTER_PID_ENV = "UNICORN_AIO_MASTER_PID"
@@ -69,7 +74,7 @@ class Arbiter:
 
     def __init__(self, cfg) -> None:
         self.cfg = cfg
-        self.log = Logger(cfg)
+        self.log = logger_for(cfg)
         self.app = None
         self.num_workers = cfg.workers
         self.workers: dict[int, WorkerProcess] = {}
@@ -98,7 +103,6 @@ class Arbiter:
 
     def run(self) -> int:
         """Run the master until it stops; returns the process exit code."""
-        import uvloop
 
         if self.cfg.daemon:
             daemonize(self.cfg.enable_stdio_inheritance)

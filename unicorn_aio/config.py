@@ -14,7 +14,6 @@ is reported the same way from a flag, a config file or ``Config(workers=...)``.
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import inspect
 import os
@@ -223,6 +222,8 @@ class Config:
 
 
 def unknown_setting_message(name: str) -> str:
+    import difflib  # only to suggest a name for a typo
+
     close = difflib.get_close_matches(name, list(BY_NAME) + list(ALIASES), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown setting {name!r}{hint}"
@@ -237,9 +238,22 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    # argparse sizes help with shutil.get_terminal_size, and shutil drags bz2 and lzma into
+    # every process (about 0.5 MB of RSS per worker) just to build the parser.
+    def __init__(self, prog, width=None, **kwargs):
+        if width is None:
+            try:
+                width = os.get_terminal_size().columns - 2
+            except OSError:
+                width = 78
+        super().__init__(prog, width=width, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="unicorn_aio",
+        formatter_class=_HelpFormatter,
         usage="%(prog)s [OPTIONS] APP",
         description="Serve a WSGI or ASGI app (APP is module:callable) with pre-forked workers.",
     )

@@ -13,7 +13,6 @@ Like gunicorn's paste server, a HUP then re-reads the section but cannot re-impo
 
 from __future__ import annotations
 
-import configparser
 import os
 import sys
 from typing import Any
@@ -29,6 +28,8 @@ def config_path(paste: str) -> tuple[str, str | None]:
 
 
 def has_logging_config(path: str) -> bool:
+    import configparser  # only with --paste: keep it out of every worker
+
     parser = configparser.ConfigParser()
     try:
         parser.read([path])

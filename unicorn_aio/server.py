@@ -42,8 +42,8 @@ class Server:
         self.app = app
         self.cfg = cfg
         if log is None:
-            from .logs import Logger
-            log = Logger(cfg)
+            from .logs import logger_for
+            log = logger_for(cfg)
         self.log = log
         self.sockets = sockets
         self.own_sockets = sockets is None

@@ -179,6 +179,23 @@ def dotted_or_class(val: Any) -> Any:
     return text
 
 
+_DEFAULT_LOGGERS = ("gunicorn.glogging.Logger", "unicorn_aio.logs.Logger", "simple")
+
+
+def logger_class(val: Any) -> Any:
+    """gunicorn's default name stays a name (the built-in logger); anything else must be a
+    subclass of unicorn_aio.logs.Logger, imported now so a typo fails at startup."""
+    if isinstance(val, str) and val.strip() in _DEFAULT_LOGGERS:
+        return val.strip()
+    cls = _import_dotted(string(val)) if isinstance(val, str) else val
+    from .logs import Logger
+
+    if not (inspect.isclass(cls) and issubclass(cls, Logger)):
+        raise ValueError(f"{val!r} is not a subclass of unicorn_aio.logs.Logger (gunicorn's "
+                         "glogging.Logger subclasses need porting: access() takes the environ)")
+    return cls
+
+
 def _import_dotted(path: str) -> Any:
     mod_name, _, attr = path.rpartition(".")
     if not mod_name:
@@ -565,9 +582,10 @@ SETTINGS: tuple[Setting, ...] = (
       "The error log level: debug, info, warning, error or critical.", metavar="LEVEL"),
     S("capture_output", _log, ("--capture-output",), boolean, False,
       "Redirect the app's stdout and stderr to the error log file.", action="store_true"),
-    S("logger_class", _log, ("--logger-class",), dotted_or_class, "gunicorn.glogging.Logger",
-      "gunicorn's pluggable logger class.", metavar="STRING",
-      ignored="logger_class is not supported: configure logging with logconfig_dict instead"),
+    S("logger_class", _log, ("--logger-class",), logger_class, "gunicorn.glogging.Logger",
+      "The logger: a subclass of unicorn_aio.logs.Logger (gunicorn's glogging.Logger role; "
+      "override setup(), access() or the level methods). The default is the built-in one.",
+      metavar="STRING"),
     S("logconfig", _log, ("--log-config",), string, None,
       "A logging.config fileConfig file.", metavar="FILE"),
     S("logconfig_dict", _log, (), mapping, {},

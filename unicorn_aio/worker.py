@@ -260,6 +260,8 @@ def run_worker(worker: Worker) -> None:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
         worker.log.exception("Worker (pid:%d) crashed", os.getpid())
+        if not worker.booted:  # the same failure would greet every replacement: halt
+            code = WORKER_BOOT_ERROR
     finally:
         try:
             worker.cfg.worker_exit(worker.arbiter, worker)

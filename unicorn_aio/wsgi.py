@@ -21,7 +21,7 @@ import time
 from urllib.parse import unquote_to_bytes
 
 from . import settings
-from .body import ClientDisconnected
+from .body import BodyTimeout, ClientDisconnected
 from .http_rules import Reject
 from .protocol import Request, error_response
 from .proxy_protocol import AddressList
@@ -372,6 +372,12 @@ class WSGICycle:
         self.keep_alive = False
         if isinstance(exc, ClientDisconnected) or self.lost:
             return  # the client left; not a server error
+        if isinstance(exc, BodyTimeout):  # the client stalled: its error, not ours (RFC 9110 15.5.9)
+            self.handler.log.info("Request body from %s stalled: %s", self.protocol.peername, exc)
+            if self.head_sent:
+                self.failed = True
+                return
+            exc = Reject(408, str(exc))
         if isinstance(exc, Reject) and not self.head_sent:  # the request itself is wrong
             self.status = f"{exc.status} {http.HTTPStatus(exc.status).phrase}"
             self.headers = []
