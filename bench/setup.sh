@@ -28,13 +28,20 @@ if [ -n "$missing" ]; then
 fi
 command -v wrk >/dev/null 2>&1 || { echo "bench: wrk is required and could not be installed" >&2; exit 1; }
 
+# unicorn_aio as users get it (a regular install, not -e: an editable install's import hook
+# costs every process about 1 MB), reinstalled each run so the bench measures this tree.
+install_self() {
+  "$PY" -m pip install --quiet --no-deps --force-reinstall . >"$VENV/pip-self.log" 2>&1 \
+    || { tail -20 "$VENV/pip-self.log"; echo "bench: cannot install unicorn_aio itself" >&2; exit 1; }
+}
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt bench/setup.sh ]; then
+  install_self
   exit 0
 fi
 [ -x "$PY" ] || "$PYTHON" -m venv "$VENV" || exit 1
 log="$VENV/pip.log"
 "$PY" -m pip install --quiet --upgrade pip >"$log" 2>&1
-"$PY" -m pip install --quiet -e . >"$log" 2>&1 || { tail -20 "$log"; echo "bench: cannot install unicorn_aio itself" >&2; exit 1; }
+"$PY" -m pip install --quiet . >"$log" 2>&1 || { tail -20 "$log"; echo "bench: cannot install unicorn_aio itself" >&2; exit 1; }
 
 : > "$VENV/unavailable.txt"
 while IFS='|' read -r name reqs; do
