@@ -49,12 +49,22 @@ def parse_address(bind: str, default_port: int = 8000):
         raise ConfigError(f"bind {bind!r}: port must be a number from 0 to 65535")
     if host in ("", "*"):
         host = "0.0.0.0"
-    elif ":" not in host:
+    elif ":" not in host and not _is_ipv4(host):
         try:  # 'localhost' and other names: bind what the name resolves to
             host = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)[0][4][0]
         except socket.gaierror as exc:
             raise ConfigError(f"bind {bind!r}: cannot resolve host {host!r}: {exc.strerror}") from None
     return family, (host, int(port))
+
+
+def _is_ipv4(host: str) -> bool:
+    # An address needs no resolver: getaddrinfo would also load the idna codec (and
+    # unicodedata, 400 KB) into every worker just to encode it.
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return host.count(".") == 3
 
 
 def create_listener(bind: str, backlog: int = 2048, reuse_port: bool = False,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import os
-import random
 import signal
 import socket
 import sys
@@ -63,6 +62,8 @@ class Worker:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.max_requests = 0
         if cfg.max_requests > 0:
+            import random  # only here: it costs every worker 300 KB otherwise
+
             self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
         self._retire_sent = False
         self._stopping: asyncio.Future | None = None
