@@ -262,7 +262,7 @@ class HTTPCycle:
         self.body_done = False  # the last http.request message was handed out
         self.waiter: asyncio.Future | None = None  # receive() waiting for body or disconnect
         self.drain: asyncio.Future | None = None  # send() waiting for the transport
-        self.start_time = time.time()
+        self.start_time = time.time() if handler.log.access_enabled else 0.0
         self.bodyless = False
         if not req.body.complete:
             req.body.watch(self._wake, protocol.resume_reading)
