@@ -144,7 +144,7 @@ class RequestBody:
         if self._continue is not None:
             send, self._continue = self._continue, None
             send()
-        if self._paused:  # we are about to wait on an empty buffer that the loop isn't filling
+        if self._paused:  # we are about to wait for bytes the paused loop would never read
             self._paused = False
             self._resume()
         if not self._cond.wait(self._timeout):
@@ -170,7 +170,9 @@ class RequestBody:
                         return b"".join(chunks)
                     self._check_error()
                     self._wait_for_data()
-            while not self._buf and not self._complete:
+            # Like a file (and gunicorn's Body): read(n) returns n bytes unless the body ends
+            # first. Apps such as Django read Content-Length bytes in one call and trust it.
+            while len(self._buf) < size and not self._complete:
                 self._check_error()
                 self._wait_for_data()
             return self._take(size)
