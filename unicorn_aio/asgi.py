@@ -62,11 +62,26 @@ def status_line(status) -> str:
     return line
 
 
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+_HEADER_NAMES: dict[bytes, str] = {}  # apps send the same few names on every response
+
+
 def decode_headers(headers) -> list[tuple[str, str]]:
     """ASGI's byte pairs as the str pairs ``response.app_headers`` checks."""
+    names = _HEADER_NAMES
     try:
-        return [(bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
-                for name, value in headers]
+        decoded = []
+        for name, value in headers:
+            if type(name) is not bytes:
+                name = bytes(name)
+            text = names.get(name)
+            if text is None:
+                text = name.decode("latin-1")
+                if len(names) < 1024:
+                    names[name] = text
+            decoded.append((text, bytes(value).decode("latin-1")
+                            if type(value) is not bytes else value.decode("latin-1")))
+        return decoded
     except (TypeError, ValueError):
         raise ValueError(f"invalid ASGI response headers {headers!r}: expected "
                          "an iterable of [bytes, bytes]") from None
@@ -186,23 +201,30 @@ class ASGIHandler:
         path = decode_path(raw_path)
         if root and not path.startswith(root):
             path, raw_path = root + path, root.encode() + raw_path
-        peer, sock = protocol.peername, protocol.sockname
+        conn = protocol.app_state
+        if conn is None:  # what is the same for every request on this connection
+            peer, sock = protocol.peername, protocol.sockname
+            conn = protocol.app_state = (
+                peer[:2] if isinstance(peer, tuple) else None,
+                sock[:2] if isinstance(sock, tuple) else (str(sock or ""), None),
+                bool(self.secure_headers) and isinstance(peer, tuple) and peer[0] in self.trusted)
+        client, server, trusted = conn
         headers = [(name.lower(), value) for name, value in req.headers]
-        if self.secure_headers and isinstance(peer, tuple) and peer[0] in self.trusted:
+        if trusted:
             scheme = self._forwarded_scheme(headers, scheme)
         return {
             "type": kind,
             "asgi": ASGI_VERSION,
             "http_version": req.version,
-            "method": req.method.decode("ascii"),
+            "method": _METHODS.get(req.method) or req.method.decode("ascii"),
             "scheme": scheme,
             "path": path,
             "raw_path": raw_path,
             "query_string": query,
             "root_path": root,
             "headers": headers,
-            "client": peer[:2] if isinstance(peer, tuple) else None,
-            "server": sock[:2] if isinstance(sock, tuple) else (str(sock or ""), None),
+            "client": client,
+            "server": server,
             "state": self.lifespan.state.copy(),
         }
 
