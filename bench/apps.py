@@ -77,3 +77,18 @@ else:
     sleep10_a2wsgi = WSGIMiddleware(sleep10, workers=32)
     big_a2wsgi = WSGIMiddleware(big, workers=4)
     upload_a2wsgi = WSGIMiddleware(upload, workers=4)
+
+
+LONGPOLL_SECONDS = 4.0
+
+
+async def asgi_longpoll(scope, receive, send):
+    """A long-poll: the answer comes after LONGPOLL_SECONDS, the connection idles meanwhile."""
+    if scope["type"] == "lifespan" or scope["path"] != "/poll":  # "/" answers readiness probes
+        return await asgi_hello(scope, receive, send)
+    import asyncio
+
+    await asyncio.sleep(LONGPOLL_SECONDS)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")]})
+    await send({"type": "http.response.body", "body": b"done\n"})

@@ -940,10 +940,75 @@ def sc_idle(ctx: Context) -> dict:
     return result
 
 
+def hold_longpolls(port: int, count: int, hold_s: float, sample) -> dict:
+    """Send `count` long-poll requests at once on fresh connections; sample RSS while they all
+    wait; then collect every answer. Runs its own asyncio loop in this (the harness) process."""
+    import asyncio
+
+    async def one(answers: list) -> None:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            writer.write(b"GET /poll HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            data = await asyncio.wait_for(reader.read(), hold_s + 30)
+            answers.append(data.startswith(b"HTTP/1.1 200") and data.endswith(b"done\n"))
+        finally:
+            writer.close()
+
+    async def main() -> dict:
+        answers: list[bool] = []
+        started = time.monotonic()
+        tasks = []
+        for i in range(0, count, 500):  # in batches, so the connect storm stays in the backlog
+            tasks += [asyncio.ensure_future(one(answers)) for _ in range(min(500, count - i))]
+            await asyncio.sleep(0.05)
+        opened_s = time.monotonic() - started
+        await asyncio.sleep(max(0.0, hold_s - opened_s) / 2)  # all waiting in the app now
+        peak = sample()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        return {"answered": sum(answers), "errors": sum(isinstance(r, BaseException) for r in results),
+                "rss_peak_kb": peak, "seconds": time.monotonic() - started, "open_s": opened_s}
+
+    return asyncio.run(main())
+
+
+def sc_longpoll(ctx: Context) -> dict:
+    count = 2_000 if ctx.quick else 10_000
+    from bench.apps import LONGPOLL_SECONDS
+    vs = [Variant(OURS, OURS, app="asgi_longpoll", extra=("--worker-connections", "20000")),
+          Variant("uvicorn", "uvicorn+a2wsgi", app="asgi_longpoll"),
+          Variant("granian asgi", "granian", app="asgi_longpoll",
+                  extra=("--backpressure", "20000", "--backlog", "4096"))]
+    vs = for_run(ctx, vs, ("uvicorn",))
+    result = {"name": "longpoll", "kind": "longpoll",
+              "title": f"{count} concurrent ASGI long-polls, each answered after {LONGPOLL_SECONDS:g} s",
+              "servers": {}, "targets": [], "load": f"{count} connections, one request each",
+              "notes": ["RSS per connection: peak RSS of the server tree while every request waits, "
+                        "minus its RSS before, divided by the connections."]}
+    with Servers(ctx, vs, "longpoll") as runs:
+        for v in vs:
+            r = runs[v.name]
+            if r.error:
+                result["servers"][v.name] = {"error": r.error.splitlines()[0], "detail": r.error}
+                continue
+            time.sleep(0.3)
+            rss0 = r.rss_kb()
+            got = hold_longpolls(r.port, count, LONGPOLL_SECONDS, r.rss_kb)
+            row = {**got, "server": v.server, "rss_before_kb": rss0,
+                   "rss_per_conn_b": (got["rss_peak_kb"] - rss0) * 1024 / count}
+            result["servers"][v.name] = row
+            log(f"  [longpoll] {v.name:<16} answered {got['answered']}/{count} in {got['seconds']:.1f} s, "
+                f"{row['rss_per_conn_b']:.0f} B/conn")
+    row = result["servers"].get(OURS, {})
+    if "answered" in row:
+        result["targets"] = [target(f"all {count} long-polls answered by one worker", row["answered"],
+                                    row["answered"] == count, f"{row['answered']}/{count}")]
+    return result
+
+
 SCENARIOS = {
     "hello": sc_hello, "inline": sc_inline, "close": sc_close, "sleep10": sc_sleep, "big": sc_big,
     "upload": sc_upload, "idle": sc_idle, "workers": sc_workers, "rss": sc_rss, "accesslog": sc_accesslog,
-    "asgi": sc_asgi,
+    "asgi": sc_asgi, "longpoll": sc_longpoll,
 }
 QUICK = ["rss", "hello", "inline", "close", "sleep10", "big", "asgi", "upload", "idle"]
 
@@ -1074,6 +1139,15 @@ def render_md(report: dict) -> str:
                 out.append(f"| {name} | {fmt_rps(r['rps_without_idle'])} | {fmt_rps(r['rps'])} | {drop} | "
                            f"{fmt_ms(r['p99_ms'])} | {r['idle_opened']:,} | {r['idle_still_open_after']:,} | {per} | "
                            f"{fmt_mb(r['rss_kb'])} |")
+        elif sc["kind"] == "longpoll":
+            out += ["| server | answered | errors | seconds | RSS before MiB | RSS peak MiB | B per connection |",
+                    "|---|---:|---:|---:|---:|---:|---:|"]
+            for name, r in rows.items():
+                if "answered" not in r:
+                    out.append(f"| {name} | {r['error']} | | | | | |")
+                    continue
+                out.append(f"| {name} | {r['answered']:,} | {r['errors']:,} | {r['seconds']:.1f} | "
+                           f"{fmt_mb(r['rss_before_kb'])} | {fmt_mb(r['rss_peak_kb'])} | {r['rss_per_conn_b']:,.0f} |")
         elif sc["kind"] == "rss":
             out += ["| server | processes | RSS total MiB | PSS total MiB | worker RSS MiB |", "|---|---:|---:|---:|---:|"]
             for name, r in rows.items():
