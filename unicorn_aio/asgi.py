@@ -23,7 +23,7 @@ from .body import ClientDisconnected
 from .lifespan import Lifespan
 from .protocol import error_response
 from .proxy_protocol import AddressList
-from .response import LAST_CHUNK, NO_BODY_STATUS, app_headers, bodyless
+from .response import LAST_CHUNK, NO_BODY_STATUS, app_headers, bodyless, clip_to_length
 from .response import head as response_head
 
 # spec_version 2.4: send() raises an OSError once the client is gone, so apps (Starlette) need
@@ -410,13 +410,9 @@ class HTTPCycle:
             if head:
                 self.transport.write(head)
             return
-        if self.content_length is not None:
-            room = self.content_length - self.sent
-            if len(data) > room:
-                self.handler.log.warning("app sent more than its Content-Length (%d); truncated",
-                                         self.content_length)
-                data = data[:room]
-                self.keep_alive = False
+        data, cut = clip_to_length(data, self.content_length, self.sent, self.handler.log)
+        if cut:
+            self.keep_alive = False
         self.sent += len(data)
         transport = self.transport
         if self.chunked:

@@ -75,6 +75,15 @@ def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool]:
     return kept, content_length, close
 
 
+def clip_to_length(data: bytes, content_length: int | None, sent: int, log) -> tuple[bytes, bool]:
+    """The part of ``data`` that fits the Content-Length the app promised, and whether some was
+    cut: the client then has its whole body and the connection must close after it."""
+    if content_length is None or len(data) <= content_length - sent:
+        return data, False
+    log.warning("app sent more than its Content-Length (%d); truncated", content_length)
+    return data[:content_length - sent], True
+
+
 def bodyless(method: bytes, status: str) -> bool:
     """HEAD responses and 1xx/204/304 carry no body (RFC 9110 9.3.2, 15.3.5, 15.4.5)."""
     return method == b"HEAD" or status.startswith(NO_BODY_STATUS)

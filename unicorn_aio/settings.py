@@ -245,32 +245,28 @@ def post_request_hook(val: Any) -> Callable:
     raise ValueError("must accept (worker, req, environ, resp), or the first 2 or 3 of those")
 
 
-def user(val: Any) -> int:
+def _system_id(val: Any, current: Callable[[], int], lookup: Callable[[str], int],
+               what: str) -> int:
+    """A uid or gid from a number or a name; None means the one we run as."""
     if val is None:
-        return os.geteuid()
+        return current()
     if isinstance(val, int) and not isinstance(val, bool):
         return val
     text = string(val)
     if text.isdigit():
         return int(text)
     try:
-        return pwd.getpwnam(text).pw_uid
+        return lookup(text)
     except KeyError:
-        raise ValueError(f"no such user {text!r}") from None
+        raise ValueError(f"no such {what} {text!r}") from None
+
+
+def user(val: Any) -> int:
+    return _system_id(val, os.geteuid, lambda name: pwd.getpwnam(name).pw_uid, "user")
 
 
 def group(val: Any) -> int:
-    if val is None:
-        return os.getegid()
-    if isinstance(val, int) and not isinstance(val, bool):
-        return val
-    text = string(val)
-    if text.isdigit():
-        return int(text)
-    try:
-        return grp.getgrnam(text).gr_gid
-    except KeyError:
-        raise ValueError(f"no such group {text!r}") from None
+    return _system_id(val, os.getegid, lambda name: grp.getgrnam(name).gr_gid, "group")
 
 
 def directory(val: Any) -> str:

@@ -25,7 +25,7 @@ from .body import BodyTimeout, ClientDisconnected
 from .http_rules import Reject
 from .protocol import Request, error_response
 from .proxy_protocol import AddressList
-from .response import LAST_CHUNK, NO_BODY_STATUS, app_headers, check_status
+from .response import LAST_CHUNK, NO_BODY_STATUS, app_headers, check_status, clip_to_length
 from .response import head as response_head
 
 HIGH_WATER = 256 * 1024
@@ -447,13 +447,9 @@ class WSGICycle:
             if head:
                 self._emit(head)
             return
-        if self.content_length is not None:
-            room = self.content_length - self.sent
-            if len(data) > room:
-                self.handler.log.warning("app sent more than its Content-Length (%d); truncated",
-                                         self.content_length)
-                data = data[:room]
-                self.keep_alive = False
+        data, cut = clip_to_length(data, self.content_length, self.sent, self.handler.log)
+        if cut:
+            self.keep_alive = False
         self.sent += len(data)
         if self.chunked:
             self._emit(head + b"%x\r\n" % len(data), data, b"\r\n")
