@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from procs import ROOT, ServerProcess, free_port, get, wait_for
+from procs import ROOT, ServerProcess, children, free_port, get, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 TESTS = os.path.join(ROOT, "tests")
@@ -112,6 +112,12 @@ def test_daemon_detaches_and_writes_pidfile(tmp_path):
                        what="pidfile"))
     try:
         wait_for(lambda: _serves(port), 10, what="daemon serving")
+        # WINCH stops a daemon's workers gracefully; TTIN brings one back.
+        os.kill(pid, signal.SIGWINCH)
+        wait_for(lambda: not children(pid), 15, what="workers stopped by WINCH")
+        assert os.path.exists(f"/proc/{pid}")
+        os.kill(pid, signal.SIGTTIN)
+        wait_for(lambda: _serves(port), 10, what="serving again after TTIN")
     finally:
         os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 15, what="daemon exit")
@@ -184,6 +190,8 @@ def test_worker_int_and_worker_abort_hooks(server, tmp_path):
     wait_for(lambda: hook_log.exists() and "worker_abort" in hook_log.read_text(), 10,
              what="worker_abort")
     srv.wait_ready(1)
+    srv.signal(signal.SIGUSR2)  # pre_exec runs in the master just before the re-exec
+    wait_for(lambda: "pre_exec" in hook_log.read_text(), 10, what="pre_exec")
     srv.signal(signal.SIGINT)
     srv.proc.wait(10)
     assert "worker_int" in hook_log.read_text()
