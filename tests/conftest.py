@@ -46,6 +46,26 @@ async def start_server():
         await asyncio.wait_for(task, 5)
 
 
+@pytest.fixture
+def process_server(tmp_path):
+    """``start(app, *args, workers=1, ready=True, **kw)`` -> a ``python -m unicorn_aio`` in its
+    own session (procs.ServerProcess), logging to tmp_path; every one is stopped after the test."""
+    from procs import ServerProcess
+
+    started = []
+
+    def start(app, *args, workers=1, ready=True, **kw):
+        kw.setdefault("log_path", str(tmp_path / f"server{len(started)}.log"))
+        proc = ServerProcess(app, *args, **kw)
+        started.append(proc)
+        return proc.wait_ready(workers) if ready else proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+        assert proc.proc.returncode is not None
+
+
 # -- raw client ----------------------------------------------------------------------------
 
 class Response:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from hostile_app import BAD
-from procs import ServerProcess, open_fds, wait_for
+from procs import open_fds, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -19,17 +19,8 @@ APP = "tests.hostile_app:app"
 
 
 @pytest.fixture
-def server(tmp_path):
-    started = []
-
-    def start(*args, workers: int = 1):
-        srv = ServerProcess(APP, *args, log_path=str(tmp_path / f"server{len(started)}.log"))
-        started.append(srv)
-        return srv.wait_ready(workers=workers)
-
-    yield start
-    for srv in started:
-        srv.stop()
+def server(process_server):
+    return lambda *args, workers=1: process_server(APP, *args, workers=workers)
 
 
 def cpu_seconds(pid: int) -> float:

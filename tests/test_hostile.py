@@ -18,7 +18,7 @@ import time
 import pytest
 
 from conftest import open_raw, read_responses
-from procs import ServerProcess, wait_for
+from procs import wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -43,17 +43,8 @@ def rss_kb(pid: int) -> int:
 
 
 @pytest.fixture
-def server(tmp_path):
-    started = []
-
-    def start(*args, workers: int = 1):
-        srv = ServerProcess(APP, *args, log_path=str(tmp_path / f"server{len(started)}.log"))
-        started.append(srv)
-        return srv.wait_ready(workers=workers)
-
-    yield start
-    for srv in started:
-        srv.stop()
+def server(process_server):
+    return lambda *args, workers=1: process_server(APP, *args, workers=workers)
 
 
 async def fast_get(port: int, path: bytes = b"/", timeout: float = 10) -> tuple[int, float]:

@@ -8,32 +8,20 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import pytest
 
-from procs import ROOT, ServerProcess, children, get, open_fds, wait_for, zombies
+from procs import ROOT, children, get, open_fds, wait_for, zombies
 
 pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def server(tmp_path):
-    started = []
-
-    def start(app="master_apps:app", *args, workers=1, ready=True, **kw):
-        args = ("--workers", str(workers), *args)
-        proc = ServerProcess(app, *args, log_path=str(tmp_path / f"server{len(started)}.log"),
-                             cwd=str(tmp_path), env={"PYTHONPATH": f"{ROOT}/tests:{ROOT}"}, **kw)
-        started.append(proc)
-        if ready:
-            proc.wait_ready(workers)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
-        assert proc.proc.returncode is not None
+def server(process_server, tmp_path):
+    def start(app="master_apps:app", *args, workers=1, **kw):
+        return process_server(app, "--workers", str(workers), *args, workers=workers,
+                              cwd=str(tmp_path), env={"PYTHONPATH": f"{ROOT}/tests:{ROOT}"}, **kw)
+    return start
 
 
 class Load:

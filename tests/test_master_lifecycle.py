@@ -12,26 +12,19 @@ import time
 
 import pytest
 
-from procs import ROOT, ServerProcess, children, free_port, get, wait_for
+from procs import ROOT, children, free_port, get, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 TESTS = os.path.join(ROOT, "tests")
 
 
 @pytest.fixture
-def server(tmp_path):
-    started = []
-
+def server(process_server, tmp_path):
     def start(app="master_apps:app", *args, workers=1, env=None, **kw):
         env = {"PYTHONPATH": f"{TESTS}:{ROOT}", **(env or {})}
-        proc = ServerProcess(app, "--workers", str(workers), *args, env=env, cwd=str(tmp_path),
-                             log_path=str(tmp_path / f"server{len(started)}.log"), **kw)
-        started.append(proc)
-        return proc.wait_ready(workers)
-
-    yield start
-    for proc in started:
-        proc.stop()
+        return process_server(app, "--workers", str(workers), *args, workers=workers, env=env,
+                              cwd=str(tmp_path), **kw)
+    return start
 
 
 def test_gunicorn_conf_hooks_run_at_their_points(server, tmp_path):
