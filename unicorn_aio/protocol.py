@@ -58,6 +58,16 @@ class Request:
         self.upgrade: bytes | None = None  # after a protocol upgrade: the bytes that followed
 
 
+def request_limits(cfg) -> tuple[int, int, int, int, int]:
+    """(line, fields, field size, whole head, raw request-line window) in bytes, from gunicorn's
+    limit_request_* settings (0 = unlimited); computed once per server, read per connection."""
+    line, fields, field_size = (cfg.limit_request_line, cfg.limit_request_fields,
+                                cfg.limit_request_field_size)
+    # The largest legal head: a request line plus every field at its limit.
+    head = (line or 65536) + 2 + (fields or 32768) * ((field_size or 65536) + 2) + 2
+    return line, fields, field_size, head, (line or 65536) + 64
+
+
 class HttpProtocol(asyncio.Protocol):
     # One of these lives for every open connection, idle keep-alive ones included: slots keep
     # it to a few hundred bytes where an instance dict would take over a kilobyte.
@@ -70,15 +80,8 @@ class HttpProtocol(asyncio.Protocol):
     def __init__(self, server: Server) -> None:
         self.server = server
         self.loop = server.loop
-        cfg = server.cfg
-        self.limit_line = cfg.limit_request_line
-        self.limit_fields = cfg.limit_request_fields
-        self.limit_field_size = cfg.limit_request_field_size
-        # The largest legal head: a request line plus every field at its limit (0 = unlimited).
-        self.limit_head = (
-            (self.limit_line or 65536) + 2
-            + (self.limit_fields or 32768) * ((self.limit_field_size or 65536) + 2) + 2
-        )
+        (self.limit_line, self.limit_fields, self.limit_field_size, self.limit_head,
+         self.limit_window) = server.limits
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.peername = self.sockname = None
@@ -102,7 +105,6 @@ class HttpProtocol(asyncio.Protocol):
         self.line_at_start = False
         self.line_window: bytes | None = None
         self.feeding = b""
-        self.limit_window = (self.limit_line or 65536) + 64
         self.app_state = None  # the app handler's per-connection cache (e.g. base environ)
         # --proxy-protocol: reads the PROXY header (and sets peername) before any HTTP byte.
         self.proxy_header = None if server.proxy_allow is None else HeaderReader(server.proxy_allow)

@@ -22,7 +22,7 @@ import time
 from . import __version__
 from .config import Config, ConfigError
 from .dispatch import ThreadPool
-from .protocol import NEVER, HttpProtocol
+from .protocol import NEVER, HttpProtocol, request_limits
 from .proxy_protocol import AddressList
 from .sockets import bind_all, describe
 
@@ -68,6 +68,7 @@ class Server:
         self.body_timeout = cfg.body_timeout or NEVER
         self.inline_body_max = cfg.inline_body_max
         self.header_map = cfg.header_map
+        self.limits = request_limits(cfg)
         self.max_connections = cfg.worker_connections or 0
         self.date_and_server = ""
         self._listeners: list[asyncio.AbstractServer] = []
