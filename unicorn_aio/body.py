@@ -28,7 +28,7 @@ class RequestBody:
     """``wsgi.input``: a file-like reader of the request body (PEP 3333 input stream)."""
 
     __slots__ = ("_buf", "_complete", "_error", "_cond", "_paused", "_resume", "_continue",
-                 "_timeout", "received", "_notify")
+                 "_timeout", "_notify")
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -39,7 +39,6 @@ class RequestBody:
         self._resume: Callable[[], None] | None = None
         self._continue: Callable[[], None] | None = None
         self._timeout: float | None = None
-        self.received = 0
         self._notify: Callable[[], None] | None = None  # a reader on the loop (ASGI); see watch
 
     # -- loop thread ------------------------------------------------------------------------
@@ -73,7 +72,6 @@ class RequestBody:
 
     def feed(self, data: bytes) -> bool:
         """Append decoded body bytes; returns True when the socket should stop being read."""
-        self.received += len(data)
         cond = self._cond
         if cond is None:
             self._buf += data

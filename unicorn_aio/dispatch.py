@@ -66,10 +66,6 @@ class ThreadPool:
                 t.join(timeout)
         self._threads.clear()
 
-    @property
-    def saturated(self) -> bool:
-        return self.in_flight >= self.size
-
     # -- any thread -------------------------------------------------------------------------
 
     def call_on_loop(self, callback: Callable, *args) -> None:
