@@ -144,3 +144,36 @@ def test_bad_certificate_fails_the_master_in_one_line(pki, flags, expected):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("unicorn_aio: error: " + expected), lines[0]
+
+
+async def test_hup_with_a_broken_certificate_keeps_serving(pki, tmp_path):
+    import asyncio
+    import shutil
+    import signal
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(pki["cert"], cert)
+    shutil.copy(pki["key"], key)
+    srv = ServerProcess("apps:make_app()", "--certfile", str(cert), "--keyfile", str(key),
+                        env={"PYTHONPATH": os.path.join(ROOT, "tests")},
+                        log_path=str(tmp_path / "log"))
+    url = f"https://127.0.0.1:{srv.port}/env"
+
+    async def serves() -> bool:
+        for _ in range(100):
+            try:
+                return (await fetch(url, client_context(pki)))[0] == 200
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+        return False
+
+    try:
+        assert await serves()
+        workers = srv.workers()
+        cert.write_text("not a certificate\n")  # a renewal gone wrong
+        srv.signal(signal.SIGHUP)
+        srv.wait_log("Reload failed, keeping the current configuration: TLS certfile")
+        assert await serves()
+        assert srv.workers() == workers
+    finally:
+        srv.stop()

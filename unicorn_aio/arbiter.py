@@ -28,6 +28,7 @@ from .paste import load_wsgi_app
 from .proctitle import set_proc_title
 from .sockets import INHERIT_ENV, bind_all, describe
 from .systemd import notify
+from .tls import check_tls
 # The serving code is imported here, before any fork: workers share its pages, and one that
 # drops privileges (--user) may no longer be able to read the interpreter's own library.
 from . import asgi, server, wsgi  # noqa: F401
@@ -406,6 +407,7 @@ class Arbiter:
         notify("RELOADING=1")
         try:
             cfg = self.load_config()
+            check_tls(cfg)  # a certificate renewed wrong must not take the workers down
         except ConfigError as exc:
             self.log.error("Reload failed, keeping the current configuration: %s", exc)
             notify("READY=1")
