@@ -69,3 +69,35 @@ async def test_proxy_protocol_client_is_who_must_be_trusted(start_server):
                             b"X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n")
     env = json.loads(resp.body)
     assert env["REMOTE_ADDR"] == "192.0.2.1" and env["wsgi.url_scheme"] == "http"
+
+
+async def environ(port: int, path: str, headers: dict) -> dict:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}{path}", headers=headers) as resp:
+            assert resp.status == 200
+            return json.loads(await resp.read())
+
+
+async def test_forwarder_headers_from_a_trusted_proxy_set_script_name(start_server):
+    # nginx: proxy_set_header SCRIPT_NAME /app; for an app mounted under /app
+    server = await start_server(make_app())  # default forwarder_headers SCRIPT_NAME,PATH_INFO
+    env = await environ(server.port, "/app/env", {"SCRIPT_NAME": "/app"})
+    assert env["SCRIPT_NAME"] == "/app" and env["PATH_INFO"] == "/env"
+    assert "HTTP_SCRIPT_NAME" not in env
+    env = await environ(server.port, "/elsewhere", {"PATH_INFO": "/env/from-proxy"})
+    assert env["PATH_INFO"] == "/env/from-proxy"
+
+
+async def test_forwarder_headers_from_anyone_else_are_dropped(start_server):
+    server = await start_server(make_app(), forwarded_allow_ips="10.0.0.1")
+    env = await environ(server.port, "/env", {"SCRIPT_NAME": "/evil", "PATH_INFO": "/evil"})
+    assert env["SCRIPT_NAME"] == "" and env["PATH_INFO"] == "/env"
+    assert "HTTP_SCRIPT_NAME" not in env and "HTTP_PATH_INFO" not in env
+
+
+async def test_forwarder_headers_pass_header_map_refuse(start_server):
+    server = await start_server(make_app(), header_map="refuse", forwarder_headers="REMOTE_USER")
+    env = await environ(server.port, "/env", {"REMOTE_USER": "alice"})
+    assert env["REMOTE_USER"] == "alice"
+    [resp] = await exchange(server.port, b"GET /env HTTP/1.1\r\nHost: t\r\nX_Other: 1\r\n\r\n")
+    assert resp.status == 400

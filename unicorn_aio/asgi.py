@@ -207,11 +207,16 @@ class ASGIHandler:
             conn = protocol.app_state = (
                 peer[:2] if isinstance(peer, tuple) else None,
                 sock[:2] if isinstance(sock, tuple) else (str(sock or ""), None),
-                bool(self.secure_headers) and isinstance(peer, tuple) and peer[0] in self.trusted)
+                isinstance(peer, tuple) and peer[0] in self.trusted)
         client, server, trusted = conn
         headers = [(name.lower(), value) for name, value in req.headers]
         if trusted:
-            scheme = self._forwarded_scheme(headers, scheme)
+            if self.secure_headers:
+                scheme = self._forwarded_scheme(headers, scheme)
+        elif self.server.forwarder_headers:
+            # forwarder_headers got past header_map for a trusted proxy only (as in WSGI)
+            fwd = self.server.forwarder_headers
+            headers = [(n, v) for n, v in headers if b"_" not in n or n.upper() not in fwd]
         return {
             "type": kind,
             "asgi": ASGI_VERSION,

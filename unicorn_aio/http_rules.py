@@ -64,17 +64,20 @@ def check_version(version: str) -> None:
     raise Reject(400, f"unsupported HTTP version HTTP/{version}")
 
 
-def check_headers(headers: list, version: str, header_map: str) -> tuple[Framing, list]:
+def check_headers(headers: list, version: str, header_map: str,
+                  forwarders: frozenset = frozenset()) -> tuple[Framing, list]:
     """Validate the framing headers; returns them and the header list the app may see.
 
     ``header_map`` follows gunicorn: names with underscores are dropped ("drop"), refused
     ("refuse") or passed on ("dangerous").  Underscore names would otherwise reach the app as
-    ``HTTP_X_FORWARDED_FOR``, indistinguishable from the dash form a proxy vouches for.
+    ``HTTP_X_FORWARDED_FOR``, indistinguishable from the dash form a proxy vouches for.  The
+    ``forwarder_headers`` (upper-case, in ``forwarders``) pass: the app side keeps them only
+    from a trusted proxy (wsgi.WSGICycle._forwarded_keys).
     """
     f = Framing()
     kept = headers
     for i, (name, value) in enumerate(headers):
-        if b"_" in name:
+        if b"_" in name and not (forwarders and name.upper() in forwarders):
             if header_map == "refuse":
                 raise Reject(400, "header name with underscore: " + name.decode("latin-1"))
             if header_map != "dangerous":

@@ -247,7 +247,9 @@ class HttpProtocol(asyncio.Protocol):
             self._check_request_line(req)
         check_version(req.version)
         check_request_target(req.method, req.url)
-        req.framing, req.headers = check_headers(req.headers, req.version, self.server.header_map)
+        server = self.server
+        req.framing, req.headers = check_headers(req.headers, req.version, server.header_map,
+                                                 server.forwarder_headers)
         req.keep_alive = (parser.should_keep_alive() and self.server.keepalive > 0
                           and not req.framing.upgrade)
         self.requests.append(req)

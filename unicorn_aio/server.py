@@ -68,6 +68,8 @@ class Server:
         self.body_timeout = cfg.body_timeout or NEVER
         self.inline_body_max = cfg.inline_body_max
         self.header_map = cfg.header_map
+        self.forwarder_headers = frozenset(name.encode("latin-1")
+                                           for name in cfg.forwarder_headers or ())
         self.limits = request_limits(cfg)
         self.max_connections = cfg.worker_connections or 0
         self.date_and_server = ""

@@ -520,11 +520,9 @@ SETTINGS: tuple[Setting, ...] = (
       "Defaults to the FORWARDED_ALLOW_IPS environment variable when set.", metavar="STRING",
       env="FORWARDED_ALLOW_IPS"),
     S("forwarder_headers", _mech, ("--forwarder-headers",), upper_comma_list, "SCRIPT_NAME,PATH_INFO",
-      "Headers (comma separated) a trusted proxy may set to become environ keys, e.g. SCRIPT_NAME.\n\n"
-      "Not implemented: header names with underscores follow header_map, and SCRIPT_NAME comes "
-      "from the SCRIPT_NAME environment variable.", metavar="STRING",
-      ignored="forwarder_headers is not implemented: underscore headers follow header_map and "
-              "SCRIPT_NAME comes from the environment; the setting is ignored"),
+      "Upper-case header names (comma separated) that a proxy in forwarded_allow_ips may set to "
+      "become environ keys of the same name, e.g. SCRIPT_NAME for an app mounted under a "
+      "prefix. From other peers these headers are dropped.", metavar="STRING"),
     S("pythonpath", _mech, ("--pythonpath",), string, None,
       "Directories (comma separated) to add to the Python path.", metavar="STRING"),
     S("paste", _mech, ("--paste", "--paster"), string, None,

@@ -107,6 +107,10 @@ class WSGIHandler:
         self.secure_headers = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in
                                (cfg.secure_scheme_headers or {}).items()}
         self.trusted = AddressList(cfg.forwarded_allow_ips)
+        # forwarder_headers: environ key as a header ("HTTP_SCRIPT_NAME") -> its own key
+        self.forwarders = {"HTTP_" + name.replace("-", "_"): name
+                           for name in cfg.forwarder_headers or ()}
+        self.header_map = cfg.header_map
         # Hooks left at gunicorn's do-nothing defaults cost nothing per request.
         self.pre_request = None if cfg.pre_request is settings.pre_request else cfg.pre_request
         self.post_request = (None if getattr(cfg.post_request, "__code__", None)
@@ -210,23 +214,6 @@ class WSGICycle:
             conn = protocol.app_state = self.handler.connection_environ(protocol)
         env = self.handler.base_environ.copy()
         env.update(conn)
-        url = req.url
-        path, _, query = url.partition(b"?")
-        if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
-            scheme_end = path.find(b"//")
-            slash = path.find(b"/", scheme_end + 2)
-            path = path[slash:] if slash >= 0 else b"/"
-        path = unquote_to_bytes(path) if b"%" in path else path
-        path_info = path.decode("latin-1")
-        script_name = env["SCRIPT_NAME"]
-        if script_name and path_info.startswith(script_name):
-            path_info = path_info[len(script_name):]
-        env["REQUEST_METHOD"] = _METHODS.get(req.method) or req.method.decode("ascii")
-        env["RAW_URI"] = url.decode("latin-1")
-        env["PATH_INFO"] = path_info
-        env["QUERY_STRING"] = query.decode("latin-1")
-        env["SERVER_PROTOCOL"] = _PROTOCOLS.get(req.version) or "HTTP/" + req.version
-        env["wsgi.input"] = req.body
         keys = _ENVIRON_KEYS
         for name, value in req.headers:
             key = keys.get(name) or environ_key(name)
@@ -234,10 +221,45 @@ class WSGICycle:
             if key in env:
                 value = env[key] + "," + value  # RFC 9110 5.3: a repeated field is one list
             env[key] = value
+        forwarded_path = self.handler.forwarders and self._forwarded_keys(env)
+        url = req.url
+        path, _, query = url.partition(b"?")
+        if not forwarded_path:
+            if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
+                scheme_end = path.find(b"//")
+                slash = path.find(b"/", scheme_end + 2)
+                path = path[slash:] if slash >= 0 else b"/"
+            path = unquote_to_bytes(path) if b"%" in path else path
+            path_info = path.decode("latin-1")
+            script_name = env["SCRIPT_NAME"]
+            if script_name and path_info.startswith(script_name):
+                path_info = path_info[len(script_name):]
+            env["PATH_INFO"] = path_info
+        env["REQUEST_METHOD"] = _METHODS.get(req.method) or req.method.decode("ascii")
+        env["RAW_URI"] = url.decode("latin-1")
+        env["QUERY_STRING"] = query.decode("latin-1")
+        env["SERVER_PROTOCOL"] = _PROTOCOLS.get(req.version) or "HTTP/" + req.version
+        env["wsgi.input"] = req.body
         self.environ = env
         if self.handler.secure_headers:
             self._forwarded_scheme(env)
         return env
+
+    def _forwarded_keys(self, env: dict) -> bool:
+        """gunicorn's forwarder_headers: a trusted proxy's ``SCRIPT_NAME: /app`` header becomes
+        environ["SCRIPT_NAME"] (and PATH_INFO likewise); from anyone else such headers are
+        dropped, as header_map drops underscore names.  True if PATH_INFO came this way."""
+        present = [key for key in self.handler.forwarders if key in env]
+        if not present:
+            return False
+        trusted = env["REMOTE_ADDR"] in self.handler.trusted
+        for key in present:
+            value = env.pop(key)
+            if trusted:
+                env[self.handler.forwarders[key]] = value
+            elif self.handler.header_map == "dangerous":
+                env[key] = value  # what any other header would have been
+        return trusted and "HTTP_PATH_INFO" in present
 
     def _forwarded_scheme(self, env: dict) -> None:
         """wsgi.url_scheme from secure_scheme_headers sent by a trusted proxy, as gunicorn does.
