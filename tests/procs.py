@@ -63,6 +63,22 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return resp.status, resp.read()
 
 
+def stop_session(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """TERM a master started with start_new_session, wait; then kill what is left of its
+    session's process group: only what the test started."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait(5)
+
+
 class ServerProcess:
     def __init__(self, app: str, *args: str, port: int | None = None, env=None,
                  cwd: str = ROOT, log_path: str | None = None) -> None:
@@ -108,18 +124,7 @@ class ServerProcess:
         return wait_for(lambda: text in self.log() and self.log(), timeout, what=repr(text))
 
     def stop(self, timeout: float = 10.0) -> int:
-        """TERM the master, wait; then kill whatever is left of our process group."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.pid, signal.SIGKILL)  # our own session: only what we started
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait(5)
+        stop_session(self.proc, timeout)
         if self._log is not subprocess.DEVNULL:
             self._log.close()
         return self.proc.returncode

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import pytest
 
-from procs import ROOT, children, free_port, get, wait_for
+from procs import ROOT, children, free_port, get, stop_session, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -91,17 +90,7 @@ def run(tmp_path):
     start.conf_port = conf_port
     yield start
     for proc, log in started:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # our own session: only what we started
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.wait(5)
+        stop_session(proc)
         log.close()
 
 
