@@ -90,6 +90,7 @@ class Arbiter:
         self.crashes: collections.deque[float] = collections.deque()
         self.spawn_after = 0.0
         self.stopping = False
+        self.reported_workers = -1  # the last gunicorn.workers gauge sent
         self.start_cwd = os.getcwd()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wakeups: asyncio.Queue | None = None
@@ -248,6 +249,15 @@ class Arbiter:
                     self.stop_worker(w, signal.SIGTERM)
         for w in sorted(current, key=lambda w: w.age)[:max(0, len(current) - self.num_workers)]:
             self.stop_worker(w, signal.SIGTERM)  # TTOU: the oldest go first, gracefully
+        self._report_worker_count()
+
+    def _report_worker_count(self) -> None:
+        # gunicorn's "gunicorn.workers" gauge: every worker process alive, once per change.
+        count = len(self.workers)
+        if count != self.reported_workers:
+            self.reported_workers = count
+            self.log.debug("%d workers", count,
+                           extra={"metric": "gunicorn.workers", "value": count, "mtype": "gauge"})
 
     def _generation_ready(self) -> None:
         self.good_generation = self.generation

@@ -612,9 +612,16 @@ def _json_dumps(obj, **kwargs) -> str:
 
 
 def logger_for(cfg) -> Logger:
-    """The logger --logger-class asks for (settings.logger_class checked it), set up for cfg."""
+    """The logger --logger-class asks for (settings.logger_class checked it), set up for cfg.
+    With statsd_host set, the default logger is the statsd one, as in gunicorn."""
     cls = getattr(cfg, "logger_class", None)
-    return (cls if isinstance(cls, type) else Logger)(cfg)
+    if not isinstance(cls, type):
+        cls = Logger
+        if getattr(cfg, "statsd_host", None):
+            from .statsd import Statsd  # only processes that send metrics import it
+
+            cls = Statsd
+    return cls(cfg)
 
 
 def setup_logging(cfg) -> Logger:

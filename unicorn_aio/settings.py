@@ -187,6 +187,8 @@ def logger_class(val: Any) -> Any:
     subclass of unicorn_aio.logs.Logger, imported now so a typo fails at startup."""
     if isinstance(val, str) and val.strip() in _DEFAULT_LOGGERS:
         return val.strip()
+    if isinstance(val, str) and val.strip() == "gunicorn.instrument.statsd.Statsd":
+        val = "unicorn_aio.statsd.Statsd"
     cls = _import_dotted(string(val)) if isinstance(val, str) else val
     from .logs import Logger
 
@@ -319,6 +321,15 @@ def _check_bind(addr: str) -> None:
         raise ValueError(f"{addr!r} has an invalid port {port!r} ({_BIND_FORMS})")
 
 
+def statsd_address(val: Any) -> Any:
+    """None, (host, port) or a unix socket path, as gunicorn stores statsd_host."""
+    if val is None:
+        return None
+    from .statsd import parse_address  # only when statsd is asked for
+
+    return parse_address(string(val))
+
+
 def loglevel(val: Any) -> str:
     return choice("debug", "info", "warning", "error", "critical")(val)
 
@@ -371,7 +382,6 @@ S = Setting
 _ui = "unicorn_aio"
 _sock, _work, _sec, _dbg = "Server Socket", "Worker Processes", "Security", "Debugging"
 _mech, _log, _name, _ssl, _hooks = "Server Mechanics", "Logging", "Process Naming", "SSL", "Server Hooks"
-_STATSD = "statsd metrics are not implemented; the setting is ignored"
 
 SETTINGS: tuple[Setting, ...] = (
     S("config", "Config File", ("-c", "--config"), string, None,
@@ -596,13 +606,20 @@ SETTINGS: tuple[Setting, ...] = (
       "The syslog facility name.", metavar="SYSLOG_FACILITY"),
     S("enable_stdio_inheritance", _log, ("-R", "--enable-stdio-inheritance"), boolean, False,
       "Keep stdio file descriptors open in daemon mode.", action="store_true"),
-    S("statsd_host", _log, ("--statsd-host",), string, None,
-      "The StatsD server to send metrics to.", metavar="STATSD_ADDR", ignored=_STATSD),
+    S("statsd_host", _log, ("--statsd-host",), statsd_address, None,
+      "The StatsD server to send metrics to: HOST:PORT (port 8125 when left out), [IPv6]:PORT or "
+      "unix:PATH (a unix datagram socket).\n\n"
+      "gunicorn's metrics, over UDP: gunicorn.requests and gunicorn.request.status.<code> "
+      "(counters) and gunicorn.request.duration (histogram, ms) per request, gunicorn.workers "
+      "(gauge) from the master when the number of workers changes, gunicorn.log.critical, "
+      ".error, .warning and .exception (counters) per error-log line. A statsd server that is "
+      "down costs dropped datagrams, never requests.", metavar="STATSD_ADDR"),
     S("dogstatsd_tags", _log, ("--dogstatsd-tags",), string, "",
-      "Comma-separated dogstatsd tags for statsd metrics.", metavar="DOGSTATSD_TAGS",
-      ignored=_STATSD),
+      "Comma-separated dogstatsd tags (tag1:value1,tag2:value2) added to every statsd metric.",
+      metavar="DOGSTATSD_TAGS"),
     S("statsd_prefix", _log, ("--statsd-prefix",), string, "",
-      "A prefix for statsd metric names.", metavar="STATSD_PREFIX", ignored=_STATSD),
+      "A prefix for statsd metric names (a trailing . is added when missing).",
+      metavar="STATSD_PREFIX"),
 
     S("proc_name", _name, ("-n", "--name"), string, None,
       "The process title base (needs setproctitle); default_proc_name when unset.",
