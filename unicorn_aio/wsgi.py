@@ -554,6 +554,17 @@ class WSGICycle:
 
     def _flush(self) -> None:
         """Loop thread: move queued output to the transport, then wake a waiting app thread."""
+        if self.cond is _NO_THREAD:
+            # No app thread can be waiting (none made a lock): skip the locking, and use one
+            # write for the usual single chunk (writelines costs more in uvloop).
+            chunks, self.outbox = self.outbox, []
+            transport = self.protocol.transport
+            if chunks and not self.lost and not transport.is_closing():
+                if len(chunks) == 1:
+                    transport.write(chunks[0])
+                else:
+                    transport.writelines(chunks)
+            return
         with self.cond:
             chunks, self.outbox = self.outbox, []
             self.queued = 0
