@@ -17,9 +17,10 @@ import http
 import inspect
 import os
 import time
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from .body import ClientDisconnected
+from .http_rules import forwarded_fields, header_name
 from .lifespan import Lifespan
 from .protocol import error_response
 from .proxy_protocol import AddressList
@@ -102,6 +103,19 @@ def decode_path(raw_path: bytes) -> str:
     return path.decode("utf-8", "replace")
 
 
+_PATH_SAFE = "/:@!$&'()*+,;=~"  # RFC 3986 pchar and "/": left as they are in a raw_path
+
+
+def encode_path(path: str) -> bytes:
+    """A decoded path (root_path, a forwarded PATH_INFO) as raw_path bytes."""
+    return quote(path, _PATH_SAFE).encode("ascii")
+
+
+def mount_point(script_name: str) -> str:
+    """root_path from a SCRIPT_NAME: "/app/" mounts at "/app", as "/" does at the root."""
+    return script_name.rstrip("/")
+
+
 class ASGIHandler:
     """Starts an ``HTTPCycle`` (or a WebSocket) for each request; holds the shared state."""
 
@@ -115,7 +129,14 @@ class ASGIHandler:
         self.log = server.log
         self.loop = server.loop
         cfg = server.cfg
-        self.root_path = os.environ.get("SCRIPT_NAME", "")
+        # root_path: the SCRIPT_NAME environment variable, unless a trusted proxy sends one
+        self.root_path = mount_point(os.environ.get("SCRIPT_NAME", ""))
+        self.raw_root = encode_path(self.root_path)
+        # forwarder_headers (SCRIPT_NAME, PATH_INFO...) as the scope spells them: honoured from
+        # forwarded_allow_ips, dropped from other peers (http_rules.forwarded_fields)
+        self.forwarders = frozenset(name.lower().encode("latin-1")
+                                    for name in cfg.forwarder_headers or ())
+        self.header_map = cfg.header_map
         # header name -> the value meaning https, honoured from forwarded_allow_ips only (as
         # for WSGI's wsgi.url_scheme)
         self.secure_headers = {k.lower().encode("latin-1"): v for k, v in
@@ -197,26 +218,30 @@ class ASGIHandler:
 
     def scope(self, kind: str, protocol, req, scheme: str) -> dict:
         raw_path, query = request_path(req.url)
-        root = self.root_path
         path = decode_path(raw_path)
-        if root and not path.startswith(root):
-            path, raw_path = root + path, root.encode() + raw_path
         conn = protocol.app_state
         if conn is None:  # what is the same for every request on this connection
             peer, sock = protocol.peername, protocol.sockname
             conn = protocol.app_state = (
                 peer[:2] if isinstance(peer, tuple) else None,
                 sock[:2] if isinstance(sock, tuple) else (str(sock or ""), None),
-                isinstance(peer, tuple) and peer[0] in self.trusted)
+                # a unix socket peer (nginx in front) is trusted, as in gunicorn and WSGI
+                (peer[0] if isinstance(peer, tuple) else "") in self.trusted)
         client, server, trusted = conn
         headers = [(name.lower(), value) for name, value in req.headers]
-        if trusted:
-            if self.secure_headers:
-                scheme = self._forwarded_scheme(headers, scheme)
-        elif self.server.forwarder_headers:
-            # forwarder_headers got past header_map for a trusted proxy only (as in WSGI)
-            fwd = self.server.forwarder_headers
-            headers = [(n, v) for n, v in headers if b"_" not in n or n.upper() not in fwd]
+        root = self.root_path
+        forwarders = self.forwarders
+        if forwarders and not forwarders.isdisjoint(map(header_name, headers)):
+            headers, fields = forwarded_fields(headers, forwarders, trusted, self.header_map)
+            if fields:
+                root, path, raw_path = self._forwarded_path(fields, path, raw_path)
+        if root and not (path.startswith(root) and path[len(root):len(root) + 1] in ("", "/")):
+            # path includes root_path (ASGI; uvicorn --root-path): a proxy that stripped the
+            # prefix has it put back
+            raw_root = self.raw_root if root is self.root_path else encode_path(root)
+            path, raw_path = root + path, raw_root + raw_path
+        if trusted and self.secure_headers:
+            scheme = self._forwarded_scheme(headers, scheme)
         return {
             "type": kind,
             "asgi": ASGI_VERSION,
@@ -232,6 +257,23 @@ class ASGIHandler:
             "server": server,
             "state": self.lifespan.state.copy(),
         }
+
+    def _forwarded_path(self, fields: dict, path: str, raw_path: bytes) -> tuple:
+        """A trusted proxy's SCRIPT_NAME and PATH_INFO headers (forwarder_headers), WSGI's halves
+        of the path: -> (root_path, path, raw_path).  A forwarded PATH_INFO comes after the
+        root_path, decoded, as WSGI's does."""
+        root = self.root_path
+        script_name = fields.get(b"script_name")
+        if script_name is not None:
+            root = mount_point(script_name.decode("utf-8", "replace"))
+        path_info = fields.get(b"path_info")
+        if path_info is not None:
+            path = path_info.decode("utf-8", "replace")
+            if path and path[0] != "/":
+                path = "/" + path
+            path = root + path or "/"
+            raw_path = encode_path(path)
+        return root, path, raw_path
 
     def _forwarded_scheme(self, headers: list, scheme: str) -> str:
         """https (wss) when every secure_scheme_header a trusted proxy sent says so."""
