@@ -95,6 +95,20 @@ async def test_forwarder_headers_from_anyone_else_are_dropped(start_server):
     assert "HTTP_SCRIPT_NAME" not in env and "HTTP_PATH_INFO" not in env
 
 
+async def test_dash_form_from_a_client_behind_the_proxy_is_an_ordinary_header(start_server):
+    # nginx passes a client's "Script-Name" through: it must not mount the app elsewhere.
+    server = await start_server(make_app())
+    env = await environ(server.port, "/env", {"Script-Name": "/evil", "Path-Info": "/evil"})
+    assert env["SCRIPT_NAME"] == "" and env["PATH_INFO"] == "/env"
+    assert env["HTTP_SCRIPT_NAME"] == "/evil" and env["HTTP_PATH_INFO"] == "/evil"
+    # The proxy's own header still counts, beside a client's dash form.
+    [resp] = await exchange(server.port, b"GET /app/env HTTP/1.1\r\nHost: t\r\n"
+                            b"Script-Name: /evil\r\nSCRIPT_NAME: /app\r\nConnection: close\r\n\r\n")
+    env = json.loads(resp.body)
+    assert env["SCRIPT_NAME"] == "/app" and env["PATH_INFO"] == "/env"
+    assert env["HTTP_SCRIPT_NAME"] == "/evil"
+
+
 async def test_forwarder_headers_pass_header_map_refuse(start_server):
     server = await start_server(make_app(), header_map="refuse", forwarder_headers="REMOTE_USER")
     env = await environ(server.port, "/env", {"REMOTE_USER": "alice"})

@@ -248,18 +248,33 @@ class WSGICycle:
     def _forwarded_keys(self, env: dict) -> bool:
         """gunicorn's forwarder_headers: a trusted proxy's ``SCRIPT_NAME: /app`` header becomes
         environ["SCRIPT_NAME"] (and PATH_INFO likewise); from anyone else such headers are
-        dropped, as header_map drops underscore names.  True if PATH_INFO came this way."""
-        present = [key for key in self.handler.forwarders if key in env]
+        dropped, as header_map drops underscore names.  True if PATH_INFO came this way.
+
+        Only the name as listed counts: ``Script-Name`` shares the environ key HTTP_SCRIPT_NAME
+        but is an ordinary header a client can send through the proxy, so it stays one.
+        """
+        forwarders = self.handler.forwarders
+        present = [key for key in forwarders if key in env]
         if not present:
             return False
         trusted = env["REMOTE_ADDR"] in self.handler.trusted
+        path_info = False
         for key in present:
-            value = env.pop(key)
-            if trusted:
-                env[self.handler.forwarders[key]] = value
+            name = forwarders[key]
+            listed, other = [], []
+            for raw, value in self.req.headers:
+                if (_ENVIRON_KEYS.get(raw) or environ_key(raw)) == key:
+                    same = raw.upper() == name.upper().encode("latin-1")
+                    (listed if same else other).append(value.decode("latin-1"))
+            del env[key]
+            if trusted and listed:
+                env[name] = ",".join(listed)
+                path_info = path_info or key == "HTTP_PATH_INFO"
             elif self.handler.header_map == "dangerous":
-                env[key] = value  # what any other header would have been
-        return trusted and "HTTP_PATH_INFO" in present
+                other = listed + other  # what any other header would have been
+            if other:
+                env[key] = ",".join(other)
+        return path_info
 
     def _forwarded_scheme(self, env: dict) -> None:
         """wsgi.url_scheme from secure_scheme_headers sent by a trusted proxy, as gunicorn does.
