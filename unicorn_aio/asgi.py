@@ -20,7 +20,7 @@ import time
 from urllib.parse import quote, unquote_to_bytes
 
 from .body import ClientDisconnected
-from .http_rules import forwarded_fields, header_name
+from .http_rules import PERCENT, forwarded_fields, header_name
 from .lifespan import Lifespan
 from .protocol import error_response
 from .proxy_protocol import AddressList
@@ -99,7 +99,7 @@ def request_path(url: bytes) -> tuple[bytes, bytes]:
 
 
 def decode_path(raw_path: bytes) -> str:
-    path = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
+    path = unquote_to_bytes(raw_path) if PERCENT in raw_path else raw_path
     return path.decode("utf-8", "replace")
 
 

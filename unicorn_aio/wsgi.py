@@ -22,7 +22,7 @@ from urllib.parse import unquote_to_bytes
 
 from . import settings
 from .body import BodyTimeout, ClientDisconnected
-from .http_rules import Reject
+from .http_rules import PERCENT, Reject
 from .protocol import Request, error_response
 from .proxy_protocol import AddressList
 from .response import LAST_CHUNK, NO_BODY_STATUS, app_headers, check_status, clip_to_length
@@ -110,6 +110,8 @@ class WSGIHandler:
         # forwarder_headers: environ key as a header ("HTTP_SCRIPT_NAME") -> its own key
         self.forwarders = {"HTTP_" + name.replace("-", "_"): name
                            for name in cfg.forwarder_headers or ()}
+        # The keys that need a look after the headers are in: most requests carry none.
+        self.proxy_keys = frozenset(self.secure_headers) | frozenset(self.forwarders)
         self.header_map = cfg.header_map
         # Hooks left at gunicorn's do-nothing defaults cost nothing per request.
         self.pre_request = None if cfg.pre_request is settings.pre_request else cfg.pre_request
@@ -215,13 +217,17 @@ class WSGICycle:
         env = self.handler.base_environ.copy()
         env.update(conn)
         keys = _ENVIRON_KEYS
+        proxy_keys = self.handler.proxy_keys
+        proxied = False
         for name, value in req.headers:
             key = keys.get(name) or environ_key(name)
+            if key in proxy_keys:
+                proxied = True
             value = value.decode("latin-1")
             if key in env:
                 value = env[key] + "," + value  # RFC 9110 5.3: a repeated field is one list
             env[key] = value
-        forwarded_path = self.handler.forwarders and self._forwarded_keys(env)
+        forwarded_path = proxied and self.handler.forwarders and self._forwarded_keys(env)
         url = req.url
         path, _, query = url.partition(b"?")
         if not forwarded_path:
@@ -229,7 +235,7 @@ class WSGICycle:
                 scheme_end = path.find(b"//")
                 slash = path.find(b"/", scheme_end + 2)
                 path = path[slash:] if slash >= 0 else b"/"
-            path = unquote_to_bytes(path) if b"%" in path else path
+            path = unquote_to_bytes(path) if PERCENT in path else path
             path_info = path.decode("latin-1")
             script_name = env["SCRIPT_NAME"]
             if script_name and path_info.startswith(script_name):
@@ -241,7 +247,7 @@ class WSGICycle:
         env["SERVER_PROTOCOL"] = _PROTOCOLS.get(req.version) or "HTTP/" + req.version
         env["wsgi.input"] = req.body
         self.environ = env
-        if self.handler.secure_headers:
+        if proxied and self.handler.secure_headers:
             self._forwarded_scheme(env)
         return env
 
