@@ -26,7 +26,7 @@ from .config import ConfigError, load_config
 from .logs import logger_for
 from .paste import load_wsgi_app
 from .proctitle import set_proc_title
-from .sockets import INHERIT_ENV, bind_all, describe
+from .sockets import INHERIT_ENV, accept_queue, bind_all, describe
 from .systemd import notify
 from .tls import check_tls
 # The serving code is imported here, before any fork: workers share its pages, and one that
@@ -38,6 +38,7 @@ MASTER_PID_ENV = "UNICORN_AIO_MASTER_PID"
 ABORT_GRACE = 1.0      # after SIGABRT (stack dump), seconds before SIGKILL
 TICK = 0.5             # the supervisor's idle wake-up, for timeouts and respawn delays
 CRASH_WINDOW = 60.0    # crashes within this many seconds slow respawning down
+BACKLOG_PERIOD = 1.0   # gunicorn.backlog: gunicorn samples once per turn of its 1 s loop
 
 
 class HaltServer(Exception):
@@ -91,6 +92,7 @@ class Arbiter:
         self.spawn_after = 0.0
         self.stopping = False
         self.reported_workers = -1  # the last gunicorn.workers gauge sent
+        self.backlog_due = 0.0      # when the next gunicorn.backlog sample is due
         self.start_cwd = os.getcwd()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wakeups: asyncio.Queue | None = None
@@ -175,6 +177,7 @@ class Arbiter:
             if self._halt is not None:
                 raise self._halt
             self.murder_workers()
+            self._report_backlog()
 
     def _next_wake(self) -> float:
         timeout = self.cfg.timeout
@@ -258,6 +261,18 @@ class Arbiter:
             self.reported_workers = count
             self.log.debug("%d workers", count,
                            extra={"metric": "gunicorn.workers", "value": count, "mtype": "gauge"})
+
+    def _report_backlog(self) -> None:
+        # gunicorn's enable_backlog_metric: "gunicorn.backlog" (histogram), the connections
+        # waiting to be accepted, summed over the listeners that say (TCP ones, on Linux).
+        now = self.loop.time()
+        if not (self.cfg.enable_backlog_metric and self.cfg.statsd_host) or now < self.backlog_due:
+            return
+        self.backlog_due = now + BACKLOG_PERIOD
+        queues = [n for n in map(accept_queue, self.listeners) if n is not None]
+        if queues:
+            self.log.debug("socket backlog: %d", sum(queues), extra={
+                "metric": "gunicorn.backlog", "value": sum(queues), "mtype": "histogram"})
 
     def _generation_ready(self) -> None:
         self.good_generation = self.generation

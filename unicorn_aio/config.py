@@ -133,7 +133,8 @@ class Config:
             raise ConfigError(f"{where}: {exc}") from None
         self._values[setting.name] = stored
         self.explicit.add(setting.name)
-        if setting.ignored and stored != setting.validate(setting.default):
+        if (setting.ignored and stored != setting.validate(setting.default)
+                and stored not in setting.honoured):
             self._warn(setting.ignored)
         if setting.name == "worker_class":
             self._warn(worker_class_interface(stored)[1])
@@ -281,7 +282,23 @@ def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
         kwargs["const"] = setting.const
     if setting.action in ("store", "append") and setting.metavar:
         kwargs["metavar"] = setting.metavar
+    if setting.nargs == "?":
+        kwargs.update(action=_OptionalValue, nargs="?", const=setting.const)
     group.add_argument(*setting.flags, **kwargs)
+
+
+class _OptionalValue(argparse.Action):
+    """A flag whose value may be left out (gunicorn's ``--proxy-protocol [MODE]``). argparse would
+    take the APP after a bare flag for its value; a word the setting refuses, with no APP given
+    yet, is handed back as the APP, so ``--proxy-protocol myapp:app`` keeps its old meaning."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if value is not None and "app" not in vars(namespace):
+            try:
+                BY_NAME[self.dest].validate(value)
+            except ValueError:
+                namespace.app, value = value, self.const
+        setattr(namespace, self.dest, self.const if value is None else value)
 
 
 def _parse(parser: argparse.ArgumentParser, args: list[str], source: str | None) -> dict[str, Any]:
@@ -379,4 +396,15 @@ def load_config(argv: list[str], environ: Mapping[str, str] | None = None) -> Co
                 label = _flag_label(name)
                 cfg.set(name, value, source=f"{var}: {label}" if var else label)
     cfg.app_uri = app_uri
+    _warn_combinations(cfg)
     return cfg
+
+
+def _warn_combinations(cfg: Config) -> None:
+    """Settings that cannot work together; each alone is valid."""
+    if cfg.enable_backlog_metric and cfg.statsd_host is None:
+        cfg._warn("enable_backlog_metric does nothing without statsd_host: the backlog is sent as "
+                  "a statsd metric only")
+    elif cfg.enable_backlog_metric and cfg.reuse_port:
+        cfg._warn("enable_backlog_metric with reuse_port: each worker accepts from a queue of its "
+                  "own, which the master cannot read; no backlog metric is sent")

@@ -5,13 +5,15 @@ Each row names a setting, its section, its command-line flags, the validator tha
 help. The argument parser, config-file loading, ``Config(**kw)`` and docs/settings.md all come from
 this table; the machinery lives in config.py.
 
-The gunicorn settings keep gunicorn's names, flags and defaults so that an existing gunicorn.conf.py and
-command line work unchanged. Settings we accept but do not act on carry an ``ignored`` message that
-becomes a startup warning when the setting is given a non-default value.
+The gunicorn settings (all of gunicorn 26.1's) keep gunicorn's names, flags and defaults so that
+an existing gunicorn.conf.py and command line work unchanged. Settings we accept but do not act on
+carry an ``ignored`` message that becomes a startup warning when the setting is given a value other
+than its default (or than one of its ``honoured`` values: what unicorn_aio does anyway).
 """
 
 from __future__ import annotations
 
+import glob
 import grp
 import inspect
 import ipaddress
@@ -34,10 +36,12 @@ class Setting:
     metavar: str | None = None
     action: str = "store"  # argparse action: store, store_true, store_const, append
     const: Any = None
+    nargs: str | None = None  # "?": the flag's value is optional, const when left out
     env: str | None = None  # environment variable that replaces the default when set
     env_format: str = "{}"
     default_doc: str | None = None  # how docs show a default computed at startup
     ignored: str | None = None  # warning when set: accepted for compatibility, not acted on
+    honoured: tuple = ()  # values besides the default that need no warning: we do that anyway
 
     @property
     def short(self) -> str:
@@ -90,7 +94,7 @@ def number(val: Any) -> int | float:
     return int(num) if num.is_integer() else num
 
 
-def umask(val: Any) -> int:
+def octal(val: Any) -> int:
     # gunicorn reads "0022" as octal, like the shell's umask does.
     if isinstance(val, str) and re.match(r"0\d", val.strip()):
         val = "0o" + val.strip()[1:]
@@ -139,11 +143,17 @@ def address_list(val: Any) -> list[str]:
     return items
 
 
-def existing_files(val: Any) -> list[str]:
-    paths = string_list(val)
-    for path in paths:
-        if not os.path.exists(path):
-            raise ValueError(f"file {path!r} does not exist")
+def watched_files(val: Any) -> list[str]:
+    """Files that must exist, or glob patterns (gunicorn 26.1: ``*``, ``?``, ``[``; ``**``
+    recurses) expanded to the files they match when the configuration is read."""
+    paths = []
+    for entry in string_list(val):
+        if any(c in entry for c in "*?["):
+            paths += sorted(p for p in glob.glob(entry, recursive=True) if os.path.isfile(p))
+        elif not os.path.exists(entry):
+            raise ValueError(f"file {entry!r} does not exist")
+        else:
+            paths.append(entry)
     return paths
 
 
@@ -330,6 +340,38 @@ def statsd_address(val: Any) -> Any:
     return parse_address(string(val))
 
 
+def url_path(val: Any) -> str:
+    path = string(val) or ""
+    if path and not path.startswith("/"):
+        raise ValueError(f"must be a path starting with / (e.g. /api), got {val!r}")
+    return path
+
+
+def http_protocols(val: Any) -> list[str]:
+    protocols = [p.lower() for p in comma_list(val)]
+    if not protocols or any(p not in ("h1", "h2", "h3") for p in protocols):
+        raise ValueError(f"must be a comma-separated list of h1, h2 and h3; got {val!r}")
+    return protocols
+
+
+def proxy_protocol_mode(val: Any) -> str | bool:
+    """gunicorn 24.1's off, v1, v2 or auto, or the older true/false: False or the mode."""
+    if isinstance(val, str) and val.strip().lower() in ("off", "v1", "v2", "auto"):
+        mode = val.strip().lower()
+        return False if mode == "off" else mode
+    try:
+        return "auto" if boolean(val) else False
+    except ValueError:
+        raise ValueError(f"must be off, v1, v2 or auto (or true/false), got {val!r}") from None
+
+
+def http_only(val: Any) -> str:
+    if choice("http", "uwsgi")(val) == "uwsgi":
+        raise ValueError("the uwsgi protocol is not supported, unicorn_aio speaks HTTP only: in "
+                         "nginx use proxy_pass (see docs/nginx.conf) instead of uwsgi_pass")
+    return "http"
+
+
 def loglevel(val: Any) -> str:
     return choice("debug", "info", "warning", "error", "critical")(val)
 
@@ -370,6 +412,10 @@ def child_exit(server, worker): pass
 def worker_exit(server, worker): pass
 def nworkers_changed(server, new_value, old_value): pass
 def on_exit(server): pass
+def on_dirty_starting(arbiter): pass
+def dirty_post_fork(arbiter, worker): pass
+def dirty_worker_init(worker): pass
+def dirty_worker_exit(arbiter, worker): pass
 
 
 def ssl_context(config, default_ssl_context_factory):
@@ -382,6 +428,15 @@ S = Setting
 _ui = "unicorn_aio"
 _sock, _work, _sec, _dbg = "Server Socket", "Worker Processes", "Security", "Debugging"
 _mech, _log, _name, _ssl, _hooks = "Server Mechanics", "Logging", "Process Naming", "SSL", "Server Hooks"
+_h2, _ctl, _dirty, _dirty_hooks = "HTTP/2", "Control", "Dirty Arbiters", "Dirty Arbiter Hooks"
+
+_NO_HTTP2 = ("HTTP/2 is not supported (HTTP/1.1 only): http_protocols and the http2_* settings are "
+             "ignored; put nginx in front for HTTP/2")
+_NO_CONTROL = ("control_socket is ignored: unicorn_aio has no control socket for gunicornc; "
+               "manage it with signals (HUP reload, TTIN/TTOU workers, TERM stop)")
+_NO_DIRTY = ("dirty arbiters are not supported: no dirty worker pool is started and the dirty_* "
+             "settings and hooks are ignored, so calls to gunicorn.dirty from the app will fail; "
+             "run that work in a task queue or a process pool of the app's own")
 
 SETTINGS: tuple[Setting, ...] = (
     S("config", "Config File", ("-c", "--config"), string, None,
@@ -430,6 +485,20 @@ SETTINGS: tuple[Setting, ...] = (
       metavar="INT"),
     S("keepalive", _work, ("--keep-alive",), number, 2,
       "Seconds to wait for the next request on a keep-alive connection.", metavar="INT"),
+    S("asgi_loop", _work, ("--asgi-loop",), choice("auto", "asyncio", "uvloop"), "auto",
+      "gunicorn's event loop choice for its ASGI worker: auto, asyncio or uvloop.",
+      metavar="STRING", honoured=("uvloop",),
+      ignored="asgi_loop is ignored: unicorn_aio's workers always run uvloop (a dependency)"),
+    S("asgi_disconnect_grace_period", _work, ("--asgi-disconnect-grace-period",), number, 3,
+      "gunicorn's seconds before an ASGI request task is cancelled once its client has left.",
+      metavar="INT",
+      ignored="asgi_disconnect_grace_period is ignored: unicorn_aio never cancels an ASGI request "
+              "whose client left; receive() returns http.disconnect, send() raises, and the app "
+              "finishes in its own time"),
+    S("http_parser", _work, ("--http-parser",), choice("auto", "fast", "python"), "auto",
+      "gunicorn's HTTP parser choice: auto, fast (its C parser) or python.", metavar="STRING",
+      honoured=("fast",),
+      ignored="http_parser is ignored: requests are always parsed by httptools (llhttp, in C)"),
 
     S("dispatch", _ui, ("--dispatch",), choice("threads", "inline"), "threads",
       "Where WSGI app calls run: threads (the thread pool) or inline.\n\n"
@@ -438,8 +507,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("interface", _ui, ("--interface",), choice("auto", "wsgi", "asgi"), "auto",
       "The application interface: auto, wsgi or asgi.\n\n"
       "auto treats coroutine functions and objects with an async __call__ as ASGI.", metavar="KIND"),
-    S("lifespan", _ui, ("--lifespan",), choice("auto", "on", "off"), "auto",
-      "ASGI lifespan events: auto (use if the app supports them), on (require), off.",
+    S("lifespan", _ui, ("--lifespan", "--asgi-lifespan"), choice("auto", "on", "off"), "auto",
+      "ASGI lifespan events: auto (use if the app supports them), on (require), off.\n\n"
+      "gunicorn 24's asgi_lifespan (--asgi-lifespan) is another name for this setting.",
       metavar="MODE"),
     S("header_timeout", _ui, ("--header-timeout",), number, 10,
       "Seconds a client has to send complete request headers (0 = no limit).\n\n"
@@ -472,9 +542,13 @@ SETTINGS: tuple[Setting, ...] = (
       action="store_true"),
     S("reload_engine", _dbg, ("--reload-engine",), choice("auto", "poll", "inotify"), "auto",
       "How code changes are detected: auto, poll or inotify.", metavar="STRING"),
-    S("reload_extra_files", _dbg, ("--reload-extra-file",), existing_files, [],
-      "More files to watch with reload (templates, configuration...).", metavar="FILES",
-      action="append"),
+    S("reload_extra_files", _dbg, ("--reload-extra-file",), watched_files, [],
+      "More files to watch with reload (templates, configuration...).\n\n"
+      "An entry with *, ? or [ is a glob pattern (** recurses), relative to the directory the "
+      "server starts in. Patterns are expanded when the configuration is read, at start and on "
+      "each HUP (gunicorn 26.1 re-expands them on every check), so a file created later is "
+      "watched from the next HUP on; a pattern that matches nothing watches nothing.",
+      metavar="FILES", action="append"),
     S("spew", _dbg, ("--spew",), boolean, False,
       "Trace every line executed by the server (gunicorn's nuclear option).", action="store_true",
       ignored="spew is not supported; the setting is ignored"),
@@ -511,7 +585,7 @@ SETTINGS: tuple[Setting, ...] = (
       "Run workers as this user (name or uid).", metavar="USER", default_doc="os.geteuid()"),
     S("group", _mech, ("-g", "--group"), group, None,
       "Run workers as this group (name or gid).", metavar="GROUP", default_doc="os.getegid()"),
-    S("umask", _mech, ("-m", "--umask"), umask, 0,
+    S("umask", _mech, ("-m", "--umask"), octal, 0,
       "The umask for files the server writes, unix sockets included (0022 is read as octal).",
       metavar="INT"),
     S("initgroups", _mech, ("--initgroups",), boolean, False,
@@ -542,9 +616,12 @@ SETTINGS: tuple[Setting, ...] = (
     S("raw_paste_global_conf", _mech, ("--paste-global",), string_list, [],
       "A PasteDeploy global variable as KEY=VALUE (repeatable), for %(KEY)s in the ini file.",
       metavar="CONF", action="append"),
-    S("proxy_protocol", _mech, ("--proxy-protocol",), boolean, False,
-      "Expect the PROXY protocol header (haproxy, stunnel) on new connections.",
-      action="store_true"),
+    S("proxy_protocol", _mech, ("--proxy-protocol",), proxy_protocol_mode, False,
+      "Accept the PROXY protocol header (haproxy, stunnel) on new connections: off, v1, v2 or "
+      "auto; the flag alone means auto.\n\n"
+      "v1 and v2 each read either version of the header, as auto does (the first bytes tell "
+      "them apart). true and false, gunicorn's values before 24.1, mean auto and off.",
+      metavar="MODE", nargs="?", const="auto", default_doc="False (off)"),
     S("proxy_allow_ips", _mech, ("--proxy-allow-from",), address_list, "127.0.0.1,::1",
       "Addresses or networks (comma separated) allowed to send the PROXY protocol header; * "
       "allows all.\n\n"
@@ -568,6 +645,18 @@ SETTINGS: tuple[Setting, ...] = (
     S("header_map", _mech, ("--header-map",), choice("drop", "refuse", "dangerous"), "drop",
       "Headers whose names map to the same environ key (X-A_B vs X-A-B): drop, refuse or "
       "dangerous (keep both).", metavar="STRING"),
+    S("root_path", _mech, ("--root-path",), url_path, "",
+      "The path the app is mounted at behind a proxy, e.g. /api: ASGI's root_path.\n\n"
+      "It sets the SCRIPT_NAME environment variable of the server, which is where both "
+      "interfaces read their mount point: root_path in ASGI scopes, SCRIPT_NAME in WSGI "
+      "environs. A trusted proxy's SCRIPT_NAME header (forwarder_headers) still wins per "
+      "request.", metavar="STRING"),
+    S("protocol", _mech, ("--protocol",), http_only, "http",
+      "The protocol of incoming connections: http. gunicorn's uwsgi (nginx uwsgi_pass) is "
+      "refused at startup.", metavar="STRING"),
+    S("uwsgi_allow_ips", _mech, ("--uwsgi-allow-from",), address_list, "127.0.0.1,::1",
+      "gunicorn's peers allowed to send the uwsgi protocol.", metavar="STRING",
+      ignored="uwsgi_allow_ips is ignored: the uwsgi protocol is not supported"),
 
     S("accesslog", _log, ("--access-logfile",), string, None,
       "The access log file; - means stdout. No access log when unset.", metavar="FILE"),
@@ -612,14 +701,21 @@ SETTINGS: tuple[Setting, ...] = (
       "gunicorn's metrics, over UDP: gunicorn.requests and gunicorn.request.status.<code> "
       "(counters) and gunicorn.request.duration (histogram, ms) per request, gunicorn.workers "
       "(gauge) from the master when the number of workers changes, gunicorn.log.critical, "
-      ".error, .warning and .exception (counters) per error-log line. A statsd server that is "
-      "down costs dropped datagrams, never requests.", metavar="STATSD_ADDR"),
+      ".error, .warning and .exception (counters) per error-log line, and gunicorn.backlog "
+      "(histogram) with enable_backlog_metric. A statsd server that is down costs dropped "
+      "datagrams, never requests.", metavar="STATSD_ADDR"),
     S("dogstatsd_tags", _log, ("--dogstatsd-tags",), string, "",
       "Comma-separated dogstatsd tags (tag1:value1,tag2:value2) added to every statsd metric.",
       metavar="DOGSTATSD_TAGS"),
     S("statsd_prefix", _log, ("--statsd-prefix",), string, "",
       "A prefix for statsd metric names (a trailing . is added when missing).",
       metavar="STATSD_PREFIX"),
+    S("enable_backlog_metric", _log, ("--enable-backlog-metric",), boolean, False,
+      "Send gunicorn.backlog (a histogram, as gunicorn's): the connections waiting in the "
+      "listening sockets' accept queues, measured by the master about once a second.\n\n"
+      "Needs statsd_host. Linux's TCP_INFO gives the queue of TCP listeners; unix sockets have "
+      "no such counter and are left out, and with reuse_port each worker's queue is its own, "
+      "out of the master's sight.", action="store_true"),
 
     S("proc_name", _name, ("-n", "--name"), string, None,
       "The process title base (needs setproctitle); default_proc_name when unset.",
@@ -678,11 +774,62 @@ SETTINGS: tuple[Setting, ...] = (
     S("ssl_context", _hooks, (), hook("config", "default_ssl_context_factory"), ssl_context,
       "Returns the SSLContext to use: ssl_context(config, default_ssl_context_factory).\n\n"
       "Call the factory for the context built from the SSL settings and adjust it."),
+
+    # gunicorn 25's additions that unicorn_aio does not carry: accepted, warned about when set.
+    S("http_protocols", _h2, ("--http-protocols",), http_protocols, "h1",
+      "gunicorn's protocols to offer over TLS ALPN: h1, h2 (comma separated).", metavar="STRING",
+      ignored=_NO_HTTP2),
+    S("http2_max_concurrent_streams", _h2, ("--http2-max-concurrent-streams",), integer(1), 100,
+      "gunicorn's HTTP/2 streams per connection.", metavar="INT", ignored=_NO_HTTP2),
+    S("http2_initial_window_size", _h2, ("--http2-initial-window-size",), integer(0), 65535,
+      "gunicorn's HTTP/2 initial flow-control window, in bytes.", metavar="INT",
+      ignored=_NO_HTTP2),
+    S("http2_max_frame_size", _h2, ("--http2-max-frame-size",), integer(16384), 16384,
+      "gunicorn's largest HTTP/2 frame payload accepted, in bytes.", metavar="INT",
+      ignored=_NO_HTTP2),
+    S("http2_max_header_list_size", _h2, ("--http2-max-header-list-size",), integer(0), 65536,
+      "gunicorn's HTTP/2 header list limit after HPACK, in bytes.", metavar="INT",
+      ignored=_NO_HTTP2),
+
+    S("control_socket", _ctl, ("--control-socket",), string, None,
+      "gunicorn's unix socket for its gunicornc control tool.", metavar="PATH",
+      default_doc="None (no control socket)", ignored=_NO_CONTROL),
+    S("control_socket_mode", _ctl, ("--control-socket-mode",), octal, 0o600,
+      "gunicorn's permissions of its control socket.", metavar="INT", ignored=_NO_CONTROL),
+    S("control_socket_disable", _ctl, ("--no-control-socket",), boolean, False,
+      "gunicorn's switch to open no control socket: always the case here.",
+      action="store_true"),
+
+    S("dirty_apps", _dirty, ("--dirty-app",), string_list, [],
+      "gunicorn's DirtyApp classes (module:Class[:N]) loaded in its dirty worker pool.",
+      metavar="STRING", action="append", ignored=_NO_DIRTY),
+    S("dirty_workers", _dirty, ("--dirty-workers",), integer(0), 0,
+      "gunicorn's number of dirty worker processes (0 = none).", metavar="INT",
+      ignored=_NO_DIRTY),
+    S("dirty_timeout", _dirty, ("--dirty-timeout",), number, 300,
+      "gunicorn's seconds a dirty task may run.", metavar="INT", ignored=_NO_DIRTY),
+    S("dirty_threads", _dirty, ("--dirty-threads",), integer(1), 1,
+      "gunicorn's threads per dirty worker.", metavar="INT", ignored=_NO_DIRTY),
+    S("dirty_graceful_timeout", _dirty, ("--dirty-graceful-timeout",), number, 30,
+      "gunicorn's seconds dirty workers get to stop.", metavar="INT", ignored=_NO_DIRTY),
+    S("on_dirty_starting", _dirty_hooks, (), hook("arbiter"), on_dirty_starting,
+      "gunicorn's hook before its dirty arbiter starts: on_dirty_starting(arbiter).",
+      ignored=_NO_DIRTY),
+    S("dirty_post_fork", _dirty_hooks, (), hook("arbiter", "worker"), dirty_post_fork,
+      "gunicorn's hook after a dirty worker is forked: dirty_post_fork(arbiter, worker).",
+      ignored=_NO_DIRTY),
+    S("dirty_worker_init", _dirty_hooks, (), hook("worker"), dirty_worker_init,
+      "gunicorn's hook once a dirty worker loaded its apps: dirty_worker_init(worker).",
+      ignored=_NO_DIRTY),
+    S("dirty_worker_exit", _dirty_hooks, (), hook("arbiter", "worker"), dirty_worker_exit,
+      "gunicorn's hook when a dirty worker exits: dirty_worker_exit(arbiter, worker).",
+      ignored=_NO_DIRTY),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
-# Other names a setting answers to. gunicorn's flag --proxy-allow-from sets proxy_allow_ips.
-ALIASES: dict[str, str] = {"proxy_allow_from": "proxy_allow_ips"}
+# Other names a setting answers to. gunicorn's flag --proxy-allow-from sets proxy_allow_ips, and
+# gunicorn 24 named our lifespan asgi_lifespan.
+ALIASES: dict[str, str] = {"proxy_allow_from": "proxy_allow_ips", "asgi_lifespan": "lifespan"}
 
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))

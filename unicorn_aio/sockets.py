@@ -10,12 +10,20 @@ import errno
 import os
 import socket
 import stat
+import struct
 
 from .config import ConfigError
 
 # The fds a re-exec'd master inherits from the old one, as a comma-separated list.
 INHERIT_ENV = "UNICORN_AIO_FD"
 SD_LISTEN_FDS_START = 3
+
+# The head of Linux's struct tcp_info (include/uapi/linux/tcp.h): eight u8 fields (tcpi_state
+# first), then u32s: rto, ato, snd_mss, rcv_mss, unacked, sacked. For a socket in LISTEN the
+# kernel puts the accept queue's length in tcpi_unacked (sk_ack_backlog) and its limit in
+# tcpi_sacked (net/ipv4/tcp.c, tcp_get_info); gunicorn's backlog metric reads the same field.
+_TCP_INFO_HEAD = struct.Struct("=8B6I")
+_TCP_LISTEN = 10
 
 
 def parse_address(bind: str, default_port: int = 8000):
@@ -131,6 +139,21 @@ def describe(sock: socket.socket) -> str:
     if sock.family == socket.AF_INET6:
         return f"[{name[0]}]:{name[1]}"
     return f"{name[0]}:{name[1]}"
+
+
+def accept_queue(sock: socket.socket) -> int | None:
+    """Connections waiting in a listening TCP socket's accept queue, or None when the kernel
+    does not say: a unix socket, a socket not listening, a platform without TCP_INFO."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or not hasattr(socket, "TCP_INFO"):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_HEAD.size)
+    except OSError:
+        return None
+    if len(info) < _TCP_INFO_HEAD.size:
+        return None
+    fields = _TCP_INFO_HEAD.unpack(info)
+    return fields[12] if fields[0] == _TCP_LISTEN else None
 
 
 def inherited_sockets(environ=os.environ) -> list[socket.socket]:

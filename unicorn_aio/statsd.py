@@ -9,7 +9,8 @@ makes anyway:
   access log: the logger reports `access_enabled`, and writes a line only when there is a log;
 - the level methods: `gunicorn.log.critical`, `.error`, `.warning`, `.exception` (counters);
 - any log call whose `extra` holds "metric", "value" and "mtype" (gauge, counter or histogram)
-  sends that metric; the master reports `gunicorn.workers` (gauge) this way, as gunicorn's does.
+  sends that metric; the master reports `gunicorn.workers` (gauge) and, with
+  `enable_backlog_metric`, `gunicorn.backlog` (histogram) this way, as gunicorn's does.
 
 Names, types and the wire format (`name:value|type`, `|@1.0` on counters, `|#tags` for
 dogstatsd) are gunicorn's, so dashboards built on gunicorn keep working. What differs:
