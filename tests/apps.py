@@ -53,12 +53,12 @@ def make_app(rec: Recorder | None = None):
             code = environ["QUERY_STRING"]
             start_response(f"{code} X", [("Content-Length", "5")] if code != "204" else [])
             return [b"hello"] if code not in ("204", "304") else []
-        if path == "/short":  # promises 10 bytes, sends 5
+        if path in ("/short", "/short-list"):  # promises 10 bytes, sends 5
             start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
-            return iter([b"hello"])
-        if path == "/long":  # promises 5 bytes, sends 10
+            return [b"hello"] if path == "/short-list" else iter([b"hello"])
+        if path in ("/long", "/long-list"):  # promises 5 bytes, sends 10
             start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
-            return iter([b"hello", b"world"])
+            return [b"hello", b"world"] if path == "/long-list" else iter([b"hello", b"world"])
         if path == "/noread":  # never reads the request body
             return text(start_response, b"ignored your body")
         if path == "/read-later":  # reads the body after a pause (100-continue timing)
