@@ -89,3 +89,32 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def test_root_path_mounts_both_interfaces(monkeypatch):
+    """Server(root_path=...) needs no command line and no environment variable."""
+    monkeypatch.delenv("SCRIPT_NAME", raising=False)
+
+    async def asgi_app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        body = f"{scope['root_path']} {scope['path']}".encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    def wsgi_app(environ, start_response):
+        start_response("200 OK", [])
+        return [f"{environ['SCRIPT_NAME']} {environ['PATH_INFO']}".encode()]
+
+    for app in (asgi_app, wsgi_app):
+        server = unicorn_aio.Server(app, bind="127.0.0.1:0", root_path="/api/")
+        task = asyncio.create_task(server.serve())
+        try:
+            await server.ready.wait()
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"http://{server.addresses[0]}/api/items") as resp:
+                    text = await resp.text()
+            assert text == ("/api /api/items" if app is asgi_app else "/api /items")
+        finally:
+            await server.shutdown()
+            await task

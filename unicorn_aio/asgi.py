@@ -129,8 +129,8 @@ class ASGIHandler:
         self.log = server.log
         self.loop = server.loop
         cfg = server.cfg
-        # root_path: the SCRIPT_NAME environment variable, unless a trusted proxy sends one
-        self.root_path = mount_point(os.environ.get("SCRIPT_NAME", ""))
+        # root_path: --root-path or the SCRIPT_NAME variable, unless a trusted proxy sends one
+        self.root_path = cfg.mount_point
         self.raw_root = encode_path(self.root_path)
         # forwarder_headers (SCRIPT_NAME, PATH_INFO...) as the scope spells them: honoured from
         # forwarded_allow_ips, dropped from other peers (http_rules.forwarded_fields)

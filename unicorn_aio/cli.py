@@ -69,8 +69,6 @@ def report_warnings(cfg: Config) -> None:
 def prepare_process(cfg: Config) -> None:
     """What gunicorn does before loading the app: raw_env, chdir, and the import path."""
     os.environ.update(cfg.env)
-    if cfg.root_path:  # the mount point both interfaces read: ASGI root_path, WSGI SCRIPT_NAME
-        os.environ["SCRIPT_NAME"] = cfg.root_path
     if os.getcwd() != cfg.chdir:
         os.chdir(cfg.chdir)
     # The app's directory first, as `python -m` would have it; pythonpath entries before that.

@@ -179,6 +179,12 @@ class Config:
         return value
 
     @property
+    def mount_point(self) -> str:
+        """Where the app is mounted: ASGI's root_path, WSGI's SCRIPT_NAME.  --root-path, else
+        the SCRIPT_NAME environment variable (gunicorn's way); "/app/" mounts at "/app"."""
+        return (self._values["root_path"] or os.environ.get("SCRIPT_NAME", "")).rstrip("/")
+
+    @property
     def proc_name(self) -> str:
         return self._values["proc_name"] or self._values["default_proc_name"]
 

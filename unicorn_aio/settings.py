@@ -647,10 +647,10 @@ SETTINGS: tuple[Setting, ...] = (
       "dangerous (keep both).", metavar="STRING"),
     S("root_path", _mech, ("--root-path",), url_path, "",
       "The path the app is mounted at behind a proxy, e.g. /api: ASGI's root_path.\n\n"
-      "It sets the SCRIPT_NAME environment variable of the server, which is where both "
-      "interfaces read their mount point: root_path in ASGI scopes, SCRIPT_NAME in WSGI "
-      "environs. A trusted proxy's SCRIPT_NAME header (forwarder_headers) still wins per "
-      "request.", metavar="STRING"),
+      "Both interfaces mount the app there: root_path in ASGI scopes, SCRIPT_NAME in WSGI "
+      "environs. Without it, the SCRIPT_NAME environment variable decides, as in gunicorn. "
+      "A trusted proxy's SCRIPT_NAME header (forwarder_headers) still wins per request.",
+      metavar="STRING"),
     S("protocol", _mech, ("--protocol",), http_only, "http",
       "The protocol of incoming connections: http. gunicorn's uwsgi (nginx uwsgi_pass) is "
       "refused at startup.", metavar="STRING"),

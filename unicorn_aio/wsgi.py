@@ -126,7 +126,7 @@ class WSGIHandler:
             "wsgi.file_wrapper": FileWrapper,
             "wsgi.input_terminated": True,
             "SERVER_SOFTWARE": server.software,
-            "SCRIPT_NAME": os.environ.get("SCRIPT_NAME", ""),
+            "SCRIPT_NAME": cfg.mount_point,
         }
 
     def start(self, protocol, req: Request) -> None:
