@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares what `make bench` needs: wrk and libev-dev from Debian, and .bench-venv with the peers,
-# matplotlib and unicorn_aio itself (editable). A peer that fails to install is written to
+# matplotlib and unicorn_aio itself (a regular install of this tree, redone every run). A peer that fails to install is written to
 # .bench-venv/unavailable.txt ("name: reason") and reported as unavailable, not fatal.
 set -u
 cd "$(dirname "$0")/.."
