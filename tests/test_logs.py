@@ -118,6 +118,12 @@ ACCESS_CASES = [
         f'192.168.0.10 - - {T} "GET /a\\"b HTTP/1.1" 404 9 "http://example.com/" "curl/8.0 \\"x\\""',
     ),
     (
+        "combined over a unix socket, a Basic auth user with a quote",
+        DEFAULT_ACCESS_FORMAT, environ(REMOTE_ADDR="", HTTP_AUTHORIZATION=basic('a"b:pw')),
+        "200 OK", [], 5, 0.0,
+        f' - a\\"b {T} "GET /my/path?foo=bar HTTP/1.1" 200 5 "-" "-"',
+    ),
+    (
         "empty body: gunicorn prints b as 0",
         DEFAULT_ACCESS_FORMAT, environ(REQUEST_METHOD="HEAD"), "204 No Content", [], 0, 0.0,
         f'192.168.0.10 - - {T} "HEAD /my/path?foo=bar HTTP/1.1" 204 0 "-" "-"',

@@ -48,7 +48,7 @@ DEFAULT_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(
 CLF_TIME = "[%d/%b/%Y:%H:%M:%S %z]"
 
 from .access_log import (_SAMPLE_ENVIRON, AccessAtoms, _format_keys, _json_name,  # noqa: F401
-                         basic_auth_user)
+                         basic_auth_user, default_line)
 
 LOG_LEVELS = {
     "critical": logging.CRITICAL,
@@ -206,6 +206,7 @@ class Logger:
         self.error_log.propagate = False
         self.access_log.propagate = False
         self.access_enabled = False
+        self._default_line = False  # the default access format: formatted without AccessAtoms
         self.clock = time.time  # tests replace it to pin %t
         self._now_cache = (None, "")
         self._capture_file = None
@@ -246,6 +247,8 @@ class Logger:
         if opt("access_log_json", False):
             keys = _format_keys(self.access_format) or _format_keys(DEFAULT_ACCESS_FORMAT)
             self.access_json_fields = [(_json_name(k), k) for k in keys]
+        self._default_line = (self.access_format == DEFAULT_ACCESS_FORMAT
+                              and self.access_json_fields is None)
 
         self.access_enabled = bool(
             (accesslog or log_configured or syslog_access)
@@ -472,6 +475,10 @@ class Logger:
         try:
             if not log.isEnabledFor(logging.INFO):
                 return
+            handler = self._direct_handler()
+            if handler is not None and self._default_line:
+                self._write_direct(handler, default_line(self, environ, status, sent))
+                return
             atoms = AccessAtoms(self, environ, status, response_headers, sent, request_time)
             if self.access_json_fields is None:
                 # The atoms go in as the record's args, as gunicorn's do: formatters of a log
@@ -483,7 +490,6 @@ class Logger:
                 msg = _json_dumps({name: raw(key) for name, key in self.access_json_fields},
                                   default=str)
                 args = None
-            handler = self._direct_handler()
             if handler is not None:
                 self._write_direct(handler, msg % atoms if args else msg)
             else:
