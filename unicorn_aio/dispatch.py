@@ -11,7 +11,7 @@ Submissions are batched the same way in the other direction: ``submit`` only app
 ``call_soon`` per loop iteration puts the whole batch on the queue.  Handing over each request
 as it is parsed wakes an idle app thread mid-iteration; on a busy core that thread then fights
 the loop thread for the GIL, and the ping-pong cost 1.5 context switches per request (0.2 when
-batched: +35% hello-world rps in thread-pool mode).
+batched, and a third more hello-world rps in thread-pool mode).
 """
 
 from __future__ import annotations
