@@ -56,3 +56,11 @@ def whoami(environ, start_response):
     body = b"imported_by=%d pid=%d uid=%d\n" % (IMPORTED_BY, os.getpid(), os.getuid())
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def frozen(environ, start_response):
+    """How many objects the worker moved out of the collector's sight at boot."""
+    import gc
+    body = b"%d" % gc.get_freeze_count()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

@@ -65,6 +65,13 @@ def test_saturated_worker_stops_accepting_so_idle_sibling_serves(server):
     slow.join(15)
 
 
+def test_worker_freezes_what_it_booted_with(server):
+    # The app and the server live as long as the worker: full collections must not walk them.
+    srv = server("master_apps:frozen", workers=1)
+    status, body = get(srv.url + "/")
+    assert status == 200 and int(body) > 10_000
+
+
 def test_reuse_port_gives_each_worker_its_own_socket(server):
     srv = server("master_apps:hello", "--reuse-port", workers=2)
     pids = {get(srv.url + "/")[1] for _ in range(60)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import gc
 import os
 import signal
 import socket
@@ -156,6 +157,11 @@ class Worker:
         except Exception:
             self.log.exception("post_worker_init hook failed")
             return WORKER_BOOT_ERROR
+        # What is alive now (the app, its modules, the server) lives as long as the worker.
+        # Frozen, the collector stops walking it on every full collection: those walks were
+        # pauses of up to 12 ms, and took a hello-world p99 from 2 ms to 5 ms.
+        gc.collect()
+        gc.freeze()
         self.booted = True
         self._send(BOOTED)
         self._beat()
