@@ -128,6 +128,7 @@ class WSGIHandler:
             "SERVER_SOFTWARE": server.software,
             "SCRIPT_NAME": cfg.mount_point,
         }
+        self._server_environs: dict = {}  # local address -> base environ with its server keys
 
     def start(self, protocol, req: Request) -> None:
         cycle = WSGICycle(self, protocol, req)
@@ -137,21 +138,28 @@ class WSGIHandler:
         else:
             self.pool.submit(cycle.run)
 
-    def connection_environ(self, protocol) -> dict:
-        """The keys that are the same for every request on a connection, kept on it: only
-        these, not a whole environ, since idle keep-alive connections hold them too."""
-        env = {}
+    def connection_environ(self, protocol) -> tuple[dict, str, str]:
+        """What a connection keeps for its requests: (base environ, REMOTE_ADDR, REMOTE_PORT).
+
+        The base environ (base_environ with SERVER_NAME, SERVER_PORT and wsgi.url_scheme) is
+        shared by every connection to the same local address, so an idle keep-alive connection
+        holds a tuple and one short string, not a dict of its own."""
         peer, sock = protocol.peername, protocol.sockname
         if isinstance(peer, tuple):
-            env["REMOTE_ADDR"], env["REMOTE_PORT"] = peer[0], str(peer[1])
+            remote_addr, remote_port = peer[0], str(peer[1])
         else:  # AF_UNIX: nginx in front; the client address comes in its headers
-            env["REMOTE_ADDR"], env["REMOTE_PORT"] = "", ""
-        if isinstance(sock, tuple):
-            env["SERVER_NAME"], env["SERVER_PORT"] = sock[0], str(sock[1])
-        else:
-            env["SERVER_NAME"], env["SERVER_PORT"] = str(sock or ""), ""
-        env["wsgi.url_scheme"] = "https" if self.server.is_ssl else "http"
-        return env
+            remote_addr = remote_port = ""
+        base = self._server_environs.get(sock)
+        if base is None:
+            base = self.base_environ.copy()
+            if isinstance(sock, tuple):
+                base["SERVER_NAME"], base["SERVER_PORT"] = sock[0], str(sock[1])
+            else:
+                base["SERVER_NAME"], base["SERVER_PORT"] = str(sock or ""), ""
+            base["wsgi.url_scheme"] = "https" if self.server.is_ssl else "http"
+            if len(self._server_environs) < 64:  # a wildcard bind sees a few local addresses
+                self._server_environs[sock] = base
+        return base, remote_addr, remote_port
 
 
 _FAILED = object()  # what "the app returned" when calling it raised
@@ -213,8 +221,10 @@ class WSGICycle:
         conn = protocol.app_state
         if conn is None:
             conn = protocol.app_state = self.handler.connection_environ(protocol)
-        env = self.handler.base_environ.copy()
-        env.update(conn)
+        base, remote_addr, remote_port = conn
+        env = base.copy()
+        env["REMOTE_ADDR"] = remote_addr
+        env["REMOTE_PORT"] = remote_port
         keys = _ENVIRON_KEYS
         proxy_keys = self.handler.proxy_keys
         proxied = False
