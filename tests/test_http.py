@@ -92,6 +92,30 @@ async def test_keepalive_timeout_closes_idle_connections(start_server):
         writer.close()
 
 
+async def test_an_idle_connection_sheds_its_parser_and_still_serves(start_server):
+    server = await start_server(make_app(), keepalive=10)
+    reader, writer = await open_raw(server.port)
+    try:
+        writer.write(get(b"/one"))
+        [resp] = await read_responses(reader, 1)
+        assert resp.body == b"hello GET /one"
+        [protocol] = server.connections
+        for _ in range(60):  # two sweeps without a byte (one a second)
+            if protocol.parser is None:
+                break
+            await asyncio.sleep(0.1)
+        assert protocol.parser is None
+        # A request split across packets after the idle spell: a fresh parser takes it whole.
+        writer.write(b"GET /two HTTP/1.1\r\nHo")
+        await asyncio.sleep(0.05)
+        writer.write(b"st: t\r\n\r\n" + get(b"/three"))
+        resps = await read_responses(reader, 2)
+        assert [r.body for r in resps] == [b"hello GET /two", b"hello GET /three"]
+        assert protocol.parser is not None
+    finally:
+        writer.close()
+
+
 async def test_header_timeout_answers_408(start_server):
     app = make_app()
     server = await start_server(app, header_timeout=1)

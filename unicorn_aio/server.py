@@ -194,7 +194,15 @@ class Server:
         self.date_and_server = (f"Date: {http_date()}\r\n"
                                 f"Server: {self.software}\r\n\r\n")
         now = self.loop.time()
-        for protocol in [p for p in self.connections if p.deadline <= now]:
+        expired = []
+        for protocol in self.connections:
+            if protocol.deadline <= now:
+                expired.append(protocol)
+            elif protocol.quiet:
+                protocol.shed_parser()
+            else:
+                protocol.quiet = True  # until its next byte
+        for protocol in expired:
             protocol.on_timeout()
         self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._tick)
 
