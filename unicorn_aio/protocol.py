@@ -133,6 +133,7 @@ class HttpProtocol(asyncio.Protocol):
             req.body.abort(gone)
             if req.cycle is not None:
                 req.cycle.connection_lost()
+                req.cycle = None  # as in finish_request
         self.requests.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -329,6 +330,10 @@ class HttpProtocol(asyncio.Protocol):
 
     def finish_request(self, req: Request, keep_alive: bool) -> None:
         """The handler has written the whole response for ``req`` (the head of the queue)."""
+        # The handler's object and the request refer to each other: part them, so that both go
+        # when the handler lets go, not at the collector's next pass (which, with 10 objects of
+        # garbage per request, came every 70 requests and promoted what was in flight).
+        req.cycle = None
         if not self.requests or self.requests[0] is not req:
             return  # connection already lost and cleared
         del self.requests[0]
