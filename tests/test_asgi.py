@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import os
 import resource
@@ -632,3 +633,39 @@ async def _long_polls(port: int, count: int) -> tuple[int, float]:
 
     await asyncio.gather(*(one() for _ in range(count)))
     return answered, slowest
+
+
+async def test_requests_leave_no_cyclic_garbage(start_server):
+    """As for WSGI: a finished request must be freed by reference counting, a streamed upload's
+    included (its body calls back into the request's cycle object)."""
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size, more = size + len(message.get("body", b"")), message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % size})
+
+    server = await start_server(app, lifespan="off")
+    reader, writer = await open_raw(server.port)
+    big = b"x" * 200_000  # past inline_body_max: streamed to the app as it arrives
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+                     + b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+        resps = await read_responses(reader, 2)
+        assert [r.body for r in resps] == [b"0", b"200000"]
+        await asyncio.sleep(0.1)
+        gc.collect()
+        ours = [type(o).__name__ for o in gc.garbage
+                if type(o).__module__.startswith("unicorn_aio")]
+        assert ours == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+        writer.close()

@@ -511,6 +511,7 @@ class HTTPCycle:
             self.keep_alive = False  # fewer bytes than promised: only the close tells
         self._wake()  # a receive() waiting for http.disconnect
         self._log_access()
+        self.req.body.unwatch()
         self.protocol.finish_request(self.req, self.keep_alive)
 
     def _on_error(self, exc: Exception) -> None:
@@ -532,6 +533,7 @@ class HTTPCycle:
             # short (RFC 9112 7.1).
             self.failed = True
         self._log_access()
+        self.req.body.unwatch()
         self.protocol.finish_request(self.req, False)
 
     def _log_access(self) -> None:

@@ -62,6 +62,10 @@ class RequestBody:
         self._notify = notify
         self._resume = resume_reading
 
+    def unwatch(self) -> None:
+        """The reader is done: drop its callbacks, which refer back to it through the request."""
+        self._notify = None
+
     @property
     def complete(self) -> bool:
         return self._complete
