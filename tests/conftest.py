@@ -7,6 +7,8 @@ The raw client exists because aiohttp normalises exactly what the protocol tests
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 
 import pytest
 import uvloop
@@ -198,3 +200,22 @@ async def exchange(port: int, data: bytes, methods=(), timeout: float = 5) -> li
     resps, rest = parse_responses(raw, methods)
     assert rest == b"", rest
     return resps
+
+
+@contextlib.contextmanager
+def cyclic_garbage():
+    """Yields a list that, once the block ends, names unicorn_aio's objects which became garbage
+    in reference cycles while it ran (what only the collector, not reference counting, frees)."""
+    ours: list[str] = []
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield ours
+        gc.collect()
+        ours += [type(o).__name__ for o in gc.garbage
+                 if type(o).__module__.startswith("unicorn_aio")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()

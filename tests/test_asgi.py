@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
-import json
 import os
 import resource
 import time
@@ -15,7 +13,7 @@ import aiohttp
 import pytest
 
 from asgi_apps import starlette_app
-from conftest import exchange, is_closed, open_raw, read_all, read_responses
+from conftest import cyclic_garbage, exchange, is_closed, open_raw, read_all, read_responses
 from procs import ROOT, ServerProcess
 from unicorn_aio.asgi import is_asgi_app
 
@@ -651,21 +649,13 @@ async def test_requests_leave_no_cyclic_garbage(start_server):
     server = await start_server(app, lifespan="off")
     reader, writer = await open_raw(server.port)
     big = b"x" * 200_000  # past inline_body_max: streamed to the app as it arrives
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
-                     + b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
-        resps = await read_responses(reader, 2)
-        assert [r.body for r in resps] == [b"0", b"200000"]
-        await asyncio.sleep(0.1)
-        gc.collect()
-        ours = [type(o).__name__ for o in gc.garbage
-                if type(o).__module__.startswith("unicorn_aio")]
+        with cyclic_garbage() as ours:
+            writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" + b"POST / HTTP/1.1\r\n"
+                         b"Host: t\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+            resps = await read_responses(reader, 2)
+            assert [r.body for r in resps] == [b"0", b"200000"]
+            await asyncio.sleep(0.1)
         assert ours == []
     finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
         writer.close()

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import sys
-import threading
-import time
 from wsgiref.validate import validator
 
 import aiohttp
 import pytest
 
 from apps import Recorder, make_app
-from conftest import exchange, open_raw, read_all, read_responses
+from conftest import cyclic_garbage, exchange, open_raw, read_all, read_responses
 
 pytestmark = pytest.mark.both_loops
 
@@ -278,21 +275,13 @@ async def test_requests_leave_no_cyclic_garbage(start_server, dispatch):
     # requests and stall the loop; a finished request must be freed by reference counting.
     server = await start_server(make_app(), dispatch=dispatch)
     reader, writer = await open_raw(server.port)
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        writer.write(b"".join(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n" for _ in range(20))
-                     + b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
-        resps = await read_responses(reader, 21)
-        assert resps[-1].body == b"abc"
-        await asyncio.sleep(0.1)  # the last request's bookkeeping, after its bytes went out
-        gc.collect()
-        ours = [type(o).__name__ for o in gc.garbage
-                if type(o).__module__.startswith("unicorn_aio")]
+        with cyclic_garbage() as ours:
+            writer.write(b"".join(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n" for _ in range(20))
+                         + b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
+            resps = await read_responses(reader, 21)
+            assert resps[-1].body == b"abc"
+            await asyncio.sleep(0.1)  # the last request's bookkeeping, after its bytes went out
         assert ours == []
     finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
         writer.close()
