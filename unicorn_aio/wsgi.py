@@ -381,14 +381,14 @@ class WSGICycle:
         """Send what the app returned, close it, then give the connection back to the loop."""
         handler = self.handler
         try:
-            if type(result) is list and self.status is not None and not self.head_sent:
+            if type(result) in (list, tuple) and self.status is not None and not self.head_sent:
                 self._send_whole(b"".join(result))  # the usual case; join refuses str items
             elif result is not _FAILED:
                 self._send_result(result)
         except Exception as exc:
             self._on_error(exc)
         finally:
-            if result is not _FAILED and type(result) is not list:  # a list has no close()
+            if result is not _FAILED and type(result) not in (list, tuple):  # no close() there
                 self._close_result(result)
             if handler.post_request is not None:
                 self._post_request()
@@ -403,9 +403,6 @@ class WSGICycle:
         if self.status is None:
             if type(result) in (list, tuple) or result is None:
                 raise AssertionError("the app returned without calling start_response()")
-        if type(result) in (list, tuple) and not self.head_sent:
-            self._send_whole(b"".join(result))  # join raises TypeError on str items (PEP 3333)
-            return
         no_body_status = self.status.startswith(NO_BODY_STATUS)
         if self.req.method == b"HEAD" or no_body_status:
             return
