@@ -7,6 +7,7 @@ by pattern.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -140,6 +141,27 @@ async def test_access_lines_equal_gunicorns(servers, tmp_path):
         assert expected_pattern(request, response).match(line), (line, request[1])
         assert re.search(r"<\d+>", line).group(0) in pids
     assert "Traceback" not in srv.log()
+
+
+async def test_no_access_line_is_lost_under_load_or_at_shutdown(servers, tmp_path):
+    """Lines are written once per loop iteration: every request still gets exactly one, in
+    thread-pool and inline mode, including those answered just before the workers stop."""
+    for dispatch in ("threads", "inline"):
+        access = str(tmp_path / f"access-{dispatch}.log")
+        srv = servers("--access-logfile", access, "--workers", "2", "--threads", "4",
+                      "--dispatch", dispatch, log_path=str(tmp_path / f"out-{dispatch}"))
+        srv.wait_ready(workers=2)
+        connector = aiohttp.TCPConnector(limit=50)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async def one(n):
+                async with session.get(f"http://127.0.0.1:{srv.port}/hello?n={n}") as resp:
+                    assert resp.status == 200
+                    await resp.read()
+            await asyncio.gather(*(one(n) for n in range(400)))
+        assert srv.stop() == 0
+        with open(access, encoding="utf-8") as f:
+            numbers = re.findall(r"/hello\?n=(\d+) ", f.read())
+        assert sorted(map(int, numbers)) == list(range(400)), dispatch
 
 
 async def test_access_log_json(servers, tmp_path):

@@ -4,6 +4,7 @@ Expected access lines are written out by hand from gunicorn's glogging semantics
 SafeAtoms, now(), _get_user), for a clock pinned at 1700000000 = 2023-11-14 22:13:20 UTC.
 """
 
+import asyncio
 import base64
 import json
 import logging
@@ -11,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from types import SimpleNamespace
 
@@ -348,6 +350,59 @@ def test_failing_writes_warn_once_and_never_raise(tmp_path, path):
 
 
 # ---- reopen (USR1) -----------------------------------------------------------------------------
+
+def test_access_lines_of_a_loop_iteration_are_written_together(tmp_path):
+    """Lines wait for the loop to turn, then land in one write, in order; lines logged from an
+    app thread are flushed by the loop too; and with batching off a line is written at once."""
+    log = make_logger(tmp_path, access_log_format="%(U)s")
+    path = tmp_path / "access.log"
+    writes = []
+    stream = log._access_handler.stream
+    real_write = stream.write
+    stream.write = lambda text: writes.append(text) or real_write(text)
+
+    async def main():
+        log.batch_access_lines(asyncio.get_running_loop())
+        for n in range(5):
+            log.access(environ(PATH_INFO=f"/loop{n}"), "200 OK", [], 1, 0.0)
+        assert lines(path) == []  # nothing before the loop turns
+        await asyncio.sleep(0)
+        assert lines(path) == [f"/loop{n}" for n in range(5)]
+        assert len(writes) == 1
+        thread = threading.Thread(target=lambda: [
+            log.access(environ(PATH_INFO=f"/thread{n}"), "200 OK", [], 1, 0.0) for n in range(3)])
+        thread.start()
+        thread.join()
+        for _ in range(50):  # the app thread woke the loop; it flushes on its next turn
+            await asyncio.sleep(0.01)
+            if len(lines(path)) == 8:
+                break
+        assert lines(path)[5:] == ["/thread0", "/thread1", "/thread2"]
+        log.access(environ(PATH_INFO="/pending"), "200 OK", [], 1, 0.0)
+        log.batch_access_lines(None)  # what a shutting-down server does: flush, then direct
+        assert lines(path)[-1] == "/pending"
+        log.access(environ(PATH_INFO="/direct"), "200 OK", [], 1, 0.0)
+        assert lines(path)[-1] == "/direct"
+
+    asyncio.run(main())
+
+
+def test_pending_access_lines_go_to_the_file_they_were_logged_for(tmp_path):
+    log = make_logger(tmp_path, access_log_format="%(U)s")
+
+    async def main():
+        log.batch_access_lines(asyncio.get_running_loop())
+        log.access(environ(PATH_INFO="/before"), "200 OK", [], 1, 0.0)
+        os.rename(tmp_path / "access.log", tmp_path / "access.log.1")
+        log.reopen_files()  # USR1 after logrotate
+        log.access(environ(PATH_INFO="/after"), "200 OK", [], 1, 0.0)
+        await asyncio.sleep(0)
+        log.batch_access_lines(None)
+
+    asyncio.run(main())
+    assert lines(tmp_path / "access.log.1") == ["/before"]
+    assert lines(tmp_path / "access.log") == ["/after"]
+
 
 def test_reopen_files_after_rotation(tmp_path):
     log = make_logger(tmp_path, access_log_format="%(U)s")

@@ -19,6 +19,7 @@ optional attributes take gunicorn's defaults.
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import logging
 import os
@@ -212,11 +213,18 @@ class Logger:
         self._capture_file = None
         self._lock = threading.Lock()
         self._access_warned = False
+        # Lines waiting for the end of the loop iteration (see batch_access_lines).
+        self._loop = None
+        self._loop_thread = None
+        self._pending: collections.deque = collections.deque()
+        self._flush_scheduled = False
         self.setup(cfg)
 
     # ---- setup -------------------------------------------------------------------------------
 
     def setup(self, cfg) -> None:
+        self.flush_access()  # through the handler they were logged for
+
         def opt(name, default=None):
             value = getattr(cfg, name, default)
             return default if value is None else value
@@ -518,15 +526,64 @@ class Logger:
             return None
         return handler
 
+    def _write_direct(self, handler, line: str) -> None:
+        if self._loop is None:
+            self._write_lines(handler, line + handler.terminator)
+            return
+        self._pending.append(line)
+        # Clear-before-drain, as in dispatch.ThreadPool: a line appended while a flush runs is
+        # either written by it or finds the flag clear and schedules the next one.
+        if self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        try:
+            if threading.get_ident() == self._loop_thread:
+                self._loop.call_soon(self.flush_access)
+            else:
+                self._loop.call_soon_threadsafe(self.flush_access)
+        except RuntimeError:  # the loop is closed: nobody is left to flush for us
+            self.flush_access()
+
     @staticmethod
-    def _write_direct(handler, line: str) -> None:
-        # What StreamHandler.emit does for a record formatted as "%(message)s".
+    def _write_lines(handler, text: str) -> None:
+        # What StreamHandler.emit does for records formatted as "%(message)s".
         with handler.lock:
             try:
-                handler.stream.write(line + handler.terminator)
+                handler.stream.write(text)
                 handler.stream.flush()
             except Exception:
                 handler.handleError(None)
+
+    def batch_access_lines(self, loop) -> None:
+        """Write the access lines of one loop iteration together, with one write() and flush.
+
+        Per line, the write costs 2 µs, a third of what a hello-world request costs us: with
+        it, the access log took 27% of the throughput. A line waits at most until the loop
+        turns: a worker that exits or is stopped by the master (TERM, INT, QUIT, a timeout
+        it can still answer) writes them first. Only SIGKILL, or a loop stuck in C code, loses
+        the lines of the iteration it hit. ``None`` goes back to a write per line.
+        """
+        self.flush_access()
+        self._loop = loop
+        self._loop_thread = threading.get_ident() if loop is not None else None
+
+    def flush_access(self) -> None:
+        self._flush_scheduled = False
+        pending = self._pending
+        if not pending:
+            return
+        lines = []
+        while pending:
+            lines.append(pending.popleft())
+        handler = self._access_handler
+        if handler is None:
+            return
+        if handler.stream is None:  # a reopen failed: FileHandler.emit tries to open it again
+            handler.handle(logging.makeLogRecord(
+                {"name": ACCESS_LOGGER, "msg": handler.terminator.join(lines),
+                 "levelno": logging.INFO, "levelname": "INFO"}))
+            return
+        self._write_lines(handler, handler.terminator.join(lines) + handler.terminator)
 
     def _access_failed(self, exc: BaseException) -> None:
         if self._access_warned:
@@ -548,6 +605,7 @@ class Logger:
     def reopen_files(self) -> None:
         """USR1: reopen every log file at its path, so after logrotate renames a file the next
         lines go to a fresh file under the configured name."""
+        self.flush_access()  # into the file they were logged for
         if self._capture_file is not None:
             errorlog = getattr(self.cfg, "errorlog", None)
             if errorlog and errorlog != "-":

@@ -92,6 +92,7 @@ class Server:
         if self.sockets is None:
             self.sockets = bind_all(self.cfg)
         self.pool = ThreadPool(self.loop, self.cfg.threads)
+        self.log.batch_access_lines(self.loop)
         if self._busy_aware:
             self.pool.on_load_change = self._update_accepting
         self.handler = self._make_handler()
@@ -250,6 +251,8 @@ class Server:
             self.pool.shutdown(wait=False)
         if self.interface == "asgi" and self.handler is not None:
             await self.handler.shutdown()  # leftover app tasks, then lifespan shutdown
+        # App threads still running past the grace period log on their own from here on.
+        self.log.batch_access_lines(None)
 
     async def _drain_backlog(self) -> None:
         """Take the connections the kernel already completed, before closing the listeners.

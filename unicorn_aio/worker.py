@@ -123,6 +123,10 @@ class Worker:
             self.cfg.worker_abort(self)
         except Exception:
             pass
+        try:
+            self.log.flush_access()  # the lines of the iteration that hung
+        except Exception:
+            pass
         self.log.critical("WORKER TIMEOUT (pid:%d): the event loop stopped answering; "
                           "stacks of every thread follow", os.getpid())
         stream = error_stream(self.log)
