@@ -285,3 +285,18 @@ async def test_requests_leave_no_cyclic_garbage(start_server, dispatch):
         assert ours == []
     finally:
         writer.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux scheduling policies")
+async def test_app_threads_run_under_batch_scheduling(start_server):
+    # A woken app thread must not preempt the loop thread that holds the GIL (two context
+    # switches per handoff for nothing); the loop thread itself keeps normal scheduling.
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(os.sched_getscheduler(0)).encode()]
+
+    async with aiohttp.ClientSession() as session:
+        for dispatch, policy in (("threads", os.SCHED_BATCH), ("inline", os.SCHED_OTHER)):
+            server = await start_server(app, dispatch=dispatch)
+            async with session.get(f"http://127.0.0.1:{server.port}/") as resp:
+                assert int(await resp.read()) == policy, dispatch

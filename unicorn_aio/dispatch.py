@@ -17,11 +17,29 @@ batched, and a third more hello-world rps in thread-pool mode).
 from __future__ import annotations
 
 import collections
+import os
 import queue
 import threading
 from typing import Callable
 
 _STOP = object()
+
+
+def _schedule_as_batch() -> None:
+    """Put the calling app thread under SCHED_BATCH: woken, it waits for the loop thread to
+    block or use up its slice, instead of preempting it.
+
+    A woken app thread preempted the loop thread, found the GIL held by it, and slept again:
+    two context switches for nothing, per handoff. On one core, with Connection: close (one
+    request per batch) that was 1.85 switches per request; batch scheduling brings it to 0.2
+    and +6% rps (keep-alive: 0.23 to 0.04). Weight and nice are unchanged, so the threads
+    get the same CPU share; only wakeup preemption goes (threads and processes the app starts
+    from a request inherit the policy, with the same effect). Not Linux, or refused: no harm.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
 
 
 class ThreadPool:
@@ -109,6 +127,7 @@ class ThreadPool:
     # -- app threads ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        _schedule_as_batch()
         get = self._tasks.get
         while True:
             fn = get()
