@@ -19,11 +19,9 @@ optional attributes take gunicorn's defaults.
 
 from __future__ import annotations
 
-import collections
 import fcntl
 import logging
 import os
-import socket
 import sys
 import threading
 import time
@@ -50,6 +48,8 @@ CLF_TIME = "[%d/%b/%Y:%H:%M:%S %z]"
 
 from .access_log import (_SAMPLE_ENVIRON, AccessAtoms, _format_keys, _json_name,  # noqa: F401
                          basic_auth_user, default_line)
+from .log_outputs import (SYSLOG_FACILITIES, AccessWriter, _FileHandler,  # noqa: F401
+                          _StreamHandler, _syslog_handler, parse_syslog_address)
 
 LOG_LEVELS = {
     "critical": logging.CRITICAL,
@@ -86,59 +86,8 @@ CONFIG_DEFAULTS = {
 }
 _MERGED_SECTIONS = ("formatters", "filters", "handlers", "loggers")
 
-SYSLOG_FACILITIES = {
-    "auth": 4, "authpriv": 10, "cron": 9, "daemon": 3, "ftp": 11, "kern": 0, "lpr": 6,
-    "mail": 2, "news": 7, "security": 4, "syslog": 5, "user": 1, "uucp": 8,
-    "local0": 16, "local1": 17, "local2": 18, "local3": 19,
-    "local4": 20, "local5": 21, "local6": 22, "local7": 23,
-}
-
-
 class LogConfigError(RuntimeError):
     """A --log-config* file or dict that cannot be loaded; the message names it and says why."""
-
-
-# --------------------------------------------------------------------------------------------
-# Handlers
-# --------------------------------------------------------------------------------------------
-
-class _OwnHandler:
-    """Mixin for the handlers this module installs: marked so a new setup replaces them, and a
-    failing write (disk full, a path gone) warns once through `on_error` instead of printing a
-    traceback per record."""
-
-    unicorn_aio = True
-    failed = False
-    on_error = None
-
-    def handleError(self, record):
-        if self.failed:
-            return
-        self.failed = True
-        exc = sys.exc_info()[1]
-        try:
-            if self.on_error is not None:
-                self.on_error(self, exc)
-        except Exception:
-            pass
-
-
-class _StreamHandler(_OwnHandler, logging.StreamHandler):
-    pass
-
-
-class _FileHandler(_OwnHandler, logging.FileHandler):
-    pass
-
-
-def _syslog_handler(**kwargs) -> logging.Handler:
-    # logging.handlers pulls in pickle and queue: only pay for them when syslog is on.
-    import logging.handlers
-
-    class _SysLogHandler(_OwnHandler, logging.handlers.SysLogHandler):
-        pass
-
-    return _SysLogHandler(**kwargs)
 
 
 def _all_loggers() -> list[logging.Logger]:
@@ -153,28 +102,6 @@ def _all_handlers() -> list[logging.Handler]:
             seen[id(handler)] = handler
     return list(seen.values())
 
-
-def parse_syslog_address(addr: str):
-    """(socket type, address) for SysLogHandler from `unix://path[#dgram|#stream]`,
-    `udp://host[:port]` or `tcp://host[:port]` (port 514 by default)."""
-    if addr.startswith("unix://"):
-        path, _, kind = addr[len("unix://"):].partition("#")
-        # None lets SysLogHandler try datagram then stream, as the local daemon decides.
-        return {"dgram": socket.SOCK_DGRAM, "stream": socket.SOCK_STREAM}.get(kind), path
-    for scheme, socktype in (("udp://", socket.SOCK_DGRAM), ("tcp://", socket.SOCK_STREAM)):
-        if addr.startswith(scheme):
-            rest = addr[len(scheme):]
-            break
-    else:
-        raise ValueError(f"syslog address {addr!r} must start with unix://, udp:// or tcp://")
-    if rest.startswith("["):  # [ipv6]:port
-        host, _, port = rest[1:].partition("]")
-        port = port[1:]
-    else:
-        host, _, port = rest.partition(":")
-    if port and not port.isdigit():
-        raise ValueError(f"syslog address {addr!r}: {port!r} is not a port number")
-    return socktype, (host.lower() or "localhost", int(port) if port else 514)
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,11 +140,8 @@ class Logger:
         self._capture_file = None
         self._lock = threading.Lock()
         self._access_warned = False
-        # Lines waiting for the end of the loop iteration (see batch_access_lines).
-        self._loop = None
-        self._loop_thread = None
-        self._pending: collections.deque = collections.deque()
-        self._flush_scheduled = False
+        self._access_handler = None
+        self._writer = AccessWriter()
         self.setup(cfg)
 
     # ---- setup -------------------------------------------------------------------------------
@@ -485,7 +409,7 @@ class Logger:
                 return
             handler = self._direct_handler()
             if handler is not None and self._default_line:
-                self._write_direct(handler, default_line(self, environ, status, sent))
+                self._writer.write(handler, default_line(self, environ, status, sent))
                 return
             atoms = AccessAtoms(self, environ, status, response_headers, sent, request_time)
             if self.access_json_fields is None:
@@ -499,7 +423,7 @@ class Logger:
                                   default=str)
                 args = None
             if handler is not None:
-                self._write_direct(handler, msg % atoms if args else msg)
+                self._writer.write(handler, msg % atoms if args else msg)
             else:
                 # makeRecord + handle is info() without findCaller's stack walk.
                 log.handle(log.makeRecord(log.name, logging.INFO, "(access)", 0, msg, args, None))
@@ -526,64 +450,14 @@ class Logger:
             return None
         return handler
 
-    def _write_direct(self, handler, line: str) -> None:
-        if self._loop is None:
-            self._write_lines(handler, line + handler.terminator)
-            return
-        self._pending.append(line)
-        # Clear-before-drain, as in dispatch.ThreadPool: a line appended while a flush runs is
-        # either written by it or finds the flag clear and schedules the next one.
-        if self._flush_scheduled:
-            return
-        self._flush_scheduled = True
-        try:
-            if threading.get_ident() == self._loop_thread:
-                self._loop.call_soon(self.flush_access)
-            else:
-                self._loop.call_soon_threadsafe(self.flush_access)
-        except RuntimeError:  # the loop is closed: nobody is left to flush for us
-            self.flush_access()
-
-    @staticmethod
-    def _write_lines(handler, text: str) -> None:
-        # What StreamHandler.emit does for records formatted as "%(message)s".
-        with handler.lock:
-            try:
-                handler.stream.write(text)
-                handler.stream.flush()
-            except Exception:
-                handler.handleError(None)
-
     def batch_access_lines(self, loop) -> None:
-        """Write the access lines of one loop iteration together, with one write() and flush.
-
-        Per line, the write costs 2 µs, a third of what a hello-world request costs us: with
-        it, the access log took 27% of the throughput. A line waits at most until the loop
-        turns: a worker that exits or is stopped by the master (TERM, INT, QUIT, a timeout
-        it can still answer) writes them first. Only SIGKILL, or a loop stuck in C code, loses
-        the lines of the iteration it hit. ``None`` goes back to a write per line.
-        """
-        self.flush_access()
-        self._loop = loop
-        self._loop_thread = threading.get_ident() if loop is not None else None
+        """Write the access lines of each turn of ``loop`` together (None: one write per line);
+        see log_outputs.AccessWriter."""
+        self._writer.batch(loop)
 
     def flush_access(self) -> None:
-        self._flush_scheduled = False
-        pending = self._pending
-        if not pending:
-            return
-        lines = []
-        while pending:
-            lines.append(pending.popleft())
-        handler = self._access_handler
-        if handler is None:
-            return
-        if handler.stream is None:  # a reopen failed: FileHandler.emit tries to open it again
-            handler.handle(logging.makeLogRecord(
-                {"name": ACCESS_LOGGER, "msg": handler.terminator.join(lines),
-                 "levelno": logging.INFO, "levelname": "INFO"}))
-            return
-        self._write_lines(handler, handler.terminator.join(lines) + handler.terminator)
+        """Write the access lines still waiting for the loop to turn."""
+        self._writer.flush()
 
     def _access_failed(self, exc: BaseException) -> None:
         if self._access_warned:
