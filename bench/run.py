@@ -249,6 +249,28 @@ def tree_rss_kb(root: int) -> int:
     return sum(_status_kb(pid, "VmRSS") for pid in tree_pids(root))
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds used so far by the processes of a server's tree."""
+    total = 0
+    for pid in tree_pids(root):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / _TICK
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's waited-for children (wrk, once subprocess.run returns)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 @dataclass
 class Running:
     variant: Variant
@@ -533,7 +555,11 @@ def wrk_scenario(ctx: Context, name: str, title: str, variants: list[Variant], *
             for r in live:
                 if r.proc.poll() is not None:
                     continue
+                server_cpu, client_cpu = tree_cpu_s(r.proc.pid), children_cpu_s()
                 res = wrk(r.url, ctx.duration, conns, wrk_threads, headers, wrk_cpus)
+                if res["requests"]:  # CPU time per request, µs: where each server's time goes
+                    res["server_cpu_us"] = (tree_cpu_s(r.proc.pid) - server_cpu) / res["requests"] * 1e6
+                    res["wrk_cpu_us"] = (children_cpu_s() - client_cpu) / res["requests"] * 1e6
                 res["rss_kb"] = r.rss_kb()
                 per[r.variant.name].append(res)
                 log(f"  [{name} r{rnd + 1}] {r.variant.name:<22} {res['rps']:>10.0f} rps  "
@@ -659,6 +685,16 @@ def sc_workers(ctx: Context) -> dict:
         if a and b:
             r["notes"].append(f"{name}: 2 workers give {a / b:.2f}× one worker.")
     r["notes"].append("Only 2 cores: wrk shares them with the server here, which caps every server's scaling.")
+    one, two = r["servers"].get(f"{OURS} 1w", {}), r["servers"].get(f"{OURS} 2w", {})
+    if one.get("rps") and two.get("server_cpu_us") and two.get("wrk_cpu_us"):
+        # 1 worker runs on one core; 2 workers and wrk share both, each request costing the
+        # server's CPU plus wrk's: the most any 2 workers could serve here, from this run.
+        ceiling = 2 / ((two["server_cpu_us"] + two["wrk_cpu_us"]) / 1e6)
+        r["ceiling_ratio"] = ceiling / one["rps"]
+        r["notes"].append(
+            f"Measured ceiling: with 2 workers a request cost {two['server_cpu_us']:.1f} µs of server "
+            f"CPU and {two['wrk_cpu_us']:.1f} µs of wrk's; 2 cores then serve at most "
+            f"{ceiling / 1000:.1f}k rps, {r['ceiling_ratio']:.2f}× the 1-worker run.")
     return r
 
 
@@ -1109,16 +1145,17 @@ def render_md(report: dict) -> str:
         rows = sc["servers"]
         if sc["kind"] == "wrk":
             base = rows.get(ours, {}).get("rps")
-            out += [f"| server | rps | p50 ms | p99 ms | errors | listen drops¹ | RSS MiB | {ours} ÷ server |",
-                    "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            out += [f"| server | rps | p50 ms | p99 ms | errors | listen drops¹ | RSS MiB | CPU µs/req² | {ours} ÷ server |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
             for name, r in rows.items():
                 if r.get("error"):
-                    out.append(f"| {name} | {r['error']} | | | | | | |")
+                    out.append(f"| {name} | {r['error']} | | | | | | | |")
                     continue
                 ratio = f"{base / r['rps']:.2f}×" if base and r.get("rps") and name != ours else ""
                 errs = r["non2xx"] + r["socket_errors"]
+                cpu = f"{r['server_cpu_us']:.1f}" if r.get("server_cpu_us") else ""
                 out.append(f"| {name} | {fmt_rps(r['rps'])} | {fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | "
-                           f"{errs:,} | {r.get('listen_drops', 0):,} | {fmt_mb(r.get('rss_kb'))} | {ratio} |")
+                           f"{errs:,} | {r.get('listen_drops', 0):,} | {fmt_mb(r.get('rss_kb'))} | {cpu} | {ratio} |")
         elif sc["kind"] == "upload":
             out += ["| server [framing] | MB/s | seconds | RSS before MiB | RSS growth MiB | note |", "|---|---:|---:|---:|---:|---|"]
             for name, r in rows.items():
@@ -1163,6 +1200,8 @@ def render_md(report: dict) -> str:
             out.append(f"- {n}")
     out += ["", "¹ TcpExt ListenDrops during the run, machine-wide: SYNs dropped on a full accept queue, each "
             "costing its client a 1 s retransmit (p99 near 1000 ms).", "",
+            "² User + system CPU time of the server's whole process tree during the median round, per "
+            "request (wrk's own is in the JSON as wrk_cpu_us).", "",
             "Charts: `rps.png` (requests/s per server per scenario), `latency.png` (p50/p99).", ""]
     return "\n".join(out)
 
