@@ -166,6 +166,54 @@ async def test_slow_uploaders_cost_a_socket_not_a_thread(server):
         writer.transport.abort()
 
 
+async def test_body_min_rate_frees_the_thread_of_a_trickling_uploader(server):
+    """A client sends the first 64 KB at once, so its app is dispatched, then trickles at
+    200 bytes/s: under --body-min-rate 1000 it gets a 408 once the 5 s grace has passed, long
+    before --body-timeout (never hit: a byte comes every 0.25 s). An upload at 8 KB/s alongside,
+    with the same app threads, completes."""
+    srv = server("--threads", "2", "--body-timeout", "30", "--body-min-rate", "1000")
+    head = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+    (slow_r, slow_w), (ok_r, ok_w) = await asyncio.gather(open_raw(srv.port), open_raw(srv.port))
+    steady_total = 70000 + 2000 * 32  # 8 KB/s for 8 s after the first 70 KB
+    slow_w.write(head % 1048576 + b"u" * 70000)
+    ok_w.write(head % steady_total + b"u" * 70000)
+    t0 = time.monotonic()
+
+    async def send(writer, piece: bytes, count: int):
+        for _ in range(count):
+            await asyncio.sleep(0.25)
+            writer.write(piece)
+
+    slow = asyncio.create_task(send(slow_w, b"u" * 50, 400))
+    steady = asyncio.create_task(send(ok_w, b"u" * 2000, 32))
+    try:
+        [resp] = await read_responses(slow_r, 1, timeout=20)
+        cut_after = time.monotonic() - t0
+        assert resp.status == 408, resp
+        assert b"body-min-rate" in resp.body or resp.body == b"", resp.body
+        assert 4.5 < cut_after < 9, cut_after
+        [resp] = await read_responses(ok_r, 1, timeout=20)
+        assert (resp.status, resp.body) == (200, b"%d" % steady_total)
+    finally:
+        slow.cancel()
+        steady.cancel()
+        slow_w.transport.abort()
+        ok_w.transport.abort()
+    assert "under --body-min-rate 1000" in srv.log()
+
+
+async def test_body_timeout_zero_means_no_limit_for_a_streamed_body(server):
+    srv = server("--body-timeout", "0", "--body-min-rate", "0")
+    reader, writer = await open_raw(srv.port)
+    writer.write(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n"
+                 + b"u" * 100000)
+    await asyncio.sleep(0.5)  # the app is reading by now, and waits with no time limit
+    writer.write(b"u" * 100000)
+    [resp] = await read_responses(reader, 1, timeout=10)
+    assert (resp.status, resp.body) == (200, b"200000")
+    writer.close()
+
+
 # -- slow reader -----------------------------------------------------------------------------
 
 def slow_socket(port: int) -> socket.socket:

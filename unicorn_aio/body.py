@@ -10,10 +10,14 @@ upload therefore lives in a few hundred kilobytes.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
+# Seconds of waiting before --body-min-rate applies: a client gets time to ramp up (TCP slow
+# start, a 100-continue round trip), as under Kestrel's MinRequestBodyDataRate.
+MIN_RATE_GRACE = 5.0
 
 
 class ClientDisconnected(OSError):
@@ -28,7 +32,7 @@ class RequestBody:
     """``wsgi.input``: a file-like reader of the request body (PEP 3333 input stream)."""
 
     __slots__ = ("_buf", "_complete", "_error", "_cond", "_paused", "_resume", "_continue",
-                 "_timeout", "_notify")
+                 "_timeout", "_notify", "_min_rate", "_fed", "_waited")
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -40,18 +44,26 @@ class RequestBody:
         self._continue: Callable[[], None] | None = None
         self._timeout: float | None = None
         self._notify: Callable[[], None] | None = None  # a reader on the loop (ASGI); see watch
+        # --body-min-rate: bytes fed since streaming began, and seconds a reader spent waiting.
+        self._min_rate = 0
+        self._fed = 0
+        self._waited = 0.0
 
     # -- loop thread ------------------------------------------------------------------------
 
-    def start_streaming(self, resume_reading: Callable[[], None], send_continue, timeout) -> None:
+    def start_streaming(self, resume_reading: Callable[[], None], send_continue, timeout,
+                        min_rate: int = 0) -> None:
         """Called before the app is dispatched with the body still incomplete.
 
         ``resume_reading`` and ``send_continue`` are thread-safe callables that run on the loop.
+        A blocked reader fails with BodyTimeout after ``timeout`` seconds without a byte, or
+        once the bytes arriving while it waits average under ``min_rate`` per second.
         """
         self._cond = threading.Condition()
         self._resume = resume_reading
         self._continue = send_continue
-        self._timeout = timeout or None
+        self._timeout = None if timeout in (None, 0, float("inf")) else timeout
+        self._min_rate = min_rate
 
     def watch(self, notify: Callable[[], None], resume_reading: Callable[[], None]) -> None:
         """For a reader on the loop thread itself (ASGI), after ``start_streaming``.
@@ -82,6 +94,7 @@ class RequestBody:
             return False
         with cond:
             self._buf += data
+            self._fed += len(data)
             cond.notify()
             if len(self._buf) >= HIGH_WATER:
                 self._paused = True
@@ -149,8 +162,22 @@ class RequestBody:
         if self._paused:  # we are about to wait for bytes the paused loop would never read
             self._paused = False
             self._resume()
-        if not self._cond.wait(self._timeout):
-            raise BodyTimeout(f"request body stalled for {self._timeout:g}s")
+        timeout, rate = self._timeout, self._min_rate
+        if rate:
+            # Wait no longer than the average can bear: the bytes fed so far pay for
+            # fed/rate seconds of waiting, and the first MIN_RATE_GRACE seconds are free.
+            budget = max(self._fed / rate, MIN_RATE_GRACE) - self._waited
+            if timeout is None or budget < timeout:
+                timeout = max(budget, 0.0)
+        start = time.monotonic()
+        arrived = self._cond.wait(timeout)
+        self._waited += time.monotonic() - start
+        if arrived:
+            return
+        if timeout != self._timeout:
+            raise BodyTimeout(f"request body arriving at {self._fed / self._waited:.0f} bytes/s, "
+                              f"under --body-min-rate {rate}")
+        raise BodyTimeout(f"request body stalled for {self._timeout:g}s")
 
     def _check_error(self) -> None:
         if self._error is not None:

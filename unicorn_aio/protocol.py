@@ -321,6 +321,7 @@ class HttpProtocol(asyncio.Protocol):
                 send_continue=(lambda: call(self._send_continue, req))
                 if req.framing.expect_continue else None,
                 timeout=self.server.body_timeout,
+                min_rate=self.server.body_min_rate,
             )
         self.server.handler.start(self, req)
 

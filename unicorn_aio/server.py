@@ -66,6 +66,7 @@ class Server:
         self.keepalive = cfg.keepalive
         self.header_timeout = cfg.header_timeout or NEVER
         self.body_timeout = cfg.body_timeout or NEVER
+        self.body_min_rate = cfg.body_min_rate
         self.inline_body_max = cfg.inline_body_max
         self.header_map = cfg.header_map
         self.forwarder_headers = frozenset(name.encode("latin-1")
