@@ -173,6 +173,60 @@ def test_check_config_fails_1_on_a_broken_app(tmp_path):
     single_error(proc, 1)
 
 
+INTERFACE_APPS = textwrap.dedent("""
+    def wsgi(environ, start_response):
+        return []
+
+    async def asgi(scope, receive, send):
+        pass
+
+    def asgi_factory_style(scope, receive, send):  # sync, returning an awaitable: taken as is
+        return asgi(scope, receive, send)
+
+    class Flaskish:
+        def __call__(self, environ, start_response):
+            return []
+
+    class Starletteish:
+        async def __call__(self, scope, receive, send):
+            pass
+
+    flaskish, starletteish = Flaskish(), Starletteish()
+""")
+
+
+@pytest.mark.parametrize("args, app, message", [
+    (("-k", "uvicorn.workers.UvicornWorker"), "wsgi",
+     "app 'ifaces:wsgi': it is a WSGI app (app(environ, start_response)), but the interface is "
+     "ASGI (implied by worker_class 'uvicorn.workers.UvicornWorker'; drop it or give "
+     "--interface wsgi)"),
+    (("--interface", "asgi"), "flaskish",
+     "app 'ifaces:flaskish': it is a WSGI app (app(environ, start_response)), but the interface "
+     "is ASGI (--interface asgi; give --interface wsgi or auto)"),
+    (("-k", "gthread"), "asgi",
+     "app 'ifaces:asgi': it is an ASGI app (async), but the interface is WSGI (implied by "
+     "worker_class 'gthread'; drop it or give --interface asgi)"),
+    (("--interface", "wsgi"), "starletteish",
+     "app 'ifaces:starletteish': it is an ASGI app (async), but the interface is WSGI "
+     "(--interface wsgi; give --interface asgi or auto)"),
+])
+def test_check_config_refuses_an_app_of_the_other_interface(tmp_path, args, app, message):
+    (tmp_path / "ifaces.py").write_text(INTERFACE_APPS)
+    proc = run("--check-config", *args, f"ifaces:{app}", cwd=tmp_path)
+    assert single_error(proc, 1) == message
+
+
+@pytest.mark.parametrize("args, app", [
+    (("-k", "uvicorn.workers.UvicornWorker"), "asgi"), (("--interface", "asgi"), "starletteish"),
+    (("--interface", "asgi"), "asgi_factory_style"), (("-k", "gthread"), "flaskish"),
+    ((), "wsgi"), ((), "asgi"),
+])
+def test_check_config_takes_apps_that_fit_their_interface(tmp_path, args, app):
+    (tmp_path / "ifaces.py").write_text(INTERFACE_APPS)
+    proc = run("--check-config", *args, f"ifaces:{app}", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
 @pytest.mark.skipif(not apploader_available(), reason="unicorn_aio.apploader not written yet")
 def test_check_config_uses_chdir_and_raw_env(tmp_path):
     project = tmp_path / "project"

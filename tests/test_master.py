@@ -168,9 +168,15 @@ def test_max_requests_retires_and_replaces_without_failures(server):
 
 
 def test_boot_failure_exits_nonzero_with_one_clear_line(tmp_path):
-    for app, expected in (("no_such_module:app", "no module named 'no_such_module'"),
-                          ("master_apps:broken_factory()", "database is down")):
-        proc = subprocess.run([sys.executable, "-m", "unicorn_aio", app, "--bind", "127.0.0.1:0"],
+    for app, args, expected in (
+            ("no_such_module:app", (), "no module named 'no_such_module'"),
+            ("master_apps:broken_factory()", (), "database is down"),
+            # gunicorn's way of asking for ASGI, given a WSGI app: refused at boot, not a 500
+            # for every request
+            ("master_apps:hello", ("-k", "uvicorn.workers.UvicornWorker"),
+             "it is a WSGI app (app(environ, start_response)), but the interface is ASGI")):
+        proc = subprocess.run([sys.executable, "-m", "unicorn_aio", app, *args,
+                               "--bind", "127.0.0.1:0"],
                               cwd=tmp_path, env=dict(os.environ, PYTHONPATH=f"{ROOT}/tests"),
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode != 0

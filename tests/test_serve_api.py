@@ -118,3 +118,15 @@ async def test_root_path_mounts_both_interfaces(monkeypatch):
         finally:
             await server.shutdown()
             await task
+
+
+async def test_an_app_of_the_other_interface_is_refused_at_start():
+    def wsgi_app(environ, start_response):
+        start_response("200 OK", [])
+        return [b""]
+
+    server = unicorn_aio.Server(wsgi_app, bind="127.0.0.1:0", interface="asgi")
+    with pytest.raises(ValueError, match=r"it is a WSGI app .*but the interface is ASGI"):
+        await server.start()
+    assert not server.sockets  # refused before anything was bound
+    await server.shutdown(0)

@@ -50,6 +50,35 @@ def is_asgi_app(app) -> bool:
     return inspect.iscoroutinefunction(getattr(app, "__call__", None))
 
 
+def _takes_two_positionals(app) -> bool:
+    """A plain sync callable of exactly two positional arguments: app(environ, start_response)."""
+    if inspect.isclass(app) or isinstance(app, functools.partial) or is_asgi_app(app):
+        return False
+    try:
+        params = inspect.signature(app).parameters.values()
+    except (TypeError, ValueError):  # builtins and C callables: nothing to go by
+        return False
+    kinds = [p.kind for p in params]
+    if inspect.Parameter.VAR_POSITIONAL in kinds:
+        return False
+    return sum(k in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+               for k in kinds) == 2
+
+
+def interface_mismatch(app, interface: str) -> str | None:
+    """Why ``app`` cannot be served as ``interface`` ("wsgi" or "asgi"), or None.
+
+    Only the plain cases are refused, so the mistake surfaces at boot and not as a 500 per
+    request: a coroutine function (or async __call__) served as WSGI, and a sync callable
+    taking (environ, start_response) served as ASGI. Anything else is taken at its word.
+    """
+    if interface == "wsgi" and is_asgi_app(app):
+        return "it is an ASGI app (async), but the interface is WSGI"
+    if interface == "asgi" and _takes_two_positionals(app):
+        return "it is a WSGI app (app(environ, start_response)), but the interface is ASGI"
+    return None
+
+
 def status_line(status) -> str:
     line = _STATUS_LINES.get(status)
     if line is None:

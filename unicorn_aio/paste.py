@@ -86,11 +86,25 @@ def load_paste_app(cfg):
 
 
 def load_wsgi_app(cfg):
-    """The app the settings name: --paste when given, else APP (module:callable)."""
+    """The app the settings name: --paste when given, else APP (module:callable); refused when
+    it plainly cannot be served as the interface asked for (--interface, or -k)."""
     if cfg.paste:
-        return load_paste_app(cfg)
-    from .apploader import load_app
-    return load_app(cfg.app_uri)
+        app, name = load_paste_app(cfg), f"--paste {cfg.paste}"
+    else:
+        from .apploader import load_app
+        app, name = load_app(cfg.app_uri), f"app {cfg.app_uri!r}"
+    if cfg.interface != "auto":
+        from .asgi import interface_mismatch
+        problem = interface_mismatch(app, cfg.interface)
+        if problem:
+            other = "asgi" if cfg.interface == "wsgi" else "wsgi"
+            if "interface" in cfg.explicit:
+                where = f"--interface {cfg.interface}; give --interface {other} or auto"
+            else:
+                where = (f"implied by worker_class {cfg.worker_class!r}; drop it or give "
+                         f"--interface {other}")
+            raise AppImportError(f"{name}: {problem} ({where})")
+    return app
 
 
 def paste_config(global_conf: dict[str, Any], local_conf: dict[str, Any]) -> Config:

@@ -90,13 +90,13 @@ class Server:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._stopped = self.loop.create_future()
+        self.pool = ThreadPool(self.loop, self.cfg.threads)
+        self.handler = self._make_handler()  # refuses an app it cannot serve, before binding
         if self.sockets is None:
             self.sockets = bind_all(self.cfg)
-        self.pool = ThreadPool(self.loop, self.cfg.threads)
         self.log.batch_access_lines(self.loop)
         if self._busy_aware:
             self.pool.on_load_change = self._update_accepting
-        self.handler = self._make_handler()
         if self.interface == "asgi":
             await self.handler.startup()  # lifespan: before the first connection is accepted
         self.ssl_context = self._ssl_context()
@@ -105,10 +105,14 @@ class Server:
         self.ready.set()
 
     def _make_handler(self):
+        from .asgi import interface_mismatch, is_asgi_app
         interface = self.cfg.interface
         if interface == "auto":
-            from .asgi import is_asgi_app
             interface = "asgi" if is_asgi_app(self.app) else "wsgi"
+        else:
+            problem = interface_mismatch(self.app, interface)
+            if problem:
+                raise ValueError(f"cannot serve {self.app!r}: {problem} (interface={interface!r})")
         self.interface = interface
         if interface == "asgi":
             from .asgi import ASGIHandler

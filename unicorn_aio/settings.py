@@ -506,7 +506,10 @@ SETTINGS: tuple[Setting, ...] = (
       "to latency for apps that do.", metavar="MODE"),
     S("interface", _ui, ("--interface",), choice("auto", "wsgi", "asgi"), "auto",
       "The application interface: auto, wsgi or asgi.\n\n"
-      "auto treats coroutine functions and objects with an async __call__ as ASGI.", metavar="KIND"),
+      "auto treats coroutine functions and objects with an async __call__ as ASGI. A -k worker "
+      "class of gunicorn's implies one when this is auto (sync, gthread: wsgi; "
+      "uvicorn.workers.UvicornWorker: asgi). An app that plainly does not fit (an async app "
+      "as wsgi, an app(environ, start_response) as asgi) is refused at boot.", metavar="KIND"),
     S("lifespan", _ui, ("--lifespan", "--asgi-lifespan"), choice("auto", "on", "off"), "auto",
       "ASGI lifespan events: auto (use if the app supports them), on (require), off.\n\n"
       "gunicorn 24's asgi_lifespan (--asgi-lifespan) is another name for this setting.",
