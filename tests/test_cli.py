@@ -151,22 +151,12 @@ def test_missing_config_file_exits_1(tmp_path):
     assert single_error(proc, 1).startswith("config file 'nowhere.py' cannot be read")
 
 
-def apploader_available():
-    try:
-        import unicorn_aio.apploader  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not apploader_available(), reason="unicorn_aio.apploader not written yet")
 def test_check_config_loads_the_app(tmp_path):
     (tmp_path / "goodapp.py").write_text("def app(environ, start_response):\n    return []\n")
     proc = run("--check-config", "goodapp:app", cwd=tmp_path)
     assert (proc.returncode, proc.stderr) == (0, "")
 
 
-@pytest.mark.skipif(not apploader_available(), reason="unicorn_aio.apploader not written yet")
 def test_check_config_fails_1_on_a_broken_app(tmp_path):
     (tmp_path / "badapp.py").write_text("import no_such_module_anywhere\napp = None\n")
     proc = run("--check-config", "badapp:app", cwd=tmp_path)
@@ -227,7 +217,6 @@ def test_check_config_takes_apps_that_fit_their_interface(tmp_path, args, app):
     assert (proc.returncode, proc.stderr) == (0, "")
 
 
-@pytest.mark.skipif(not apploader_available(), reason="unicorn_aio.apploader not written yet")
 def test_check_config_uses_chdir_and_raw_env(tmp_path):
     project = tmp_path / "project"
     project.mkdir()

@@ -279,6 +279,10 @@ def run_worker(worker: Worker) -> None:
         except BaseException:
             worker.log.exception("worker_exit hook failed")
         finally:
+            try:
+                worker.log.flush_access()  # a crash skipped the server's shutdown
+            except Exception:
+                pass
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
