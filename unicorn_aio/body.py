@@ -15,8 +15,9 @@ from typing import Callable
 
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
-# Seconds of waiting before --body-min-rate applies: a client gets time to ramp up (TCP slow
-# start, a 100-continue round trip), as under Kestrel's MinRequestBodyDataRate.
+# Seconds of waiting before --body-min-rate applies when --body-timeout is off (otherwise it
+# applies once the reader has waited --body-timeout in all, so no stall is cut sooner than
+# before): a client gets time to ramp up, as under Kestrel's MinRequestBodyDataRate.
 MIN_RATE_GRACE = 5.0
 
 
@@ -165,8 +166,8 @@ class RequestBody:
         timeout, rate = self._timeout, self._min_rate
         if rate:
             # Wait no longer than the average can bear: the bytes fed so far pay for
-            # fed/rate seconds of waiting, and the first MIN_RATE_GRACE seconds are free.
-            budget = max(self._fed / rate, MIN_RATE_GRACE) - self._waited
+            # fed/rate seconds of waiting, and the first --body-timeout seconds are free.
+            budget = max(self._fed / rate, timeout or MIN_RATE_GRACE) - self._waited
             if timeout is None or budget < timeout:
                 timeout = max(budget, 0.0)
         start = time.monotonic()

@@ -520,8 +520,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("body_timeout", _ui, ("--body-timeout",), number, 30,
       "Seconds a request body may stall without new bytes (0 = no limit).", metavar="SECONDS"),
     S("body_min_rate", _ui, ("--body-min-rate",), integer(0), 240,
-      "Bytes per second a streamed request body must average while a WSGI app waits for it; "
-      "the first 5 seconds of waiting are free (0 = no minimum).\n\n"
+      "Bytes per second a streamed request body must average while a WSGI app waits for it, "
+      "once the app has waited --body-timeout in all (5 s if that is 0); 0 = no minimum.\n\n"
       "--body-timeout catches a client that stops; this one catches a client that sends the "
       "first --inline-body-max bytes quickly and trickles the rest, holding an app thread. "
       "Time the app spends not reading does not count against the client.", metavar="BYTES"),
