@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from procs import ROOT, ServerProcess, free_port, get, wait_for
+from procs import ROOT, ServerProcess, free_port, get, stop_session, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,17 +34,7 @@ def spawned():
     procs = []
     yield procs
     for proc in procs:
-        if proc.poll() is None:
-            try:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.wait(5)
+        stop_session(proc)
 
 
 def test_ready_reloading_stopping_in_order(tmp_path, notify_socket):
