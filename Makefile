@@ -47,7 +47,7 @@ bench:
 
 bench-quick:
 	bash bench/setup.sh
-	.bench-venv/bin/python -m bench.run --quick $(BENCH_ARGS)
+	.bench-venv/bin/python -m bench.run --quick --out quick $(BENCH_ARGS)
 
 # Python time per request in our own layers, no sockets: steady to a tenth of a microsecond,
 # for judging a hot-path change before a full bench run.
