@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 HOST = "127.0.0.1"
 OURS = "unicorn_aio"
+FLOOR = "uvloop+httptools floor"
 
 # Two cores: the servers get one, the load generator (and this harness) the other, for every
 # server alike. On a machine with more cores the same split keeps runs comparable.
@@ -116,6 +117,10 @@ def argv_bjoern(v: Variant, port: int, log: Path) -> list[str]:
     return _py("-m", "bench.bjoern_serve", v.app, HOST, str(port))
 
 
+def argv_floor(v: Variant, port: int, log: Path) -> list[str]:
+    return _py("-m", "bench.floor", HOST, str(port))
+
+
 def argv_waitress(v: Variant, port: int, log: Path) -> list[str]:
     # waitress's default connection-limit (100) would queue the 200-connection scenario in the
     # listen backlog, and its body limit (1 GiB) refuses the 1 GiB upload: both raised so the
@@ -151,6 +156,8 @@ SERVERS = {
     "bjoern": Server(argv_bjoern, ("bjoern",), "bjoern"),
     "waitress": Server(argv_waitress, ("waitress",), "waitress"),
     "uvicorn+a2wsgi": Server(argv_uvicorn, ("uvicorn", "a2wsgi", "httptools", "uvloop"), "uvicorn"),
+    # Not a peer: the stack's own ceiling (bench/floor.py), shown beside the hello scenario.
+    FLOOR: Server(argv_floor, ("httptools", "uvloop"), "uvloop"),
 }
 
 
@@ -590,10 +597,16 @@ def hello_peers(threads: int = 4) -> list[Variant]:
 
 def sc_hello(ctx: Context) -> dict:
     r = wrk_scenario(ctx, "hello", "hello world, keep-alive, thread-pool mode (4 threads)",
-                     [Variant(OURS, OURS, threads=4), *hello_peers()],
+                     [Variant(OURS, OURS, threads=4), *hello_peers(), Variant(FLOOR, FLOOR)],
                      quick_keep=("bjoern", "granian", "gunicorn-sync"))
     r["targets"] = [ratio_target(r, OURS, "bjoern", 0.7), ratio_target(r, OURS, "granian", 2.5),
                     ratio_target(r, OURS, "gunicorn-sync", 10)]
+    floor, granian = rps_of(r, FLOOR), rps_of(r, "granian")
+    if floor and granian:
+        r["notes"].append(
+            f"{FLOOR}: a protocol on unicorn_aio's own stack that parses each request and writes "
+            f"a constant answer, no WSGI (bench/floor.py): {floor:,.0f} rps, where 2.5× granian "
+            f"is {2.5 * granian:,.0f}.")
     return r
 
 
