@@ -8,6 +8,8 @@ app): the app thread never touches the transport.  Everything it sends goes thro
   handed to the loop in one ``call_on_loop`` together with the end of the request;
 * a streamed response is pushed chunk by chunk with a bounded outbox: past ``HIGH_WATER`` queued
   bytes, or while the transport has paused writing, the app thread blocks until the loop drains.
+
+The environ each app call receives is built in environ.py.
 """
 
 from __future__ import annotations
@@ -15,59 +17,18 @@ from __future__ import annotations
 import http
 import os
 import select
-import sys
 import threading
 import time
-from urllib.parse import unquote_to_bytes
 
 from . import settings
 from .body import BodyTimeout, ClientDisconnected
-from .http_rules import PERCENT, Reject
+from .environ import FileWrapper, RequestEnviron, ServerEnviron
+from .http_rules import Reject
 from .protocol import Request, error_response
-from .proxy_protocol import AddressList
 from .response import LAST_CHUNK, NO_BODY_STATUS, app_headers, check_status, clip_to_length
 from .response import head as response_head
 
 HIGH_WATER = 256 * 1024
-
-# Header name -> environ key, shared across requests: real traffic repeats a few dozen names.
-_ENVIRON_KEYS: dict[bytes, str] = {b"Content-Type": "CONTENT_TYPE", b"Content-Length": "CONTENT_LENGTH"}
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
-_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
-
-
-def environ_key(name: bytes) -> str:
-    key = _ENVIRON_KEYS.get(name)
-    if key is None:
-        upper = name.decode("latin-1").upper().replace("-", "_")
-        key = upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + upper
-        if len(_ENVIRON_KEYS) < 4096:
-            _ENVIRON_KEYS[name] = key
-    return key
-
-
-class FileWrapper:
-    """``wsgi.file_wrapper``: a file the server may send with sendfile(2) (PEP 3333)."""
-
-    def __init__(self, filelike, blksize: int = 65536) -> None:
-        self.filelike = filelike
-        self.blksize = blksize
-        if hasattr(filelike, "close"):
-            self.close = filelike.close
-
-    def __iter__(self):
-        read = self.filelike.read
-        while True:
-            data = read(self.blksize)
-            if not data:
-                return
-            yield data
-
-    def fileno(self) -> int | None:
-        try:
-            return self.filelike.fileno()
-        except (AttributeError, OSError, ValueError):
-            return None
 
 
 class HookRequest:
@@ -91,10 +52,11 @@ class HookResponse:
         self.sent = cycle.sent
 
 
-class WSGIHandler:
+class WSGIHandler(ServerEnviron):
     """Starts a ``WSGICycle`` for each request; holds what is shared by all of them."""
 
     def __init__(self, app, server) -> None:
+        super().__init__(server)
         self.app = app
         self.server = server
         self.pool = server.pool
@@ -103,32 +65,10 @@ class WSGIHandler:
         # How long an app thread waits for a client that reads none of its response.
         self.stall_timeout = None if server.body_timeout == float("inf") else server.body_timeout
         cfg = server.cfg
-        # environ key -> the value meaning https, honoured from forwarded_allow_ips only
-        self.secure_headers = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in
-                               (cfg.secure_scheme_headers or {}).items()}
-        self.trusted = AddressList(cfg.forwarded_allow_ips)
-        # forwarder_headers: environ key as a header ("HTTP_SCRIPT_NAME") -> its own key
-        self.forwarders = {"HTTP_" + name.replace("-", "_"): name
-                           for name in cfg.forwarder_headers or ()}
-        # The keys that need a look after the headers are in: most requests carry none.
-        self.proxy_keys = frozenset(self.secure_headers) | frozenset(self.forwarders)
-        self.header_map = cfg.header_map
         # Hooks left at gunicorn's do-nothing defaults cost nothing per request.
         self.pre_request = None if cfg.pre_request is settings.pre_request else cfg.pre_request
         self.post_request = (None if getattr(cfg.post_request, "__code__", None)
                              is settings.post_request.__code__ else cfg.post_request)
-        self.base_environ = {
-            "wsgi.version": (1, 0),
-            "wsgi.multithread": not self.inline and server.pool.size > 1,
-            "wsgi.multiprocess": cfg.workers > 1,
-            "wsgi.run_once": False,
-            "wsgi.errors": sys.stderr,
-            "wsgi.file_wrapper": FileWrapper,
-            "wsgi.input_terminated": True,
-            "SERVER_SOFTWARE": server.software,
-            "SCRIPT_NAME": cfg.mount_point,
-        }
-        self._server_environs: dict = {}  # local address -> base environ with its server keys
 
     def start(self, protocol, req: Request) -> None:
         cycle = WSGICycle(self, protocol, req)
@@ -137,29 +77,6 @@ class WSGIHandler:
             cycle.run_inline()
         else:
             self.pool.submit(cycle.run)
-
-    def connection_environ(self, protocol) -> tuple[dict, str, str]:
-        """What a connection keeps for its requests: (base environ, REMOTE_ADDR, REMOTE_PORT).
-
-        The base environ (base_environ with SERVER_NAME, SERVER_PORT and wsgi.url_scheme) is
-        shared by every connection to the same local address, so an idle keep-alive connection
-        holds a tuple and one short string, not a dict of its own."""
-        peer, sock = protocol.peername, protocol.sockname
-        if isinstance(peer, tuple):
-            remote_addr, remote_port = peer[0], str(peer[1])
-        else:  # AF_UNIX: nginx in front; the client address comes in its headers
-            remote_addr = remote_port = ""
-        base = self._server_environs.get(sock)
-        if base is None:
-            base = self.base_environ.copy()
-            if isinstance(sock, tuple):
-                base["SERVER_NAME"], base["SERVER_PORT"] = sock[0], str(sock[1])
-            else:
-                base["SERVER_NAME"], base["SERVER_PORT"] = str(sock or ""), ""
-            base["wsgi.url_scheme"] = "https" if self.server.is_ssl else "http"
-            if len(self._server_environs) < 64:  # a wildcard bind sees a few local addresses
-                self._server_environs[sock] = base
-        return base, remote_addr, remote_port
 
 
 _FAILED = object()  # what "the app returned" when calling it raised
@@ -181,7 +98,7 @@ class _NullCondition:
 _NO_THREAD = _NullCondition()
 
 
-class WSGICycle:
+class WSGICycle(RequestEnviron):
     """One request's trip through a WSGI app."""
 
     # Per-request state starts as these class defaults: __init__ sets only what differs, since
@@ -201,7 +118,6 @@ class WSGICycle:
     flush_scheduled = False
     lost = False
     failed = False  # the app raised after the head went out
-    environ: dict | None = None
     start_time = 0.0
 
     def __init__(self, handler: WSGIHandler, protocol, req: Request) -> None:
@@ -213,110 +129,6 @@ class WSGICycle:
         self.outbox: list[bytes] = []
         if handler.log.access_enabled:
             self.start_time = time.time()
-
-    # -- environ ----------------------------------------------------------------------------
-
-    def build_environ(self) -> dict:
-        req, protocol = self.req, self.protocol
-        conn = protocol.app_state
-        if conn is None:
-            conn = protocol.app_state = self.handler.connection_environ(protocol)
-        base, remote_addr, remote_port = conn
-        env = base.copy()
-        env["REMOTE_ADDR"] = remote_addr
-        env["REMOTE_PORT"] = remote_port
-        keys = _ENVIRON_KEYS
-        proxy_keys = self.handler.proxy_keys
-        proxied = False
-        for name, value in req.headers:
-            key = keys.get(name) or environ_key(name)
-            if key in proxy_keys:
-                proxied = True
-            value = value.decode("latin-1")
-            if key in env:
-                value = env[key] + "," + value  # RFC 9110 5.3: a repeated field is one list
-            env[key] = value
-        forwarded_path = proxied and self.handler.forwarders and self._forwarded_keys(env)
-        url = req.url
-        path, _, query = url.partition(b"?")
-        if not forwarded_path:
-            if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
-                scheme_end = path.find(b"//")
-                slash = path.find(b"/", scheme_end + 2)
-                path = path[slash:] if slash >= 0 else b"/"
-            path = unquote_to_bytes(path) if PERCENT in path else path
-            path_info = path.decode("latin-1")
-            script_name = env["SCRIPT_NAME"]
-            if script_name and path_info.startswith(script_name):
-                path_info = path_info[len(script_name):]
-            env["PATH_INFO"] = path_info
-        env["REQUEST_METHOD"] = _METHODS.get(req.method) or req.method.decode("ascii")
-        env["RAW_URI"] = url.decode("latin-1")
-        env["QUERY_STRING"] = query.decode("latin-1")
-        env["SERVER_PROTOCOL"] = _PROTOCOLS.get(req.version) or "HTTP/" + req.version
-        env["wsgi.input"] = req.body
-        self.environ = env
-        if proxied and self.handler.secure_headers:
-            self._forwarded_scheme(env)
-        return env
-
-    def _forwarded_keys(self, env: dict) -> bool:
-        """gunicorn's forwarder_headers: a trusted proxy's ``SCRIPT_NAME: /app`` header becomes
-        environ["SCRIPT_NAME"] (and PATH_INFO likewise); from anyone else such headers are
-        dropped, as header_map drops underscore names.  True if PATH_INFO came this way.
-
-        Only the name as listed counts: ``Script-Name`` shares the environ key HTTP_SCRIPT_NAME
-        but is an ordinary header a client can send through the proxy, so it stays one.
-        """
-        forwarders = self.handler.forwarders
-        present = [key for key in forwarders if key in env]
-        if not present:
-            return False
-        trusted = env["REMOTE_ADDR"] in self.handler.trusted
-        path_info = False
-        for key in present:
-            name = forwarders[key]
-            listed, other = [], []
-            for raw, value in self.req.headers:
-                if (_ENVIRON_KEYS.get(raw) or environ_key(raw)) == key:
-                    same = raw.upper() == name.upper().encode("latin-1")
-                    (listed if same else other).append(value.decode("latin-1"))
-            del env[key]
-            if trusted and listed:
-                env[name] = ",".join(listed)
-                path_info = path_info or key == "HTTP_PATH_INFO"
-            elif self.handler.header_map == "dangerous":
-                other = listed + other  # what any other header would have been
-            if other:
-                env[key] = ",".join(other)
-        return path_info
-
-    def _forwarded_scheme(self, env: dict) -> None:
-        """wsgi.url_scheme from secure_scheme_headers sent by a trusted proxy, as gunicorn does.
-
-        Each header present says https (its value matches exactly) or http (any other value);
-        headers that disagree are refused (400).  Trust goes by REMOTE_ADDR, which is the client
-        a PROXY protocol header named, if any: a client behind a TCP proxy cannot vouch for
-        itself, where trusting the proxy's socket address (gunicorn's choice) would let it.
-        """
-        scheme = None
-        for key, secure_value in self.handler.secure_headers.items():
-            value = env.get(key)
-            if value is None:
-                continue
-            if env["REMOTE_ADDR"] not in self.handler.trusted:
-                return
-            # A repeated header arrives joined with "," - the same value twice is still one.
-            secure = value == secure_value or all(
-                part.strip() == secure_value for part in value.split(","))
-            this = "https" if secure else "http"
-            if scheme is not None and this != scheme:
-                raise Reject(400, "secure scheme headers disagree ("
-                             + ", ".join(k[5:] for k in self.handler.secure_headers if k in env)
-                             + ")")
-            scheme = this
-        if scheme is not None:
-            env["wsgi.url_scheme"] = scheme
 
     # -- the app's side of PEP 3333 ---------------------------------------------------------
 
