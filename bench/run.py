@@ -628,6 +628,17 @@ def sc_close(ctx: Context) -> dict:
                       Variant("gunicorn-sync", "gunicorn-sync")],
                      headers=("Connection: close",), quick_keep=("granian", "bjoern"))
     r["targets"] = [ratio_target(r, OURS, "granian", 1.0)]
+    # A connection per request costs both sides a connect and a close: how busy each core was
+    # shows how close this scenario runs to what the two cores can do at all.
+    busy = {name: (row["rps"] * row["server_cpu_us"] / 1e6, row["rps"] * row["wrk_cpu_us"] / 1e6)
+            for name, row in r["servers"].items()
+            if name in (OURS, "granian") and row.get("rps") and row.get("wrk_cpu_us")}
+    if len(busy) == 2:
+        r["cores_busy"] = busy
+        r["notes"].append(
+            "Cores busy (server CPU " + SERVER_CPUS + " / wrk CPU " + CLIENT_CPUS + "): "
+            + ", ".join(f"{name} {srv * 100:.0f}% / {cli * 100:.0f}%" for name, (srv, cli) in busy.items())
+            + ". Both near 100% means the run is at what these two cores can do.")
     return r
 
 
@@ -645,7 +656,28 @@ def sc_sleep(ctx: Context) -> dict:
         ratio_target(r, OURS, "granian", 1.0, "granian (ahead)"),
     ]
     r["notes"].append("uvicorn+a2wsgi uses a2wsgi's own pool of 32 threads.")
+    ceiling = sleepers_ceiling(ctx.duration)
+    if ceiling and ours:
+        r["ceiling_rps"] = ceiling
+        granian = rps_of(r, "granian")
+        r["notes"].append(
+            f"Measured ceiling: 32 threads sleeping 10 ms in a loop, with no server, complete "
+            f"{ceiling:,.0f} sleeps per second on CPU {SERVER_CPUS} (bench/sleepers.py): unicorn_aio "
+            f"serves {ours / ceiling * 100:.1f}% of that"
+            + (f", granian {granian / ceiling * 100:.1f}%." if granian else "."))
     return r
+
+
+def sleepers_ceiling(seconds: float) -> float | None:
+    """Sleeps per second of sleep10's threads alone, pinned where the servers run."""
+    try:
+        out = subprocess.run(["taskset", "-c", SERVER_CPUS, sys.executable, "-m", "bench.sleepers",
+                              str(seconds)], capture_output=True, text=True, timeout=seconds + 30,
+                             check=True, cwd=ROOT)
+        return json.loads(out.stdout)["rate"]
+    except (subprocess.SubprocessError, OSError, ValueError, KeyError) as exc:
+        log(f"  sleepers ceiling not measured: {exc}")
+        return None
 
 
 def sc_big(ctx: Context) -> dict:
