@@ -92,7 +92,7 @@ async def test_keepalive_timeout_closes_idle_connections(start_server):
         writer.close()
 
 
-async def test_an_idle_connection_sheds_its_parser_and_still_serves(start_server):
+async def test_an_idle_connection_sheds_its_parser_and_cache_and_still_serves(start_server):
     server = await start_server(make_app(), keepalive=10)
     reader, writer = await open_raw(server.port)
     try:
@@ -104,16 +104,32 @@ async def test_an_idle_connection_sheds_its_parser_and_still_serves(start_server
             if protocol.parser is None:
                 break
             await asyncio.sleep(0.1)
-        assert protocol.parser is None
+        assert protocol.parser is None and protocol.app_state is None
         # A request split across packets after the idle spell: a fresh parser takes it whole.
         writer.write(b"GET /two HTTP/1.1\r\nHo")
         await asyncio.sleep(0.05)
         writer.write(b"st: t\r\n\r\n" + get(b"/three"))
         resps = await read_responses(reader, 2)
         assert [r.body for r in resps] == [b"hello GET /two", b"hello GET /three"]
-        assert protocol.parser is not None
+        assert protocol.parser is not None and protocol.app_state is not None
     finally:
         writer.close()
+
+
+async def test_connections_from_one_host_share_its_address_string(start_server):
+    # 10 000 idle connections from a proxy hold one copy of its address, not 10 000.
+    server = await start_server(make_app(), keepalive=10)
+    streams = [await open_raw(server.port) for _ in range(2)]
+    try:
+        for reader, writer in streams:
+            writer.write(get(b"/"))
+            await read_responses(reader, 1)
+        first, second = server.connections
+        assert first.peername[0] == "127.0.0.1" and first.peername[1] != second.peername[1]
+        assert first.peername[0] is second.peername[0]
+    finally:
+        for _, writer in streams:
+            writer.close()
 
 
 async def test_header_timeout_answers_408(start_server):

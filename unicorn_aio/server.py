@@ -205,7 +205,7 @@ class Server:
             if protocol.deadline <= now:
                 expired.append(protocol)
             elif protocol.quiet:
-                protocol.shed_parser()
+                protocol.shed()
             else:
                 protocol.quiet = True  # until its next byte
         for protocol in expired:

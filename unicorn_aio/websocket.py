@@ -33,7 +33,6 @@ class WebSocket(asyncio.Protocol):
         self.loop = handler.loop
         self.req = req
         self.peername = http_protocol.peername
-        self.sockname = http_protocol.sockname
         self.scope = handler.scope("websocket", http_protocol, req,
                                    "wss" if self.server.is_ssl else "ws")
         self.transport: asyncio.Transport | None = None
