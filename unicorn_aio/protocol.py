@@ -352,7 +352,11 @@ class HttpProtocol(asyncio.Protocol):
         transport = self.transport
         if transport.is_closing():
             return
-        if not (keep_alive and req.body.complete and not self.closing):
+        # ``keep_alive`` is what the response head told the client.  A stop that came after the
+        # head went out (on an app thread, say) must not close now: the client, told to keep
+        # the connection, may be sending its next request already.  It is answered with
+        # Connection: close, like any request reaching a closing connection.
+        if not (keep_alive and req.body.complete):
             # An unread body would be parsed as the next request; never keep such a connection.
             self._close(linger=not req.body.complete)
             return
