@@ -64,3 +64,10 @@ def frozen(environ, start_response):
     body = b"%d" % gc.get_freeze_count()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def env_value(environ, start_response):
+    """The CONFV variable the worker was started with (raw_env)."""
+    body = os.environ.get("CONFV", "-").encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

@@ -195,3 +195,48 @@ def test_worker_int_and_worker_abort_hooks(server, tmp_path):
     srv.signal(signal.SIGINT)
     srv.proc.wait(10)
     assert "worker_int" in hook_log.read_text()
+
+
+def test_a_second_master_with_the_same_pidfile_refuses_to_start(server, tmp_path):
+    pidfile = tmp_path / "app.pid"
+    first = server("master_apps:hello", "--pid", str(pidfile))
+    proc = subprocess.run([sys.executable, "-m", "unicorn_aio", "master_apps:hello", "--pid",
+                           str(pidfile), "--bind", f"127.0.0.1:{free_port()}"],
+                          cwd=tmp_path, env=dict(os.environ, PYTHONPATH=f"{TESTS}:{ROOT}"),
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert f"already running on pid {first.pid}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert pidfile.read_text().strip() == str(first.pid)  # the first one's file, untouched
+
+
+def test_int_during_a_graceful_stop_makes_it_quick(server):
+    srv = server("master_apps:app", "--graceful-timeout", "30", "--threads", "2")
+    def slow_request() -> None:
+        try:
+            get(srv.url + "/slow?s=20", timeout=30)
+        except OSError:
+            pass  # cut by the quick stop: that is the point
+
+    slow = threading.Thread(target=slow_request, daemon=True)
+    slow.start()
+    time.sleep(0.5)
+    srv.signal(signal.SIGTERM)  # graceful: would wait for the 20 s request
+    time.sleep(0.5)
+    started = time.monotonic()
+    srv.signal(signal.SIGINT)
+    srv.proc.wait(10)
+    assert time.monotonic() - started < 5
+    assert "Quick shutdown requested" in srv.log()
+
+
+def test_hup_applies_the_reloaded_raw_env(server, tmp_path):
+    conf = tmp_path / "env_conf.py"
+    conf.write_text('raw_env = ["CONFV=before"]\n')
+    srv = server("master_apps:env_value", "-c", str(conf))
+    assert get(srv.url + "/")[1] == b"before"
+    old = set(srv.workers())
+    conf.write_text('raw_env = ["CONFV=after"]\n')
+    srv.signal(signal.SIGHUP)
+    wait_for(lambda: srv.workers() and not old & set(srv.workers()), 15, what="new workers")
+    assert get(srv.url + "/")[1] == b"after"

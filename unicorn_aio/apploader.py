@@ -16,6 +16,12 @@ class AppImportError(Exception):
     """The app could not be loaded; the message is one line for the user."""
 
 
+class AppBootError(AppImportError):
+    """The app's own code failed as it loaded: its module (or one it imports) raised or is
+    missing, or its factory raised.  gunicorn tells these apart from a wrong app name by the
+    exit code: 3 (worker failed to boot) rather than 4 (app failed to load)."""
+
+
 def load_app(app_uri: str):
     module_name, _, expr = app_uri.partition(":")
     if not module_name:
@@ -34,7 +40,7 @@ def load_app(app_uri: str):
         try:
             obj = obj(*args, **kwargs)
         except Exception as exc:
-            raise AppImportError(
+            raise AppBootError(
                 f"app {app_uri!r}: factory {name}() failed: {_one_line(exc)}") from exc
     if not callable(obj):
         raise AppImportError(f"app {app_uri!r}: {name!r} is a {type(obj).__name__}, not callable")
@@ -70,13 +76,13 @@ def _import(module_name: str, app_uri: str):
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise AppImportError(f"app {app_uri!r}: no module named {exc.name!r} "
-                                 f"(looked in {sys.path[0] or '.'} and the Python path)") from None
-        raise AppImportError(f"app {app_uri!r}: importing {module_name} failed: "
-                             f"{_one_line(exc)}") from exc
+            raise AppBootError(f"app {app_uri!r}: no module named {exc.name!r} "
+                               f"(looked in {sys.path[0] or '.'} and the Python path)") from None
+        raise AppBootError(f"app {app_uri!r}: importing {module_name} failed: "
+                           f"{_one_line(exc)}") from exc
     except Exception as exc:
-        raise AppImportError(f"app {app_uri!r}: importing {module_name} failed: "
-                             f"{_one_line(exc)}") from exc
+        raise AppBootError(f"app {app_uri!r}: importing {module_name} failed: "
+                           f"{_one_line(exc)}") from exc
 
 
 def _one_line(exc: BaseException) -> str:

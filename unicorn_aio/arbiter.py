@@ -22,6 +22,7 @@ import uvloop
 
 from . import __version__
 from .apploader import AppImportError
+from .cli import prepare_process
 from .config import ConfigError, load_config
 from .logs import logger_for
 from .paste import load_wsgi_app
@@ -32,7 +33,8 @@ from .tls import check_tls
 # The serving code is imported here, before any fork: workers share its pages, and one that
 # drops privileges (--user) may no longer be able to read the interpreter's own library.
 from . import asgi, server, wsgi  # noqa: F401
-from .worker import APP_LOAD_ERROR, BOOTED, RETIRE, WORKER_BOOT_ERROR, Worker, run_worker
+from .worker import (APP_LOAD_ERROR, BOOTED, DRAIN, RETIRE, WORKER_BOOT_ERROR, WORKER_STOP_SIGNALS,
+                     Worker, run_worker)
 
 MASTER_PID_ENV = "UNICORN_AIO_MASTER_PID"
 ABORT_GRACE = 1.0      # after SIGABRT (stack dump), seconds before SIGKILL
@@ -68,6 +70,7 @@ class WorkerProcess:
         self.aborted_at = 0.0
         self.killed = False     # we sent SIGKILL, so its death is no mystery
         self.retiring = False   # asked to be replaced (max-requests, memory)
+        self.draining = False   # told to hand new clients to its siblings
         self.stopping = False   # we sent TERM/QUIT
 
 
@@ -145,12 +148,12 @@ class Arbiter:
         self.log.info("Starting unicorn_aio %s", __version__)
         for message in cfg.warnings:
             self.log.warning("%s", message)
+        if cfg.pidfile:  # first: a second instance must not take the first one's sockets
+            self._write_pidfile(cfg.pidfile)
         self.listeners = bind_all(cfg)
         # Inherited fds are ours now; do not leak the variables to workers or the app.
         for name in (INHERIT_ENV, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
             os.environ.pop(name, None)
-        if cfg.pidfile:
-            self._write_pidfile(cfg.pidfile)
         self.log.info("Listening at: %s (%d)", ", ".join(describe(s) for s in self.listeners),
                       self.pid)
         interface = "WSGI or ASGI, detected from the app" if cfg.interface == "auto" \
@@ -235,6 +238,7 @@ class Arbiter:
         """Spawn or retire workers until the current generation has ``num_workers`` serving."""
         if self.stopping:
             return
+        self._drain_retirees()  # before spawning: a fork takes milliseconds of serving
         current = [w for w in self.workers.values()
                    if w.generation == self.generation and not w.retiring and not w.stopping]
         missing = self.num_workers - len(current)
@@ -253,6 +257,19 @@ class Arbiter:
         for w in sorted(current, key=lambda w: w.age)[:max(0, len(current) - self.num_workers)]:
             self.stop_worker(w, signal.SIGTERM)  # TTOU: the oldest go first, gracefully
         self._report_worker_count()
+
+    def _drain_retirees(self) -> None:
+        """A retiring worker serves until its replacement boots; if a sibling serves meanwhile,
+        it takes the new clients instead, or a busy worker overshoots --max-requests by all
+        it serves in that time (hundreds, where gunicorn's overshoot is a handful)."""
+        for w in self.workers.values():
+            if w.retiring and not w.draining and not w.stopping and any(
+                    o.booted and not (o.retiring or o.stopping) for o in self.workers.values()):
+                w.draining = True
+                try:
+                    w.channel.send(DRAIN)
+                except OSError:
+                    pass  # gone or busy: it still stops when its replacement serves
 
     def _report_worker_count(self) -> None:
         # gunicorn's "gunicorn.workers" gauge: every worker process alive, once per change.
@@ -287,8 +304,14 @@ class Arbiter:
         record = WorkerProcess(self.worker_age, self.generation)
         parent_end, child_end = socket.socketpair()
         self.cfg.pre_fork(self, record)
+        # Held back across the fork: until the child has its own handlers, a TERM sent to it
+        # would run the master's (a write to the master's wakeup fd) and be lost - a worker
+        # told to stop while it boots would serve on.  The child unblocks in _reset_signals.
+        masked = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_STOP_SIGNALS)
         pid = os.fork()
-        if pid == 0:  # the child: never returns
+        if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+        else:  # the child: never returns
             try:
                 parent_end.close()
                 for other in self.workers.values():
@@ -437,6 +460,13 @@ class Arbiter:
             self.log.error("Reload failed, keeping the current configuration: %s", exc)
             notify("READY=1")
             return
+        try:
+            prepare_process(cfg)  # raw_env, chdir, pythonpath: the new workers start from them
+        except OSError as exc:
+            self.log.error("Reload failed, keeping the current configuration: %s", exc)
+            prepare_process(self.cfg)
+            notify("READY=1")
+            return
         old_binds = [describe(s) for s in self.listeners]
         self.cfg = cfg
         self.log.setup(cfg)
@@ -528,7 +558,16 @@ class Arbiter:
         self.kill_workers(signal.SIGTERM if graceful else signal.SIGQUIT)
         limit = self.loop.time() + (self.cfg.graceful_timeout if graceful else 0) + 2
         while self.workers and self.loop.time() < limit:
-            await asyncio.sleep(0.05)
+            try:
+                name = await asyncio.wait_for(self._wakeups.get(), 0.05)
+            except TimeoutError:
+                continue
+            if graceful and name in ("INT", "QUIT"):
+                # The operator will not wait for the graceful stop: make it quick, as gunicorn.
+                graceful = False
+                self.log.info("Quick shutdown requested")
+                self.kill_workers(signal.SIGQUIT)
+                limit = min(limit, self.loop.time() + 2)
         for w in list(self.workers.values()):
             w.killed = True
             self._kill(w, signal.SIGKILL)
@@ -571,10 +610,10 @@ class Arbiter:
         try:
             with open(path) as f:
                 other = int(f.read().strip() or 0)
-            if other and other != self.pid and other != self.master_pid and _alive(other):
-                raise ConfigError(f"pidfile {path}: already running as pid {other}")
         except (FileNotFoundError, ValueError):
-            pass
+            other = 0
+        if other and other != self.pid and other != self.master_pid and _alive(other):
+            raise ConfigError(f"already running on pid {other} (or pid file {path} is stale)")
         tmp = f"{path}.{self.pid}.tmp"
         with open(tmp, "w") as f:
             f.write(f"{self.pid}\n")

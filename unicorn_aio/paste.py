@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from .apploader import AppImportError, _one_line
+from .apploader import AppBootError, AppImportError, _one_line
 from .config import Config, ConfigError
 
 
@@ -81,8 +81,8 @@ def load_paste_app(cfg):
     except LookupError as exc:  # no [app:name] section, unknown egg entry point
         raise AppImportError(f"--paste {cfg.paste}: {exc}") from None
     except Exception as exc:
-        raise AppImportError(f"--paste {cfg.paste}: loading the app failed: "
-                             f"{_one_line(exc)}") from exc
+        raise AppBootError(f"--paste {cfg.paste}: loading the app failed: "
+                           f"{_one_line(exc)}") from exc
 
 
 def load_wsgi_app(cfg):

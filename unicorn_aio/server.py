@@ -158,7 +158,7 @@ class Server:
 
     def resume_accepting(self) -> None:
         if not self._accepting and self._listen_task is None and self._stopped is not None \
-                and not self._stopped.done():
+                and not self._stopped.done() and not self.shutting_down:
             self._listen_task = self.loop.create_task(self._listen())
             self._listen_task.add_done_callback(self._listen_done)
 
@@ -166,6 +166,15 @@ class Server:
         self._listen_task = None
         if not task.cancelled() and task.exception() is not None:
             self.log.error("cannot resume accepting: %s", task.exception())
+
+    def drain(self) -> None:
+        """This worker is on its way out and siblings serve: stop accepting for good, and close
+        each connection after the response it is on, so clients come back to a sibling."""
+        self.shutting_down = True
+        self.pause_accepting()
+        for protocol in list(self.connections):
+            if isinstance(protocol, HttpProtocol):
+                protocol.shutdown()
 
     def _update_accepting(self) -> None:
         """Stop accepting while full, so the kernel hands new connections to idle siblings."""

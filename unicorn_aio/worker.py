@@ -21,18 +21,23 @@ import socket
 import sys
 import time
 
-from .apploader import AppImportError
+from .apploader import AppBootError, AppImportError
 from .paste import load_wsgi_app
 from .sockets import worker_listeners
 
 WORKER_BOOT_ERROR = 3  # gunicorn's codes: the master halts instead of respawning
 APP_LOAD_ERROR = 4
 
-BOOTED, BEAT, RETIRE = b"B", b".", b"R"
+# Worker to master: booted, alive, replace me.  Master to worker: drain (siblings serve, so
+# hand them new clients while your replacement boots).
+BOOTED, BEAT, RETIRE, DRAIN = b"B", b".", b"R", b"D"
 QUICK_GRACE = 1.0  # seconds a quick shutdown gives requests already being answered
 # Signals the master handles; a child must not inherit its handlers (or its wakeup fd).
 MASTER_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGINT", "SIGTERM", "SIGTTIN", "SIGTTOU", "SIGUSR1",
                   "SIGUSR2", "SIGWINCH", "SIGCHLD", "SIGABRT")
+# What the master sends its workers; blocked from fork until the worker's handlers are set.
+WORKER_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
+                       signal.SIGHUP, signal.SIGWINCH, signal.SIGABRT}
 
 
 def heartbeat_interval(timeout: float) -> float:
@@ -81,6 +86,9 @@ class Worker:
             if self.app is None:
                 self.loading_ns = time.time_ns()  # --reload: changes from here on count
                 self.app = load_wsgi_app(self.cfg)
+        except AppBootError as exc:
+            self.log.error("Worker failed to boot: %s", exc)
+            return WORKER_BOOT_ERROR
         except AppImportError as exc:
             self.log.error("Worker failed to load the app: %s", exc)
             return APP_LOAD_ERROR
@@ -105,6 +113,9 @@ class Worker:
         # log before dying, so a timeout comes with the reason for it.
         signal.signal(signal.SIGABRT, self._on_abort)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        # Blocked by the master across the fork: one that came meanwhile is delivered now (a
+        # TERM while booting stops the worker, as the default action does from here on).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_STOP_SIGNALS)
 
     def _set_owner(self) -> None:
         gid, uid = self.cfg.gid, self.cfg.uid
@@ -208,6 +219,8 @@ class Worker:
             self.log.warning("Master is gone; worker (pid:%d) shutting down", os.getpid())
             self.loop.remove_reader(self.channel.fileno())
             self._graceful()
+        elif DRAIN in data and self.server is not None:
+            self.server.drain()
 
     def _on_request_finished(self, total: int) -> None:
         self.nr = total
@@ -224,7 +237,7 @@ class Worker:
 
     def _retire(self) -> None:
         # The master starts our replacement first and sends TERM once it is serving, so
-        # capacity never dips; until then we keep serving.
+        # capacity never dips; until then we keep serving, or drain if siblings serve.
         self._retire_sent = True
         self._send(RETIRE)
 
