@@ -377,6 +377,9 @@ class Arbiter:
                 self.log.error("Worker (pid:%d) was sent %s!", w.pid, name)
         elif code in (WORKER_BOOT_ERROR, APP_LOAD_ERROR) and not w.booted:
             self._boot_failed(w, code)
+        elif w.aborted:
+            self.log.warning("Worker (pid:%d) exited after its timeout (its stacks are above)",
+                             w.pid)
         elif code != 0:
             self.log.error("Worker (pid:%d) exited with code %d", w.pid, code)
         else:

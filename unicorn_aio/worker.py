@@ -144,7 +144,29 @@ class Worker:
         stream.flush()
         faulthandler.dump_traceback(file=stream, all_threads=True)
         stream.flush()
+        try:
+            self._fail_unanswered()
+        except Exception:
+            pass
         os._exit(1)
+
+    def _fail_unanswered(self) -> None:
+        """Dying of a timeout: answer 500 where no response has begun, as gunicorn does, rather
+        than leave the client a bare reset.  This runs in the loop thread (a signal handler
+        between two bytecodes of whatever hung it), so the transports are ours to write."""
+        server = self.server
+        if server is None:
+            return
+        from .protocol import HttpProtocol, error_response
+
+        for protocol in list(server.connections):
+            if not isinstance(protocol, HttpProtocol) or not protocol.requests:
+                continue
+            cycle = protocol.requests[0].cycle
+            transport = protocol.transport
+            if cycle is not None and not getattr(cycle, "head_sent", True) and \
+                    transport is not None and not transport.is_closing():
+                transport.write(error_response(500, "worker timeout"))
 
     # -- serving ----------------------------------------------------------------------------
 
