@@ -338,7 +338,7 @@ class HTTPCycle:
     __slots__ = ("handler", "protocol", "req", "transport", "status", "headers",
                  "content_length", "keep_alive", "chunked", "started", "head_sent", "complete",
                  "failed", "lost", "paused", "sent", "body_done", "waiter", "drain",
-                 "start_time", "bodyless")
+                 "start_time", "bodyless", "own_headers")
 
     def __init__(self, handler: ASGIHandler, protocol, req) -> None:
         self.handler = handler
@@ -348,6 +348,7 @@ class HTTPCycle:
         self.status: str | None = None
         self.headers: list = []
         self.content_length: int | None = None
+        self.own_headers: str | None = None  # which of Date and Server the app set
         self.keep_alive = req.keep_alive
         self.chunked = False
         self.started = False  # http.response.start received
@@ -453,7 +454,7 @@ class HTTPCycle:
             if self.lost:
                 raise ClientDisconnected("client disconnected")
             status = status_line(message["status"])
-            headers, self.content_length, close = app_headers(
+            headers, self.content_length, close, self.own_headers = app_headers(
                 decode_headers(message.get("headers", ())))
             self.status, self.headers, self.started = status, headers, True
             self.bodyless = bodyless(self.req.method, status)
@@ -480,7 +481,7 @@ class HTTPCycle:
             head, self.chunked, self.keep_alive = response_head(
                 self.req, self.status, self.headers, self.content_length,
                 self.keep_alive and not self.protocol.closing,
-                self.handler.server.date_and_server)
+                self.handler.server.date_and_server, self.own_headers)
             self.head_sent = True
         if self.bodyless:
             if head:
@@ -555,7 +556,7 @@ class HTTPCycle:
         self._wake()
         if not self.head_sent:
             self.status, self.headers, self.sent = "500 Internal Server Error", [], 0
-            self.transport.write(error_response(500))
+            self.transport.write(error_response(500, "", self.req.method))
             self.head_sent = True
         else:
             # Without the last-chunk, and with the close, the client knows the body is cut

@@ -122,7 +122,12 @@ class ThreadPool:
         done = self._done
         while done:
             callback, args = done.popleft()
-            callback(*args)
+            try:
+                callback(*args)
+            except Exception as exc:  # one failure must not strand the callbacks behind it
+                self.loop.call_exception_handler({
+                    "message": "unicorn_aio: error in a callback from an app thread",
+                    "exception": exc})
 
     # -- app threads ------------------------------------------------------------------------
 

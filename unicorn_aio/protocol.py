@@ -33,12 +33,15 @@ NEVER = float("inf")
 LINGER_SECONDS = 2.0
 
 
-def error_response(status: int, reason: str = "") -> bytes:
+def error_response(status: int, reason: str = "", method: bytes = b"") -> bytes:
+    """A complete plain-text error answer that closes the connection; no body for a HEAD
+    request (RFC 9110 9.3.2), whose client would take the body for the next response."""
     phrase = http.HTTPStatus(status).phrase
     body = f"{phrase}\n{reason}\n" if reason else f"{phrase}\n"
     return (
         f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"{body if method != b'HEAD' else ''}"
     ).encode("latin-1", "replace")
 
 

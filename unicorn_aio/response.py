@@ -18,7 +18,9 @@ HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-STATUS = re.compile(r"[1-9][0-9][0-9]( .*)?\Z")
+# RFC 9112 4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ) - no CR or LF to split the
+# head with, nothing past latin-1.
+STATUS = re.compile(r"[1-9][0-9][0-9](?: [\t\x20-\x7e\x80-\xff]*)?\Z")
 
 # Names and statuses already validated: apps send the same few again and again, and these
 # checks run for every response.
@@ -31,6 +33,10 @@ def check_status(status) -> None:
     if status not in _CHECKED_STATUSES:
         if type(status) is not str or not STATUS.match(status):
             raise ValueError(f"invalid WSGI status {status!r}: expected a str like '200 OK'")
+        if status[0] == "1":
+            # The client would take it for an interim answer and wait for the real one.
+            raise ValueError(f"invalid WSGI status {status!r}: 1xx is interim (RFC 9110 15.2), "
+                             f"never a final response")
         if len(_CHECKED_STATUSES) < 1024:
             _CHECKED_STATUSES.add(status)
 
@@ -44,35 +50,51 @@ def _checked_name(name) -> str:
     return lname
 
 
-def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool]:
+def _bad_value(value: str) -> bool:
+    if BAD_VALUE.search(value):
+        return True
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool, str | None]:
     """Check the app's ``(name, value)`` str pairs; returns what to send, its Content-Length
-    (None if not given) and whether the app asked for ``Connection: close``.
+    (None if not given), whether the app asked for ``Connection: close``, and which of Date and
+    Server it set itself (None, "date", "server" or "date server"): those it sets replace ours.
 
     Raises ValueError for a header that would corrupt the response (RFC 9110 5.1, 5.5).
     """
     kept = []
     content_length = None
     close = False
+    own = None
     for item in headers:
         name, value = item
         lname = _CHECKED_NAMES.get(name) or _checked_name(name)
-        # isprintable() is one C pass that is False for every control character; only the
-        # values it doubts (tabs, some non-ASCII) need the precise regex.
-        if type(value) is not str or not value.isprintable() and BAD_VALUE.search(value):
+        # isascii() and isprintable() are C passes that pass nearly every value; only what
+        # they doubt (tabs, non-ASCII) needs the precise checks.
+        if type(value) is not str or not (value.isascii() and value.isprintable()) and \
+                _bad_value(value):
             raise ValueError(f"invalid value for response header {name}: {value!r}")
         if lname in HOP_BY_HOP:
             if lname == "connection" and "close" in value.lower():
                 close = True
             continue
         if lname == "content-length":
-            try:
-                content_length = int(value)
-            except ValueError:
-                raise ValueError(f"invalid Content-Length from the app: {value!r}") from None
-            if content_length < 0:
+            digits = value.strip(" \t")
+            if not (digits.isascii() and digits.isdigit()) or \
+                    content_length is not None and int(digits) != content_length:
                 raise ValueError(f"invalid Content-Length from the app: {value!r}")
+            if content_length is not None:
+                continue  # the same length twice: send it once
+            content_length = int(digits)
+        elif lname == "date" or lname == "server":
+            own = lname if own is None else "date server"
         kept.append(item)
-    return kept, content_length, close
+    return kept, content_length, close, own
 
 
 def clip_to_length(data: bytes, content_length: int | None, sent: int, log) -> tuple[bytes, bool]:
@@ -90,11 +112,12 @@ def bodyless(method: bytes, status: str) -> bool:
 
 
 def head(req, status: str, headers: list, content_length: int | None, keep_alive: bool,
-         date_and_server: str) -> tuple[bytes, bool, bool]:
+         date_and_server: str, own: str | None = None) -> tuple[bytes, bool, bool]:
     """The response head for ``req``; returns it with (chunked, keep_alive).
 
     ``keep_alive`` is what the request, the app and the server's state allow; the framing may
-    still take it away.  The head is built as one str and encoded once: this runs per request.
+    still take it away.  ``own`` names the Date and Server headers the app set (app_headers).
+    The head is built as one str and encoded once: this runs per request.
     """
     # A body still unread when the answer starts may never be read; finish_request would then
     # close, so say so now rather than promise a keep-alive we cannot keep.
@@ -105,7 +128,9 @@ def head(req, status: str, headers: list, content_length: int | None, keep_alive
             chunked = True
         else:
             keep_alive = False  # HTTP/1.0 without a length: the close ends the body
-    lines = [f"HTTP/1.1 {status}\r\n"]
+    if status.startswith("204"):  # RFC 9110 8.6: never a Content-Length on a 204
+        headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+    lines = [f"HTTP/1.1 {status}\r\n" if len(status) > 3 else f"HTTP/1.1 {status} \r\n"]
     lines += [f"{name}: {value}\r\n" for name, value in headers]
     if chunked:
         lines.append("Transfer-Encoding: chunked\r\n")
@@ -113,5 +138,8 @@ def head(req, status: str, headers: list, content_length: int | None, keep_alive
         lines.append("Connection: close\r\n")
     elif req.version == "1.0":
         lines.append("Connection: keep-alive\r\n")
+    if own is not None:  # the app's own Date or Server replaces ours: one of each
+        date_and_server = "".join(line + "\r\n" for line in date_and_server.split("\r\n")
+                                  if line and line.split(":", 1)[0].lower() not in own) + "\r\n"
     lines.append(date_and_server)
     return "".join(lines).encode("latin-1"), chunked, keep_alive

@@ -162,11 +162,11 @@ class Worker:
         for protocol in list(server.connections):
             if not isinstance(protocol, HttpProtocol) or not protocol.requests:
                 continue
-            cycle = protocol.requests[0].cycle
+            req = protocol.requests[0]
             transport = protocol.transport
-            if cycle is not None and not getattr(cycle, "head_sent", True) and \
+            if req.cycle is not None and not getattr(req.cycle, "head_sent", True) and \
                     transport is not None and not transport.is_closing():
-                transport.write(error_response(500, "worker timeout"))
+                transport.write(error_response(500, "worker timeout", req.method))
 
     # -- serving ----------------------------------------------------------------------------
 

@@ -118,6 +118,7 @@ class WSGICycle(RequestEnviron):
     flush_scheduled = False
     lost = False
     failed = False  # the app raised after the head went out
+    own_headers: str | None = None  # which of Date and Server the app set (app_headers)
     start_time = 0.0
 
     def __init__(self, handler: WSGIHandler, protocol, req: Request) -> None:
@@ -144,7 +145,7 @@ class WSGICycle(RequestEnviron):
         check_status(status)
         self.status = status
         self.chunked = False
-        self.headers, self.content_length, close = app_headers(headers)
+        self.headers, self.content_length, close, self.own_headers = app_headers(headers)
         if close:
             self.keep_alive = False
         return self.write
@@ -153,6 +154,8 @@ class WSGICycle(RequestEnviron):
         """PEP 3333's legacy ``write()`` callable."""
         if self.status is None:
             raise AssertionError("write() called before start_response()")
+        if type(data) is not bytes:  # raised here, in the app, not later on the loop
+            raise TypeError(f"write() takes bytes (PEP 3333), got {type(data).__name__}")
         self._send_body(data)
 
     # -- running ----------------------------------------------------------------------------
@@ -241,7 +244,7 @@ class WSGICycle(RequestEnviron):
         if isinstance(exc, Reject) and not self.head_sent:  # the request itself is wrong
             self.status = f"{exc.status} {http.HTTPStatus(exc.status).phrase}"
             self.headers = []
-            self._emit(error_response(exc.status, exc.reason))
+            self._emit(error_response(exc.status, exc.reason, self.req.method))
             self.head_sent = True
             return
         self.handler.log.exception("Error handling request %s",
@@ -250,7 +253,7 @@ class WSGICycle(RequestEnviron):
             self.status = "500 Internal Server Error"
             self.headers = []
             self.outbox_reset()
-            self._emit(error_response(500))
+            self._emit(error_response(500, "", self.req.method))
             self.head_sent = True
             self.sent = 0
         else:
@@ -322,7 +325,8 @@ class WSGICycle(RequestEnviron):
     def _head(self) -> bytes:
         head, self.chunked, self.keep_alive = response_head(
             self.req, self.status, self.headers, self.content_length,
-            self.keep_alive and not self.protocol.closing, self.handler.server.date_and_server)
+            self.keep_alive and not self.protocol.closing, self.handler.server.date_and_server,
+            self.own_headers)
         return head
 
     def _send_body(self, data: bytes) -> None:
@@ -367,7 +371,15 @@ class WSGICycle(RequestEnviron):
     def _finish_on_loop(self) -> None:
         self.handler.pool.task_done()
         self.on_loop = True
-        self._end()
+        try:
+            self._end()
+        except Exception:
+            # Our bug, not the app's: what went out may be half a response, so the connection
+            # cannot be trusted to be in step any more.  Drop it rather than leave it hanging.
+            self.handler.log.exception("Error finishing the response to %s",
+                                       self.req.url.decode("latin-1", "replace"))
+            if self.protocol.transport is not None:
+                self.protocol.transport.abort()
 
     # -- the loop/thread bridge -------------------------------------------------------------
 
