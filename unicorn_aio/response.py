@@ -25,20 +25,26 @@ STATUS = re.compile(r"[1-9][0-9][0-9](?: [\t\x20-\x7e\x80-\xff]*)?\Z")
 # Names and statuses already validated: apps send the same few again and again, and these
 # checks run for every response.
 _CHECKED_NAMES: dict[str, str] = {}
-_CHECKED_STATUSES: set[str] = set()
+_CHECKED_STATUSES: dict[str, str] = {}
+_DATE_SERVER = frozenset(("date", "server"))
 
 
-def check_status(status) -> None:
-    """A WSGI status line: three digits, then an optional reason (PEP 3333)."""
-    if status not in _CHECKED_STATUSES:
+def check_status(status) -> str:
+    """A WSGI status line: three digits, then an optional reason (PEP 3333).  Returns it as the
+    status line needs it: "200" becomes "200 ", since the SP before the reason is not optional
+    (RFC 9112 4)."""
+    checked = _CHECKED_STATUSES.get(status)
+    if checked is None:
         if type(status) is not str or not STATUS.match(status):
             raise ValueError(f"invalid WSGI status {status!r}: expected a str like '200 OK'")
         if status[0] == "1":
             # The client would take it for an interim answer and wait for the real one.
             raise ValueError(f"invalid WSGI status {status!r}: 1xx is interim (RFC 9110 15.2), "
                              f"never a final response")
+        checked = status if len(status) > 3 else status + " "
         if len(_CHECKED_STATUSES) < 1024:
-            _CHECKED_STATUSES.add(status)
+            _CHECKED_STATUSES[status] = checked
+    return checked
 
 
 def _checked_name(name) -> str:
@@ -48,16 +54,6 @@ def _checked_name(name) -> str:
     if len(_CHECKED_NAMES) < 1024:
         _CHECKED_NAMES[name] = lname
     return lname
-
-
-def _bad_value(value: str) -> bool:
-    if BAD_VALUE.search(value):
-        return True
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool, str | None]:
@@ -74,10 +70,10 @@ def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool, str |
     for item in headers:
         name, value = item
         lname = _CHECKED_NAMES.get(name) or _checked_name(name)
-        # isascii() and isprintable() are C passes that pass nearly every value; only what
-        # they doubt (tabs, non-ASCII) needs the precise checks.
-        if type(value) is not str or not (value.isascii() and value.isprintable()) and \
-                _bad_value(value):
+        # isprintable() is one C pass that is False for every control character; only the
+        # values it doubts (tabs, some non-ASCII) need the precise regex.  A value latin-1
+        # cannot carry fails where the head is encoded, as a UnicodeEncodeError (a ValueError).
+        if type(value) is not str or not value.isprintable() and BAD_VALUE.search(value):
             raise ValueError(f"invalid value for response header {name}: {value!r}")
         if lname in HOP_BY_HOP:
             if lname == "connection" and "close" in value.lower():
@@ -91,7 +87,7 @@ def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool, str |
             if content_length is not None:
                 continue  # the same length twice: send it once
             content_length = int(digits)
-        elif lname == "date" or lname == "server":
+        elif lname in _DATE_SERVER:
             own = lname if own is None else "date server"
         kept.append(item)
     return kept, content_length, close, own
@@ -128,9 +124,9 @@ def head(req, status: str, headers: list, content_length: int | None, keep_alive
             chunked = True
         else:
             keep_alive = False  # HTTP/1.0 without a length: the close ends the body
-    if status.startswith("204"):  # RFC 9110 8.6: never a Content-Length on a 204
+    if status[2] == "4" and status[:3] == "204":  # RFC 9110 8.6: no Content-Length on a 204
         headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
-    lines = [f"HTTP/1.1 {status}\r\n" if len(status) > 3 else f"HTTP/1.1 {status} \r\n"]
+    lines = [f"HTTP/1.1 {status}\r\n"]
     lines += [f"{name}: {value}\r\n" for name, value in headers]
     if chunked:
         lines.append("Transfer-Encoding: chunked\r\n")

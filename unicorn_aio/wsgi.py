@@ -142,8 +142,7 @@ class WSGICycle(RequestEnviron):
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called a second time without exc_info")
-        check_status(status)
-        self.status = status
+        self.status = check_status(status)
         self.chunked = False
         self.headers, self.content_length, close, self.own_headers = app_headers(headers)
         if close:
@@ -355,7 +354,10 @@ class WSGICycle(RequestEnviron):
     def _end(self) -> None:
         """Loop thread: everything is queued; close the framing and hand back the connection."""
         if self.status is not None and not self.head_sent:
-            self._send_body(b"")
+            try:
+                self._send_body(b"")  # the head, built here when the app sent no body
+            except ValueError as exc:  # a header value latin-1 cannot carry
+                self._on_error(exc)
         elif self.chunked and not self.lost and not self.failed:
             # After an app error the last-chunk would tell the client a cut body is complete;
             # without it, and with the close, the client knows it is not (RFC 9112 7.1).
