@@ -16,6 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.timeout(30)
 
+HELLO_APP = ("def app(environ, start_response):\n"
+             "    start_response('200 OK', [('Content-Length', '2')])\n"
+             "    return [b'ok']\n")
+
 
 def run(*args, cwd, env=None):
     environ = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
@@ -226,3 +230,51 @@ def test_check_config_uses_chdir_and_raw_env(tmp_path):
     proc = run("--check-config", "--chdir", str(project), "-e", "APP_MODE=test", "envapp:app",
                cwd=tmp_path)
     assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_unbalanced_quote_in_env_args_is_one_line(tmp_path):
+    proc = run("app:app", cwd=tmp_path, env={"GUNICORN_CMD_ARGS": "--bind '127.0.0.1:8000"})
+    assert single_error(proc, 2) == "GUNICORN_CMD_ARGS: No closing quotation"
+
+
+@pytest.mark.parametrize("flag", ["--access-logfile", "--error-logfile"])
+def test_a_log_file_that_cannot_open_stops_the_start(tmp_path, flag):
+    # Falling back to stdout would lose the log unseen under --daemon or systemd (gunicorn
+    # refuses too); a log that breaks while serving still falls back, see test_logs.
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    proc = run("app:app", flag, str(tmp_path / "missing" / "x.log"), "--bind", "127.0.0.1:0",
+               cwd=tmp_path)
+    message = single_error(proc, 1)
+    assert message.startswith(f"cannot open {flag[2:-8]} log ") and "No such file" in message
+
+
+@pytest.mark.parametrize("args", [["--log-config", "/nonexistent.ini"],
+                                  ["--log-config-json", "broken.json"]])
+def test_a_bad_log_config_is_one_line(tmp_path, args):
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    (tmp_path / "broken.json").write_text("{not json")
+    for extra in ([], ["--check-config"]):
+        proc = run("app:app", *args, *extra, "--bind", "127.0.0.1:0", cwd=tmp_path)
+        assert "log config" in single_error(proc, 1)
+
+
+@pytest.mark.parametrize("hook", ["on_starting", "when_ready", "pre_fork", "post_fork"])
+def test_a_failing_startup_hook_stops_the_start_in_one_line(tmp_path, hook):
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    args = "server" if hook in ("on_starting", "when_ready") else "server, worker"
+    (tmp_path / "conf.py").write_text(f"def {hook}({args}):\n    raise RuntimeError('boom')\n")
+    proc = run("app:app", "-c", "conf.py", "--bind", "127.0.0.1:0", cwd=tmp_path)
+    # post_fork fails in the worker: gunicorn's "worker failed to boot", exit 3
+    assert proc.returncode == (3 if hook == "post_fork" else 1), proc.stderr
+    assert f"{hook} hook failed: RuntimeError: boom (conf.py:2)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_setting_misspelt_in_a_config_file_is_warned(tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text(
+        "import multiprocessing\nworkerz = 3\nhelper_port = 8000\n")
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    proc = run("--check-config", "app:app", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ("unicorn_aio: warning: config file gunicorn.conf.py: unknown setting "
+                           "'workerz' (did you mean 'workers'?); it is ignored\n")

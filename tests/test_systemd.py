@@ -96,7 +96,7 @@ def test_systemd_socket_activate(tmp_path, spawned):
     assert get(f"http://127.0.0.1:{port}/", timeout=15) == (200, b"Hello, World!\n")
     assert _serves(proc, port, log_path)[0] == 200
     log = log_path.read_text()
-    assert f"Listening at: 127.0.0.1:{port} ({proc.pid})" in log  # the inherited socket, not :8000
+    assert f"Listening at: http://127.0.0.1:{port} ({proc.pid})" in log  # the inherited socket, not :8000
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0
 
@@ -141,7 +141,7 @@ def test_listen_fds_from_an_exec_wrapper(tmp_path, spawned):
             env=dict(os.environ, PYTHONPATH=f"{tmp_path}:{ROOT}"))
     spawned.append(proc)
     assert _serves(proc, port, log_path)[0] == 200
-    assert f"Listening at: 127.0.0.1:{port} ({proc.pid})" in log_path.read_text()
+    assert f"Listening at: http://127.0.0.1:{port} ({proc.pid})" in log_path.read_text()
     # The variables are the master's only: the app (and its subprocesses) must not see them.
     assert get(f"http://127.0.0.1:{port}/env")[1] == b"LISTEN_FDS=None LISTEN_PID=None"
     proc.send_signal(signal.SIGTERM)
@@ -155,6 +155,6 @@ def test_listen_pid_for_another_process_is_ignored(tmp_path, spawned):
                          env={"LISTEN_FDS": "1", "LISTEN_PID": "1"})
     try:
         proc.wait_ready()
-        assert f"Listening at: 127.0.0.1:{port}" in proc.log()
+        assert f"Listening at: http://127.0.0.1:{port}" in proc.log()
     finally:
         proc.stop()

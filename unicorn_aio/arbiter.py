@@ -21,7 +21,7 @@ import time
 import uvloop
 
 from . import __version__
-from .apploader import AppImportError
+from .apploader import AppImportError, _one_line
 from .cli import prepare_process
 from .config import ConfigError, load_config
 from .logs import logger_for
@@ -142,9 +142,18 @@ class Arbiter:
             self._cleanup(unlink=not self.reexec_pid and not self._old_master_alive())
         return 0
 
+    def _startup_hook(self, name: str, *args) -> None:
+        """A master hook at startup: one that raises stops the start with one line, not a
+        traceback (gunicorn: "Error: <message>")."""
+        try:
+            getattr(self.cfg, name)(self, *args)
+        except Exception as exc:
+            raise ConfigError(f"{name} hook failed: {_one_line(exc)}") from None
+
     def start(self) -> None:
         cfg = self.cfg
-        cfg.on_starting(self)
+        self._startup_hook("on_starting")
+        self._startup_hook("nworkers_changed", self.num_workers, None)  # as gunicorn, at boot
         self.log.info("Starting unicorn_aio %s", __version__)
         for message in cfg.warnings:
             self.log.warning("%s", message)
@@ -154,8 +163,7 @@ class Arbiter:
         # Inherited fds are ours now; do not leak the variables to workers or the app.
         for name in (INHERIT_ENV, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
             os.environ.pop(name, None)
-        self.log.info("Listening at: %s (%d)", ", ".join(describe(s) for s in self.listeners),
-                      self.pid)
+        self.log.info("Listening at: %s (%d)", ", ".join(map(self._url, self.listeners)), self.pid)
         interface = "WSGI or ASGI, detected from the app" if cfg.interface == "auto" \
             else cfg.interface.upper()
         self.log.info("Workers: %d (%s); WSGI dispatch: %s, %d thread(s) per worker",
@@ -166,7 +174,14 @@ class Arbiter:
             self.loop.add_signal_handler(getattr(signal, "SIG" + name), self._wakeups.put_nowait,
                                          name)
         set_proc_title(f"unicorn_aio: master [{self.proc_name}]")
-        cfg.when_ready(self)
+        self._startup_hook("when_ready")
+
+    def _url(self, sock: socket.socket) -> str:
+        """A listener as gunicorn logs it (scripts grep for it): http://HOST:PORT, unix:PATH."""
+        where = describe(sock)
+        if where.startswith("unix:"):
+            return where
+        return ("https://" if self.cfg.certfile else "http://") + where
 
     async def _supervise(self) -> None:
         while True:
@@ -303,7 +318,10 @@ class Arbiter:
         self.worker_age += 1
         record = WorkerProcess(self.worker_age, self.generation)
         parent_end, child_end = socket.socketpair()
-        self.cfg.pre_fork(self, record)
+        try:
+            self.cfg.pre_fork(self, record)
+        except Exception as exc:
+            raise HaltServer(f"pre_fork hook failed: {_one_line(exc)}") from None
         # Held back across the fork: until the child has its own handlers, a TERM sent to it
         # would run the master's (a write to the master's wakeup fd) and be lost - a worker
         # told to stop while it boots would serve on.  The child unblocks in _reset_signals.
@@ -321,7 +339,13 @@ class Arbiter:
                                 self.log, child_end, arbiter=self)
                 record.pid = os.getpid()
                 set_proc_title(f"unicorn_aio: worker [{self.proc_name}]")
-                self.cfg.post_fork(self, worker)
+                try:
+                    self.cfg.post_fork(self, worker)
+                except Exception as exc:
+                    # It would fail the same way in every replacement: the master halts.
+                    self.log.error("Worker failed to boot: post_fork hook failed: %s",
+                                   _one_line(exc))
+                    os._exit(WORKER_BOOT_ERROR)
                 run_worker(worker)
             finally:
                 os._exit(1)
@@ -500,7 +524,7 @@ class Arbiter:
             sock.close()
         self.listeners = new
         self._binds = list(cfg.bind)
-        self.log.info("Listening at: %s", ", ".join(describe(s) for s in new))
+        self.log.info("Listening at: %s", ", ".join(map(self._url, new)))
 
     def reexec(self) -> None:
         """USR2: start a new master from the same command, on the same listening sockets."""

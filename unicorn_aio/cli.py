@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
         check_tls(cfg)
     except (ConfigError, OSError) as exc:
         fail(str(exc), 2)
+    try:
+        check_log_files(cfg)
+    except ConfigError as exc:
+        fail(str(exc), 1)
 
     if cfg.check_config:
         report_warnings(cfg)
@@ -50,8 +54,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
     # Imported late: the master pulls in the whole server, which --help and config errors never need.
     from .arbiter import Arbiter
+    from .logs import LogConfigError
 
-    sys.exit(Arbiter(cfg).run())
+    try:
+        arbiter = Arbiter(cfg)
+    except LogConfigError as exc:  # --log-config / --log-config-json / --log-config-dict
+        fail(str(exc), 1)
+    sys.exit(arbiter.run())
 
 
 def fail(message: str, code: int, *, usage: bool = False) -> NoReturn:
@@ -78,6 +87,18 @@ def prepare_process(cfg: Config) -> None:
         sys.path.insert(0, path)
 
 
+def check_log_files(cfg: Config) -> None:
+    """The log files must open now, as gunicorn checks: falling back to stdout (what a log that
+    breaks while serving does) would lose them unseen under --daemon or systemd."""
+    for which, path in (("access", cfg.accesslog), ("error", cfg.errorlog)):
+        if path and path != "-":
+            try:
+                open(path, "a").close()
+            except OSError as exc:
+                raise ConfigError(f"cannot open {which} log {path!r}: {exc.strerror or exc}") \
+                    from None
+
+
 def prepare_reload(cfg: Config) -> None:
     """--reload watches files from each worker (a master must not have threads when it forks),
     and each reload imports the code afresh, so the master must not hold the app."""
@@ -96,8 +117,14 @@ def prepare_reload(cfg: Config) -> None:
 def check_app(cfg: Config) -> int:
     """--check-config: import the app the way a worker would. 0 if it loads, else 1."""
     from .apploader import AppImportError
+    from .logs import LogConfigError, logger_for
     from .paste import load_wsgi_app
 
+    try:
+        logger_for(cfg)
+    except LogConfigError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return 1
     try:
         load_wsgi_app(cfg)
     except AppImportError as exc:

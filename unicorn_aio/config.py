@@ -363,12 +363,28 @@ def _describe(exc: BaseException, path: str | None) -> str:
     return f"{where}: {message}" if where else message
 
 
+def _split(value: str, var: str) -> list[str]:
+    try:
+        return shlex.split(value)
+    except ValueError as exc:  # an unbalanced quote
+        raise UsageError(f"{var}: {exc}") from None
+
+
 def apply_config_file(cfg: Config, location: str) -> None:
     names, label = read_config_file(location)
     for name, value in names.items():
-        # Like gunicorn, other module-level names (imports, helpers) are simply not settings.
         if name in BY_NAME or name in ALIASES:
             cfg.set(name, value, source=f"config file {label}: {name}")
+        elif not name.startswith("_") and _plain(value):
+            # Like gunicorn, other module-level names (imports, helpers) are not settings; but
+            # a plain value named almost like a setting is a typo that would go unnoticed.
+            message = unknown_setting_message(name)
+            if "did you mean" in message:
+                cfg.warnings.append(f"config file {label}: {message}; it is ignored")
+
+
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str, list, tuple, dict))
 
 
 # -- all sources -----------------------------------------------------------------------------------
@@ -379,7 +395,7 @@ def load_config(argv: list[str], environ: Mapping[str, str] | None = None) -> Co
     environ = os.environ if environ is None else environ
     parser = build_parser()
     cli = _parse(parser, list(argv), None)
-    env_layers = [(var, _parse(parser, shlex.split(environ[var]), var))
+    env_layers = [(var, _parse(parser, _split(environ[var], var), var))
                   for var in ENV_ARGS if environ.get(var, "").strip()]
 
     cfg = Config(environ)
