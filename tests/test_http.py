@@ -378,3 +378,55 @@ async def test_a_stalled_upload_gets_408_not_a_server_error(start_server, caplog
     finally:
         writer.close()
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+@pytest.mark.parametrize("framing, body", [
+    (b"Content-Length: 9\r\n", b"name=alic"),
+    (b"Transfer-Encoding: chunked\r\n", b"4\r\nname\r\n5\r\n=alic\r\n0\r\n\r\n"),
+])
+async def test_a_request_asking_for_an_upgrade_we_refuse_keeps_its_body(start_server, framing,
+                                                                        body):
+    # What curl --http2 -d sends over http://: an h2c upgrade, which we ignore (RFC 9110 7.8)
+    # and so answer as an ordinary request - body included, connection kept.
+    server = await start_server(make_app())
+    upgrade = (b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+               b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n" + framing + b"\r\n")
+    reader, writer = await open_raw(server.port)
+    try:
+        writer.write(upgrade + body[:3])
+        await asyncio.sleep(0.05)  # the rest of the body in a later packet
+        writer.write(body[3:] + get(b"/next"))
+        first, second = await read_responses(reader, 2)
+    finally:
+        writer.close()
+    assert (first.status, first.body) == (200, b"name=alic")
+    assert "connection" not in first.headers
+    assert second.body == b"hello GET /next"
+
+
+async def test_connection_tokens_are_whole_words(start_server):
+    server = await start_server(make_app())
+    reader, writer = await open_raw(server.port)
+    try:
+        writer.write(get(b"/one", extra=b"Connection: x-upgrade-hint, unclosed\r\n") + get(b"/two"))
+        first, second = await read_responses(reader, 2)
+    finally:
+        writer.close()
+    assert "connection" not in first.headers and second.body == b"hello GET /two"
+
+
+def script_app(environ, start_response):
+    body = f"{environ['SCRIPT_NAME']}|{environ['PATH_INFO']}".encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
+@pytest.mark.parametrize("path, seen", [
+    (b"/app", b"/app|"), (b"/app/", b"/app|/"), (b"/app/x/y", b"/app|/x/y"),
+    (b"/application/x", b"|/application/x"), (b"/other", b"|/other"),
+])
+async def test_root_path_is_taken_off_at_a_slash_only(start_server, path, seen):
+    # PEP 3333: SCRIPT_NAME + PATH_INFO is the path, and PATH_INFO is empty or starts with "/"
+    server = await start_server(script_app, root_path="/app")
+    [resp] = await exchange(server.port, get(path, extra=b"Connection: close\r\n"))
+    assert resp.body == seen

@@ -142,8 +142,12 @@ class RequestEnviron:
             path = unquote_to_bytes(path) if PERCENT in path else path
             path_info = path.decode("latin-1")
             script_name = env["SCRIPT_NAME"]
-            if script_name and path_info.startswith(script_name):
-                path_info = path_info[len(script_name):]
+            if script_name:  # --root-path: the mount point, taken off PATH_INFO at a "/" only
+                if path_info.startswith(script_name) and \
+                        path_info[len(script_name):len(script_name) + 1] in ("", "/"):
+                    path_info = path_info[len(script_name):]
+                else:  # outside it ("/application" for "/app"): the whole path is PATH_INFO
+                    env["SCRIPT_NAME"] = ""
             env["PATH_INFO"] = path_info
         env["REQUEST_METHOD"] = _METHODS.get(req.method) or req.method.decode("ascii")
         env["RAW_URI"] = url.decode("latin-1")

@@ -114,7 +114,8 @@ def check_headers(headers: list, version: str, header_map: str,
             else:
                 raise Reject(417, "unsupported expectation: " + value.decode("latin-1"))
         elif lname == b"connection":
-            tokens = value.lower()
+            # Whole tokens: "x-upgrade-hint" neither asks for an upgrade nor for a close.
+            tokens = [token.strip() for token in value.lower().split(b",")]
             if b"close" in tokens:
                 f.close = True
             if b"upgrade" in tokens:

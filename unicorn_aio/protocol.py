@@ -80,7 +80,7 @@ class HttpProtocol(asyncio.Protocol):
                  "current", "in_head", "head_bytes", "deadline", "read_paused", "write_paused",
                  "closing", "pending_error", "lingering", "client_eof", "at_boundary",
                  "line_at_start", "line_window", "feeding", "app_state", "proxy_header",
-                 "quiet")
+                 "quiet", "body_after_upgrade")
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -113,6 +113,7 @@ class HttpProtocol(asyncio.Protocol):
         self.line_window: bytes | None = None
         self.feeding = b""
         self.app_state = None  # the app handler's per-connection cache (e.g. base environ)
+        self.body_after_upgrade = False  # see _parse_body_after_upgrade
         # --proxy-protocol: reads the PROXY header (and sets peername) before any HTTP byte.
         self.proxy_header = None if server.proxy_allow is None else HeaderReader(server.proxy_allow)
 
@@ -271,6 +272,11 @@ class HttpProtocol(asyncio.Protocol):
         server = self.server
         req.framing, req.headers = check_headers(req.headers, req.version, server.header_map,
                                                  server.forwarder_headers)
+        if req.framing.upgrade and (req.framing.chunked or req.framing.content_length):
+            # We switch protocols for none of these (h2c is what curl --http2 -d sends), so it
+            # is an ordinary request - whose body llhttp takes for the new protocol's bytes.
+            req.framing.upgrade = False
+            self.body_after_upgrade = True
         req.keep_alive = (parser.should_keep_alive() and self.server.keepalive > 0
                           and not req.framing.upgrade)
         self.requests.append(req)
@@ -301,6 +307,8 @@ class HttpProtocol(asyncio.Protocol):
                 self.deadline = self.loop.time() + self.server.body_timeout
 
     def on_message_complete(self) -> None:
+        if self.body_after_upgrade:
+            return  # llhttp's idea of the end: the body comes next, see _on_upgrade
         req = self.current
         self.current = None
         self.at_boundary = False  # whatever follows in this buffer begins mid-buffer
@@ -387,6 +395,9 @@ class HttpProtocol(asyncio.Protocol):
             self.resume_reading()
 
     def _on_upgrade(self, rest: bytes) -> None:
+        if self.body_after_upgrade:
+            self._parse_body_after_upgrade(rest)
+            return
         # The parser stops at an upgrade: what follows is not HTTP.  A handler that can take the
         # connection over (ASGI WebSocket) finds ``rest`` on the request and calls ``detach``;
         # otherwise the request is answered normally and the connection closes.
@@ -394,6 +405,20 @@ class HttpProtocol(asyncio.Protocol):
         if self.requests:
             self.requests[-1].keep_alive = False
             self.requests[-1].upgrade = rest
+
+    def _parse_body_after_upgrade(self, rest: bytes) -> None:
+        """Parse the body of a request llhttp took for a protocol switch: a fresh parser, primed
+        with a head of the same framing whose callbacks are dropped, takes ``rest`` and all that
+        follows as that body, then as the next requests."""
+        self.body_after_upgrade = False
+        framing = self.current.framing
+        head = b"POST / HTTP/1.1\r\nHost: x\r\n" + (
+            b"Transfer-Encoding: chunked\r\n" if framing.chunked
+            else b"Content-Length: %d\r\n" % framing.content_length) + b"\r\n"
+        self.parser = httptools.HttpRequestParser(_AfterPrimingHead(self))
+        self.parser.feed_data(head)
+        if rest:
+            self.data_received(rest)
 
     def detach(self, req: Request) -> asyncio.Transport:
         """The handler takes the connection over after ``req`` (an upgrade it accepted).
@@ -477,3 +502,38 @@ class HttpProtocol(asyncio.Protocol):
         header timeout) if nothing comes - the same race any keep-alive close has, no worse.
         """
         self.closing = True
+
+
+class _AfterPrimingHead:
+    """Parser callbacks for _parse_body_after_upgrade: the priming head's are dropped, the rest
+    go to the protocol."""
+
+    __slots__ = ("protocol", "priming")
+
+    def __init__(self, protocol: HttpProtocol) -> None:
+        self.protocol = protocol
+        self.priming = True
+
+    def on_message_begin(self) -> None:
+        if not self.priming:
+            self.protocol.on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        if not self.priming:
+            self.protocol.on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.priming:
+            self.protocol.on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self.priming:
+            self.priming = False
+        else:
+            self.protocol.on_headers_complete()
+
+    def on_body(self, data: bytes) -> None:
+        self.protocol.on_body(data)
+
+    def on_message_complete(self) -> None:
+        self.protocol.on_message_complete()
