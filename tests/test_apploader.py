@@ -35,6 +35,8 @@ APP = """
     class ns:
         inner = staticmethod(other)
     not_callable = 42
+    def none_factory():
+        return None
 """
 
 
@@ -51,7 +53,8 @@ def test_forms(modules):
 @pytest.mark.parametrize("uri, message", [
     ("ua_missing", "no module named 'ua_missing'"),
     ("ua_app:nope", "has no attribute 'nope'"),
-    ("ua_app:not_callable", "'not_callable' is a int, not callable"),
+    ("ua_app:not_callable", "'not_callable' is an int, not a callable app"),
+    ("ua_app:none_factory()", "none_factory() returned a NoneType, not a callable app"),
     ("ua_app:failing_factory()", "factory failing_factory() failed: RuntimeError: no database"),
     ("ua_app:factory(open('x'))", "factory arguments must be literals"),
     ("ua_app:1+", "cannot parse"),

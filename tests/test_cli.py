@@ -278,3 +278,14 @@ def test_a_setting_misspelt_in_a_config_file_is_warned(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ("unicorn_aio: warning: config file gunicorn.conf.py: unknown setting "
                            "'workerz' (did you mean 'workers'?); it is ignored\n")
+
+
+def test_log_level_warn_is_warning(tmp_path):
+    proc = run("--print-config", "--log-level", "WARN", "app:app", cwd=tmp_path)
+    assert settings_of(proc.stdout)["loglevel"].strip() == "warning"
+
+
+def test_a_missing_config_module_names_no_import_machinery(tmp_path):
+    proc = run("-c", "python:no_such_conf_module", "app:app", cwd=tmp_path)
+    message = single_error(proc, 1)
+    assert "no_such_conf_module" in message and "frozen" not in message

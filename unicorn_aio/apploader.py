@@ -43,7 +43,10 @@ def load_app(app_uri: str):
             raise AppBootError(
                 f"app {app_uri!r}: factory {name}() failed: {_one_line(exc)}") from exc
     if not callable(obj):
-        raise AppImportError(f"app {app_uri!r}: {name!r} is a {type(obj).__name__}, not callable")
+        kind = type(obj).__name__
+        what = f"{name}() returned" if args is not None else f"{name!r} is"
+        raise AppImportError(f"app {app_uri!r}: {what} {'an' if kind[0] in 'aeiou' else 'a'} "
+                             f"{kind}, not a callable app")
     return obj
 
 
@@ -87,7 +90,9 @@ def _import(module_name: str, app_uri: str):
 
 def _one_line(exc: BaseException) -> str:
     """The exception and where in the user's code it was raised, in one line."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    # The user's code, not the import machinery's ("<frozen importlib._bootstrap>").
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<") and "importlib" not in f.filename]
     where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     if isinstance(exc, SyntaxError):
         where = f" ({exc.filename}:{exc.lineno})"

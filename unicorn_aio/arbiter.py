@@ -641,10 +641,13 @@ class Arbiter:
             other = 0
         if other and other != self.pid and other != self.master_pid and _alive(other):
             raise ConfigError(f"already running on pid {other} (or pid file {path} is stale)")
-        tmp = f"{path}.{self.pid}.tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{self.pid}\n")
-        os.replace(tmp, path)
+        tmp = f"{path}.{self.pid}.tmp"  # written whole, then renamed: never seen half-written
+        try:
+            with open(tmp, "w") as f:
+                f.write(f"{self.pid}\n")
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise ConfigError(f"cannot write pid file {path!r}: {exc.strerror or exc}") from None
         self.pidfile = path
 
 

@@ -356,7 +356,11 @@ def _describe(exc: BaseException, path: str | None) -> str:
     """One line for an exception raised while running a file: where, type and message."""
     where = path or ""
     frames = traceback.extract_tb(exc.__traceback__)
-    mine = [f for f in frames if path is None or f.filename == path]
+    # The user's own files only: not the import machinery's "<frozen importlib._bootstrap>".
+    if path is not None:
+        mine = [f for f in frames if f.filename == path]
+    else:
+        mine = [f for f in frames if not f.filename.startswith("<") and "importlib" not in f.filename]
     if mine:
         where = f"{mine[-1].filename}, line {mine[-1].lineno}"
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

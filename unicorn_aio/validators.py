@@ -338,6 +338,8 @@ def http_only(val: Any) -> str:
 
 
 def loglevel(val: Any) -> str:
+    if isinstance(val, str) and val.strip().lower() == "warn":
+        return "warning"  # Python's logging and gunicorn accept it
     return choice("debug", "info", "warning", "error", "critical")(val)
 
 
