@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -122,6 +123,29 @@ def test_daemon_detaches_and_writes_pidfile(tmp_path):
         os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 15, what="daemon exit")
     assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("app, args, code, message", [
+    ("master_apps:hello", ("--bind", "127.0.0.1:{busy}"), 1, "address already in use"),
+    ("no_such_module:app", (), 3, "Worker failed to boot. The reason is in the error log"),
+])
+def test_a_daemon_that_cannot_start_says_so_in_the_foreground(tmp_path, app, args, code,
+                                                              message):
+    # gunicorn's foreground process exits 0 at once whatever happens next; ours waits for the
+    # first workers to serve, or for the reason they cannot.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        args = [a.format(busy=busy.getsockname()[1]) for a in args]
+        proc = subprocess.run(
+            [sys.executable, "-m", "unicorn_aio", app, "--daemon", *args,
+             *(() if args else ("--bind", f"127.0.0.1:{free_port()}")),
+             "--error-logfile", str(tmp_path / "err")],
+            cwd=tmp_path, env=dict(os.environ, PYTHONPATH=f"{TESTS}:{ROOT}"),
+            capture_output=True, text=True, timeout=30)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.startswith("unicorn_aio: error: ") and message in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
 def _serves(port: int) -> bool:

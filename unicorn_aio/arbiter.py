@@ -97,6 +97,7 @@ class Arbiter:
         self.reported_workers = -1  # the last gunicorn.workers gauge sent
         self.backlog_due = 0.0      # when the next gunicorn.backlog sample is due
         self.start_cwd = os.getcwd()
+        self._start_report: int | None = None  # --daemon: the pipe to the starting command
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wakeups: asyncio.Queue | None = None
         self._halt: HaltServer | None = None  # raised by the supervisor, set by callbacks
@@ -112,15 +113,20 @@ class Arbiter:
         """Run the master until it stops; returns the process exit code."""
 
         if self.cfg.daemon:
-            daemonize(self.cfg.enable_stdio_inheritance)
+            self._start_report = daemonize(self.cfg.enable_stdio_inheritance)
             self.pid = os.getpid()
         try:
             return uvloop.run(self._main())
         except HaltServer as exc:
             self.log.error("Shutting down: %s", exc.reason)
+            errorlog = self.cfg.errorlog
+            self._report_start(exc.exit_status, f"{exc.reason} The reason is in the error log"
+                               + (f" ({errorlog})." if errorlog and errorlog != "-" else "."))
             return exc.exit_status
         except KeyboardInterrupt:
             return 1
+        finally:
+            self._report_start(1, "the master stopped during startup; see the error log")
 
     async def _main(self) -> int:
         self.loop = asyncio.get_running_loop()
@@ -129,6 +135,7 @@ class Arbiter:
             self.start()
         except (ConfigError, AppImportError, OSError) as exc:
             self.log.error("%s", exc)
+            self._report_start(1, str(exc))
             self._cleanup(unlink=False)
             return 1
         try:
@@ -141,6 +148,18 @@ class Arbiter:
         finally:
             self._cleanup(unlink=not self.reexec_pid and not self._old_master_alive())
         return 0
+
+    def _report_start(self, code: int, message: str) -> None:
+        """--daemon: tell the command that started us how the start went (once), so that it
+        exits with our status and says why, as a foreground start would."""
+        fd, self._start_report = self._start_report, None
+        if fd is None:
+            return
+        try:
+            os.write(fd, f"{code} {message}\n".encode("utf-8", "replace"))
+        except OSError:
+            pass
+        os.close(fd)
 
     def _startup_hook(self, name: str, *args) -> None:
         """A master hook at startup: one that raises stops the start with one line, not a
@@ -310,6 +329,7 @@ class Arbiter:
         self.good_generation = self.generation
         if self.generation == 0:  # the first boot, not a reload
             notify("READY=1")
+            self._report_start(0, "")
         else:
             notify("READY=1\nSTATUS=reloaded")
             self.log.info("Reload complete: %d new worker(s) serving", self.num_workers)
@@ -332,6 +352,8 @@ class Arbiter:
         else:  # the child: never returns
             try:
                 parent_end.close()
+                if self._start_report is not None:
+                    os.close(self._start_report)
                 for other in self.workers.values():
                     other.channel.close()
                     os.close(other.pidfd)
@@ -661,10 +683,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def daemonize(keep_stdio: bool) -> None:
-    """Detach like gunicorn --daemon: double fork, new session, stdio to /dev/null."""
+def daemonize(keep_stdio: bool) -> int:
+    """Detach like gunicorn --daemon: double fork, new session, stdio to /dev/null.
+
+    Unlike gunicorn, the command that started us waits until the master reports its first
+    workers serving, or why it could not start: it then exits 0, or says why in one line and
+    exits with the master's status.  Returns the write end of that report (see _report_start).
+    """
+    read_end, write_end = os.pipe()
     if os.fork():
-        os._exit(0)
+        os.close(write_end)
+        _await_start_report(read_end)  # never returns
+    os.close(read_end)
     os.setsid()
     if os.fork():
         os._exit(0)
@@ -673,3 +703,19 @@ def daemonize(keep_stdio: bool) -> None:
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         os.close(devnull)
+    return write_end
+
+
+def _await_start_report(read_end: int) -> None:
+    report = b""
+    while chunk := os.read(read_end, 4096):
+        report += chunk
+        if b"\n" in report:
+            break
+    code, _, message = report.decode("utf-8", "replace").partition(" ")
+    if not code.strip().isdigit():  # the pipe closed with no word: the daemon died
+        code, message = "1", "the daemon exited during startup; see the error log\n"
+    if message.strip():
+        sys.stderr.write(f"unicorn_aio: error: {message.strip()}\n")
+    sys.stderr.flush()
+    os._exit(int(code))
