@@ -24,17 +24,18 @@ from . import __version__
 from .apploader import AppImportError, _one_line
 from .cli import prepare_process
 from .config import ConfigError, load_config
+from .daemon import daemonize, report_start, write_pidfile
 from .logs import logger_for
 from .paste import load_wsgi_app
 from .proctitle import set_proc_title
-from .sockets import INHERIT_ENV, accept_queue, bind_all, describe
+from .sockets import INHERIT_ENV, accept_queue, bind_all, describe, listener_url
 from .systemd import notify
 from .tls import check_tls
 # The serving code is imported here, before any fork: workers share its pages, and one that
 # drops privileges (--user) may no longer be able to read the interpreter's own library.
 from . import asgi, server, wsgi  # noqa: F401
 from .worker import (APP_LOAD_ERROR, BOOTED, DRAIN, RETIRE, WORKER_BOOT_ERROR, WORKER_STOP_SIGNALS,
-                     Worker, run_worker)
+                     Worker, WorkerProcess, run_worker)
 
 MASTER_PID_ENV = "UNICORN_AIO_MASTER_PID"
 ABORT_GRACE = 1.0      # after SIGABRT (stack dump), seconds before SIGKILL
@@ -53,25 +54,6 @@ class HaltServer(Exception):
 class StopServing(Exception):
     def __init__(self, graceful: bool) -> None:
         self.graceful = graceful
-
-
-class WorkerProcess:
-    """The master's record of one worker (the ``worker`` gunicorn's master hooks receive)."""
-
-    def __init__(self, age: int, generation: int) -> None:
-        self.age = age
-        self.generation = generation
-        self.pid = 0
-        self.channel: socket.socket | None = None
-        self.pidfd = -1
-        self.last_beat = time.monotonic()
-        self.booted = False
-        self.aborted = False
-        self.aborted_at = 0.0
-        self.killed = False     # we sent SIGKILL, so its death is no mystery
-        self.retiring = False   # asked to be replaced (max-requests, memory)
-        self.draining = False   # told to hand new clients to its siblings
-        self.stopping = False   # we sent TERM/QUIT
 
 
 class Arbiter:
@@ -150,16 +132,10 @@ class Arbiter:
         return 0
 
     def _report_start(self, code: int, message: str) -> None:
-        """--daemon: tell the command that started us how the start went (once), so that it
-        exits with our status and says why, as a foreground start would."""
+        """--daemon: tell the command that started us how the start went, once."""
         fd, self._start_report = self._start_report, None
-        if fd is None:
-            return
-        try:
-            os.write(fd, f"{code} {message}\n".encode("utf-8", "replace"))
-        except OSError:
-            pass
-        os.close(fd)
+        if fd is not None:
+            report_start(fd, code, message)
 
     def _startup_hook(self, name: str, *args) -> None:
         """A master hook at startup: one that raises stops the start with one line, not a
@@ -177,12 +153,13 @@ class Arbiter:
         for message in cfg.warnings:
             self.log.warning("%s", message)
         if cfg.pidfile:  # first: a second instance must not take the first one's sockets
-            self._write_pidfile(cfg.pidfile)
+            self.pidfile = write_pidfile(cfg.pidfile, self.pid, self.master_pid)
         self.listeners = bind_all(cfg)
         # Inherited fds are ours now; do not leak the variables to workers or the app.
         for name in (INHERIT_ENV, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
             os.environ.pop(name, None)
-        self.log.info("Listening at: %s (%d)", ", ".join(map(self._url, self.listeners)), self.pid)
+        self.log.info("Listening at: %s (%d)", ", ".join(
+            listener_url(sock, bool(cfg.certfile)) for sock in self.listeners), self.pid)
         interface = "WSGI or ASGI, detected from the app" if cfg.interface == "auto" \
             else cfg.interface.upper()
         self.log.info("Workers: %d (%s); WSGI dispatch: %s, %d thread(s) per worker",
@@ -194,13 +171,6 @@ class Arbiter:
                                          name)
         set_proc_title(f"unicorn_aio: master [{self.proc_name}]")
         self._startup_hook("when_ready")
-
-    def _url(self, sock: socket.socket) -> str:
-        """A listener as gunicorn logs it (scripts grep for it): http://HOST:PORT, unix:PATH."""
-        where = describe(sock)
-        if where.startswith("unix:"):
-            return where
-        return ("https://" if self.cfg.certfile else "http://") + where
 
     async def _supervise(self) -> None:
         while True:
@@ -546,7 +516,8 @@ class Arbiter:
             sock.close()
         self.listeners = new
         self._binds = list(cfg.bind)
-        self.log.info("Listening at: %s", ", ".join(map(self._url, new)))
+        self.log.info("Listening at: %s", ", ".join(
+            listener_url(sock, bool(cfg.certfile)) for sock in new))
 
     def reexec(self) -> None:
         """USR2: start a new master from the same command, on the same listening sockets."""
@@ -655,67 +626,3 @@ class Arbiter:
             self.log.exception("on_exit hook failed")
         self.log.info("Shutting down: Master")
 
-    def _write_pidfile(self, path: str) -> None:
-        try:
-            with open(path) as f:
-                other = int(f.read().strip() or 0)
-        except (FileNotFoundError, ValueError):
-            other = 0
-        if other and other != self.pid and other != self.master_pid and _alive(other):
-            raise ConfigError(f"already running on pid {other} (or pid file {path} is stale)")
-        tmp = f"{path}.{self.pid}.tmp"  # written whole, then renamed: never seen half-written
-        try:
-            with open(tmp, "w") as f:
-                f.write(f"{self.pid}\n")
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise ConfigError(f"cannot write pid file {path!r}: {exc.strerror or exc}") from None
-        self.pidfile = path
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def daemonize(keep_stdio: bool) -> int:
-    """Detach like gunicorn --daemon: double fork, new session, stdio to /dev/null.
-
-    Unlike gunicorn, the command that started us waits until the master reports its first
-    workers serving, or why it could not start: it then exits 0, or says why in one line and
-    exits with the master's status.  Returns the write end of that report (see _report_start).
-    """
-    read_end, write_end = os.pipe()
-    if os.fork():
-        os.close(write_end)
-        _await_start_report(read_end)  # never returns
-    os.close(read_end)
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    if not keep_stdio:
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.close(devnull)
-    return write_end
-
-
-def _await_start_report(read_end: int) -> None:
-    report = b""
-    while chunk := os.read(read_end, 4096):
-        report += chunk
-        if b"\n" in report:
-            break
-    code, _, message = report.decode("utf-8", "replace").partition(" ")
-    if not code.strip().isdigit():  # the pipe closed with no word: the daemon died
-        code, message = "1", "the daemon exited during startup; see the error log\n"
-    if message.strip():
-        sys.stderr.write(f"unicorn_aio: error: {message.strip()}\n")
-    sys.stderr.flush()
-    os._exit(int(code))

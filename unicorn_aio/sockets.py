@@ -141,6 +141,12 @@ def describe(sock: socket.socket) -> str:
     return f"{name[0]}:{name[1]}"
 
 
+def listener_url(sock: socket.socket, tls: bool = False) -> str:
+    """A listener as gunicorn logs it, which scripts grep for: http://HOST:PORT, unix:PATH."""
+    where = describe(sock)
+    return where if where.startswith("unix:") else ("https://" if tls else "http://") + where
+
+
 def accept_queue(sock: socket.socket) -> int | None:
     """Connections waiting in a listening TCP socket's accept queue, or None when the kernel
     does not say: a unix socket, a socket not listening, a platform without TCP_INFO."""

@@ -4,10 +4,11 @@ The master forks while its own loop is running.  The child must not touch that l
 fd and signal pipe are shared with the parent), so ``Worker.run`` starts from scratch: default
 signal dispositions, no wakeup fd, a new uvloop loop, and only its own end of its socketpair.
 
-Messages to the master are single bytes on the socketpair (see ``arbiter.WorkerProcess``):
-``B`` booted and serving, ``.`` heartbeat, ``R`` please replace me (max-requests or memory).
-They come from the loop thread, so a long response never looks like a hang - only a loop that
-stops turning does.
+Messages on the socketpair are single bytes.  To the master: ``B`` booted and serving, ``.``
+heartbeat, ``R`` please replace me (max-requests, memory, --reload).  From it: ``D`` drain
+(siblings serve: hand them new clients).  Beats come from the loop thread, so a long response
+never looks like a hang - only a loop that stops turning does.  ``WorkerProcess`` is the
+master's record of a worker.
 """
 
 from __future__ import annotations
@@ -43,6 +44,25 @@ WORKER_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIG
 def heartbeat_interval(timeout: float) -> float:
     # Well inside the timeout, but never a busy loop: at most one write a second.
     return min(1.0, timeout / 4) if timeout else 1.0
+
+
+class WorkerProcess:
+    """The master's record of one worker (the ``worker`` gunicorn's master hooks receive)."""
+
+    def __init__(self, age: int, generation: int) -> None:
+        self.age = age
+        self.generation = generation
+        self.pid = 0
+        self.channel: socket.socket | None = None
+        self.pidfd = -1
+        self.last_beat = time.monotonic()
+        self.booted = False
+        self.aborted = False
+        self.aborted_at = 0.0
+        self.killed = False     # we sent SIGKILL, so its death is no mystery
+        self.retiring = False   # asked to be replaced (max-requests, memory)
+        self.draining = False   # told to hand new clients to its siblings
+        self.stopping = False   # we sent TERM/QUIT
 
 
 class Worker:
