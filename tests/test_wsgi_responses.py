@@ -43,8 +43,19 @@ def app(environ, start_response):
         values = path.split("/")[2:]
         start_response("200 OK", [("Content-Length", v) for v in values])
         return [b"ok"]
+    if path == "/lazy-start":  # PEP 3333: start_response from inside the iterable
+        return lazy(start_response)
+    if path == "/body-before-start":
+        return iter([b"too soon"])
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"next"]
+
+
+def lazy(start_response):
+    yield b""  # an empty item may come before start_response
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"hello "
+    yield b"lazily"
 
 
 def get(path: bytes, method: bytes = b"GET") -> bytes:
@@ -61,6 +72,7 @@ def get(path: bytes, method: bytes = b"GET") -> bytes:
     (b"/length/+5", b"GET"),
     (b"/length/1_0", b"GET"),
     (b"/length/2/3", b"GET"),
+    (b"/body-before-start", b"GET"),
 ])
 async def test_a_broken_response_is_a_500_and_the_server_goes_on(start_server, mode, path,
                                                                  method):
@@ -126,3 +138,13 @@ async def test_the_same_length_twice_goes_out_once(start_server):
     [resp] = await exchange(server.port, get(b"/length/2/2")[:-2] + b"Connection: close\r\n\r\n")
     assert resp.status == 200 and resp.body == b"ok"
     assert [n.lower() for n, _ in resp.header_list].count("content-length") == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_start_response_called_from_a_generator(start_server, mode):
+    server = await start_server(app, **mode)
+    resps = await exchange(server.port, get(b"/lazy-start") + get(b"/lazy-start", b"HEAD")
+                           + get(b"/next")[:-2] + b"Connection: close\r\n\r\n",
+                           methods=["GET", "HEAD", "GET"])
+    assert [r.status for r in resps] == [200, 200, 200]
+    assert resps[0].body == b"hello lazily" and resps[1].body == b""

@@ -214,14 +214,28 @@ class WSGICycle(RequestEnviron):
                 handler.pool.call_on_loop(self._finish_on_loop)
 
     def _send_result(self, result) -> None:
+        first = b""
         if self.status is None:
             if type(result) in (list, tuple) or result is None:
                 raise AssertionError("the app returned without calling start_response()")
-        no_body_status = self.status.startswith(NO_BODY_STATUS)
-        if self.req.method == b"HEAD" or no_body_status:
+            # PEP 3333: a generator may call start_response as it runs, before it yields its
+            # first body bytes.
+            result = iter(result)
+            for first in result:
+                if type(first) is not bytes:
+                    raise TypeError(f"the app yielded {type(first).__name__}, WSGI requires bytes")
+                if self.status is not None:
+                    break
+                if first:
+                    raise AssertionError("the app yielded a body before calling start_response()")
+            else:
+                raise AssertionError("the app returned without calling start_response()")
+        if self.req.method == b"HEAD" or self.status.startswith(NO_BODY_STATUS):
             return
-        if isinstance(result, FileWrapper) and self._try_sendfile(result):
+        if not first and isinstance(result, FileWrapper) and self._try_sendfile(result):
             return
+        if first:
+            self._send_body(first)
         for chunk in result:
             if type(chunk) is not bytes:
                 raise TypeError(f"the app yielded {type(chunk).__name__}, WSGI requires bytes")
