@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from procs import ROOT, children, free_port, get, wait_for
+from procs import ROOT, children, free_port, get, stop_session, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 TESTS = os.path.join(ROOT, "tests")
@@ -264,3 +264,46 @@ def test_hup_applies_the_reloaded_raw_env(server, tmp_path):
     srv.signal(signal.SIGHUP)
     wait_for(lambda: srv.workers() and not old & set(srv.workers()), 15, what="new workers")
     assert get(srv.url + "/")[1] == b"after"
+
+
+def test_a_stopping_master_leaves_the_socket_file_of_its_successor(tmp_path):
+    # Deploys that start the new server while the old one drains: the old one must remove
+    # only the socket file it bound, not the new server's under the same name.
+    path = tmp_path / "app.sock"
+    env = dict(os.environ, PYTHONPATH=f"{TESTS}:{ROOT}")
+
+    def start(name: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "unicorn_aio", "master_apps:hello", "--bind", f"unix:{path}",
+             "--keep-alive", "5", "--error-logfile", str(tmp_path / f"{name}.log")],
+            cwd=tmp_path, env=env, start_new_session=True)
+
+    def serves() -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(str(path))
+                s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                return s.recv(100).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    old = start("old")
+    new = None
+    try:
+        wait_for(serves, 15, what="the old server")
+        idle = socket.socket(socket.AF_UNIX)  # keeps the old one draining for a while
+        idle.connect(str(path))
+        idle.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        idle.recv(1000)
+        old.send_signal(signal.SIGTERM)
+        wait_for(lambda: not serves(), 10, what="the old server to stop accepting")
+        new = start("new")
+        wait_for(serves, 15, what="the new server")
+        old.wait(15)
+        idle.close()
+        assert serves(), "the old server removed the new one's socket file"
+    finally:
+        for proc in (old, new):
+            if proc is not None:
+                stop_session(proc)

@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import sys
-import time
 
 import uvloop
 
@@ -28,7 +27,8 @@ from .daemon import daemonize, report_start, write_pidfile
 from .logs import logger_for
 from .paste import load_wsgi_app
 from .proctitle import set_proc_title
-from .sockets import INHERIT_ENV, accept_queue, bind_all, describe, listener_url
+from .sockets import (INHERIT_ENV, accept_queue, bind_all, describe, listener_url, unix_files,
+                      unlink_own_files)
 from .systemd import notify
 from .tls import check_tls
 # The serving code is imported here, before any fork: workers share its pages, and one that
@@ -80,6 +80,7 @@ class Arbiter:
         self.backlog_due = 0.0      # when the next gunicorn.backlog sample is due
         self.start_cwd = os.getcwd()
         self._start_report: int | None = None  # --daemon: the pipe to the starting command
+        self._unix_files: dict[str, tuple[int, int]] = {}  # what we may unlink at exit
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wakeups: asyncio.Queue | None = None
         self._halt: HaltServer | None = None  # raised by the supervisor, set by callbacks
@@ -155,6 +156,7 @@ class Arbiter:
         if cfg.pidfile:  # first: a second instance must not take the first one's sockets
             self.pidfile = write_pidfile(cfg.pidfile, self.pid, self.master_pid)
         self.listeners = bind_all(cfg)
+        self._unix_files = unix_files(self.listeners)
         # Inherited fds are ours now; do not leak the variables to workers or the app.
         for name in (INHERIT_ENV, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
             os.environ.pop(name, None)
@@ -515,6 +517,7 @@ class Arbiter:
         for sock in self.listeners:
             sock.close()
         self.listeners = new
+        self._unix_files = unix_files(new)
         self._binds = list(cfg.bind)
         self.log.info("Listening at: %s", ", ".join(
             listener_url(sock, bool(cfg.certfile)) for sock in new))
@@ -574,7 +577,7 @@ class Arbiter:
         self.log.info("%s shutdown", "Graceful" if graceful else "Quick")
         # Our copies first: once the workers drain and close theirs, the kernel refuses new
         # clients cleanly instead of queueing them for nobody (see Server._drain_backlog).
-        self._close_listeners(unlink=False)
+        self._close_listeners()
         self.kill_workers(signal.SIGTERM if graceful else signal.SIGQUIT)
         limit = self.loop.time() + (self.cfg.graceful_timeout if graceful else 0) + 2
         while self.workers and self.loop.time() < limit:
@@ -595,24 +598,14 @@ class Arbiter:
         while self.workers and self.loop.time() < limit:
             await asyncio.sleep(0.05)
 
-    def _close_listeners(self, unlink: bool) -> None:
+    def _close_listeners(self) -> None:
         for sock in self.listeners:
-            if unlink and sock.family == socket.AF_UNIX:
-                try:
-                    os.unlink(sock.getsockname())
-                except OSError:
-                    pass
             sock.close()
 
     def _cleanup(self, unlink: bool) -> None:
         if unlink:
-            for bind in self._binds:
-                if bind.startswith("unix:"):
-                    try:
-                        os.unlink(bind[5:])
-                    except OSError:
-                        pass
-        self._close_listeners(unlink=False)
+            unlink_own_files(self._unix_files)
+        self._close_listeners()
         if self.pidfile:
             try:
                 with open(self.pidfile) as f:

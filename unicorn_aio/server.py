@@ -15,8 +15,6 @@ or simply ``await unicorn_aio.serve(app, bind=...)``, which returns when cancell
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
 
 from . import __version__
@@ -24,7 +22,7 @@ from .config import Config, ConfigError
 from .dispatch import ThreadPool
 from .protocol import NEVER, HttpProtocol, request_limits
 from .proxy_protocol import AddressList
-from .sockets import bind_all, describe
+from .sockets import bind_all, describe, unix_files, unlink_own_files
 
 # Connection timeouts are checked by one sweep a second instead of a timer per connection:
 # a timer per request costs more than the whole sweep over 10 000 idle connections.
@@ -80,6 +78,7 @@ class Server:
         self._sweeper: asyncio.TimerHandle | None = None
         self._stopped: asyncio.Future | None = None
         self._busy_aware = cfg.workers > 1 or cfg.reuse_port
+        self._unix_files: dict[str, tuple[int, int]] = {}  # unix sockets we bound, to unlink
 
     # -- start ------------------------------------------------------------------------------
 
@@ -88,12 +87,18 @@ class Server:
         return [describe(s) for s in self.sockets or []]
 
     async def start(self) -> None:
+        """Bind, load and start accepting; raises if any of it fails (a port in use, an app of
+        the wrong kind, a failed lifespan startup).  ``serve()`` after ``start()`` serves on."""
+        if self.ready.is_set() and not self._stopped.done():
+            return  # already started: serve() after start()
+        self.ready.clear()
         self.loop = asyncio.get_running_loop()
         self._stopped = self.loop.create_future()
         self.pool = ThreadPool(self.loop, self.cfg.threads)
         self.handler = self._make_handler()  # refuses an app it cannot serve, before binding
         if self.sockets is None:
             self.sockets = bind_all(self.cfg)
+            self._unix_files = unix_files(self.sockets)
         self.log.batch_access_lines(self.loop)
         if self._busy_aware:
             self.pool.on_load_change = self._update_accepting
@@ -106,6 +111,10 @@ class Server:
 
     def _make_handler(self):
         from .asgi import interface_mismatch, is_asgi_app
+
+        if not callable(self.app):
+            raise TypeError(f"cannot serve {self.app!r}: an app is a callable, "
+                            f"app(environ, start_response) or async app(scope, receive, send)")
         interface = self.cfg.interface
         if interface == "auto":
             interface = "asgi" if is_asgi_app(self.app) else "wsgi"
@@ -242,10 +251,11 @@ class Server:
         if self.close_listeners and self.sockets:
             await self._drain_backlog()
             for sock in self.sockets:
-                if self.own_sockets:
-                    _unlink_unix(sock)
                 sock.close()
-            self.sockets = []
+            # Ours are bound again by a later start(); given ones are gone for good.
+            self.sockets = None if self.own_sockets else []
+            if self.own_sockets:
+                unlink_own_files(self._unix_files)
         # uvloop calls connection_made one loop turn after an accept: let connections accepted
         # just before we stopped register, or they would look like nothing and die with us.
         for _ in range(2):
@@ -299,13 +309,6 @@ def http_date(now: float | None = None) -> str:
     return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
 
-
-def _unlink_unix(sock: socket.socket) -> None:
-    if sock.family == socket.AF_UNIX:
-        try:
-            os.unlink(sock.getsockname())
-        except OSError:
-            pass
 
 
 async def serve(app, bind="127.0.0.1:8000", **settings) -> None:

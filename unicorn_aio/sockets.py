@@ -141,6 +141,33 @@ def describe(sock: socket.socket) -> str:
     return f"{name[0]}:{name[1]}"
 
 
+def unix_files(socks) -> dict[str, tuple[int, int]]:
+    """The files of the unix sockets among ``socks``, with their (device, inode) now: what
+    unlink_own_files may remove later."""
+    files = {}
+    for sock in socks:
+        if sock.family == socket.AF_UNIX:
+            path = sock.getsockname()
+            try:
+                st = os.stat(path)
+            except (OSError, TypeError, ValueError):  # abstract or unnamed: no file
+                continue
+            files[path] = (st.st_dev, st.st_ino)
+    return files
+
+
+def unlink_own_files(files: dict[str, tuple[int, int]]) -> None:
+    """Remove the unix socket files we bound, unless another server has bound the path since
+    (a replacement started while we drained): removing its file would cut it off."""
+    for path, identity in files.items():
+        try:
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) == identity:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
 def listener_url(sock: socket.socket, tls: bool = False) -> str:
     """A listener as gunicorn logs it, which scripts grep for: http://HOST:PORT, unix:PATH."""
     where = describe(sock)
