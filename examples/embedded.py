@@ -17,8 +17,8 @@ def app(environ, start_response):
 
 async def main() -> None:
     server = unicorn_aio.Server(app, bind="127.0.0.1:0", threads=4)
-    serving = asyncio.create_task(server.serve())
-    await server.ready.wait()
+    await server.start()  # binds and loads the app: raises here if it cannot (a port in use...)
+    serving = asyncio.create_task(server.serve())  # serves until shutdown()
     print("listening on", ", ".join(server.addresses), "- Ctrl-C to stop", flush=True)
 
     stop = asyncio.Event()

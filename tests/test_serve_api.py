@@ -130,3 +130,56 @@ async def test_an_app_of_the_other_interface_is_refused_at_start():
         await server.start()
     assert not server.sockets  # refused before anything was bound
     await server.shutdown(0)
+
+
+@pytest.mark.parametrize("app", [None, "mod:app", 42])
+async def test_something_not_an_app_is_refused_at_start(app):
+    server = unicorn_aio.Server(app, bind="127.0.0.1:0")
+    with pytest.raises(TypeError, match="an app is a callable"):
+        await server.start()
+    assert server.sockets is None  # refused before binding anything
+
+
+async def test_start_then_serve_and_serve_again_after_shutdown():
+    server = unicorn_aio.Server(make_app(), bind="127.0.0.1:0", graceful_timeout=1)
+    await server.start()  # raises here, in the caller, when it cannot start
+    serving = asyncio.create_task(server.serve())  # serves on, without a second bind
+    port = int(server.addresses[0].rsplit(":", 1)[1])
+    reader, writer = await open_raw(port)
+    writer.write(b"GET /one HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    [resp] = await read_responses(reader, 1)
+    writer.close()
+    assert resp.body == b"hello GET /one"
+    await server.shutdown()
+    await asyncio.wait_for(serving, 5)
+    # The same object serves again, on a fresh socket of its own.
+    serving = asyncio.create_task(server.serve())
+    await asyncio.wait_for(server.ready.wait(), 5)
+    assert server.addresses
+    port = int(server.addresses[0].rsplit(":", 1)[1])
+    reader, writer = await open_raw(port)
+    writer.write(b"GET /two HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    [resp] = await read_responses(reader, 1)
+    writer.close()
+    assert resp.body == b"hello GET /two"
+    await server.shutdown()
+    await asyncio.wait_for(serving, 5)
+
+
+async def test_an_idle_keep_alive_connection_does_not_hold_the_stop():
+    # nginx keeps idle upstream connections open: a stop must not wait --keep-alive (or the
+    # whole graceful timeout) for them, only the moment a request on the wire needs.
+    server = unicorn_aio.Server(make_app(), bind="127.0.0.1:0", keepalive=75,
+                                graceful_timeout=30)
+    serving = asyncio.create_task(server.serve())
+    await asyncio.wait_for(server.ready.wait(), 5)
+    port = int(server.addresses[0].rsplit(":", 1)[1])
+    reader, writer = await open_raw(port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    await read_responses(reader, 1)  # now idle, kept alive
+    started = time.monotonic()
+    await asyncio.wait_for(server.shutdown(), 10)
+    assert time.monotonic() - started < 3
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed cleanly, no reset
+    writer.close()
+    await serving

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 MAX_PIPELINE = 16
 NEVER = float("inf")
 LINGER_SECONDS = 2.0
+# At a graceful stop an idle keep-alive connection stays this long, no longer: time for a request
+# already on the wire to land and be answered, not the whole --keep-alive (nginx's idle upstream
+# connections would otherwise hold every stop for the full --graceful-timeout).
+STOP_IDLE_GRACE = 1.0
 
 
 def error_response(status: int, reason: str = "", method: bytes = b"") -> bytes:
@@ -390,7 +394,8 @@ class HttpProtocol(asyncio.Protocol):
         elif self.current is not None:
             self.deadline = self.current.start + self.server.header_timeout
         else:
-            self.deadline = self.loop.time() + self.server.keepalive
+            self.deadline = self.loop.time() + (
+                min(self.server.keepalive, STOP_IDLE_GRACE) if self.closing else self.server.keepalive)
         if self.read_paused and len(self.requests) <= 1:
             self.resume_reading()
 
@@ -498,10 +503,12 @@ class HttpProtocol(asyncio.Protocol):
 
         An idle connection is not closed on the spot: a client that just connected, or that
         reuses a keep-alive connection, may have its request on the wire already, and closing
-        would lose it.  It closes after its next response, or at its deadline (keep-alive or
-        header timeout) if nothing comes - the same race any keep-alive close has, no worse.
+        would lose it.  It closes after its next response, or STOP_IDLE_GRACE from now if
+        nothing comes - the same race any keep-alive close has, no worse.
         """
         self.closing = True
+        if self.current is None and not self.requests and not self.lingering:
+            self.deadline = min(self.deadline, self.loop.time() + STOP_IDLE_GRACE)
 
 
 class _AfterPrimingHead:
