@@ -140,28 +140,26 @@ async def test_something_not_an_app_is_refused_at_start(app):
     assert server.sockets is None  # refused before binding anything
 
 
+async def _get_once(server, path: bytes) -> bytes:
+    port = int(server.addresses[0].rsplit(":", 1)[1])
+    reader, writer = await open_raw(port)
+    writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    [resp] = await read_responses(reader, 1)
+    writer.close()
+    return resp.body
+
+
 async def test_start_then_serve_and_serve_again_after_shutdown():
     server = unicorn_aio.Server(make_app(), bind="127.0.0.1:0", graceful_timeout=1)
     await server.start()  # raises here, in the caller, when it cannot start
     serving = asyncio.create_task(server.serve())  # serves on, without a second bind
-    port = int(server.addresses[0].rsplit(":", 1)[1])
-    reader, writer = await open_raw(port)
-    writer.write(b"GET /one HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-    [resp] = await read_responses(reader, 1)
-    writer.close()
-    assert resp.body == b"hello GET /one"
+    assert await _get_once(server, b"/one") == b"hello GET /one"
     await server.shutdown()
     await asyncio.wait_for(serving, 5)
     # The same object serves again, on a fresh socket of its own.
     serving = asyncio.create_task(server.serve())
     await asyncio.wait_for(server.ready.wait(), 5)
-    assert server.addresses
-    port = int(server.addresses[0].rsplit(":", 1)[1])
-    reader, writer = await open_raw(port)
-    writer.write(b"GET /two HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-    [resp] = await read_responses(reader, 1)
-    writer.close()
-    assert resp.body == b"hello GET /two"
+    assert await _get_once(server, b"/two") == b"hello GET /two"
     await server.shutdown()
     await asyncio.wait_for(serving, 5)
 
