@@ -659,3 +659,20 @@ async def test_requests_leave_no_cyclic_garbage(start_server):
         assert ours == []
     finally:
         writer.close()
+
+
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt(), asyncio.CancelledError()])
+async def test_an_app_raising_a_base_exception_gets_a_500_and_the_server_goes_on(start_server,
+                                                                                exc):
+    # One request's SystemExit must not take the worker down, nor an app's own CancelledError
+    # (an anyio scope leaking out) leave its request hanging: uvicorn answers 500 too.
+    async def app(scope, receive, send):
+        if scope["path"] == "/raise":
+            raise exc
+        await respond(send, b"ok")
+
+    server = await start_server(app)
+    [resp] = await exchange(server.port, b"GET /raise HTTP/1.1\r\nHost: t\r\n\r\n", timeout=5)
+    assert resp.status == 500
+    [resp] = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert resp.body == b"ok"

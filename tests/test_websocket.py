@@ -250,3 +250,48 @@ async def test_wss_over_tls(start_server, tmp_path):
             await ws.send_str("over tls")
             assert (await ws.receive()).data == "over tls"
     assert schemes == ["wss"]
+
+
+async def test_an_open_websocket_leaves_the_timeouts_running(start_server):
+    # The server's 1 s sweep read an attribute only HTTP connections had: one open WebSocket
+    # stopped it, and with it every header, keep-alive and body timeout of the worker.
+    from conftest import open_raw, read_responses
+
+    server = await start_server(echo_websocket, header_timeout=2, lifespan="off")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url(server)) as ws:
+            await asyncio.sleep(1.5)  # a sweep or two with the WebSocket among the connections
+            reader, writer = await open_raw(server.port)
+            try:
+                writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n")  # half a head, then silence
+                [resp] = await read_responses(reader, 1, timeout=6)
+            finally:
+                writer.close()
+            assert resp.status == 408
+            await ws.send_str("still here")
+            assert (await ws.receive()).data == "still here"
+
+
+async def test_a_ping_after_our_close_frame_is_not_answered(start_server, caplog):
+    # RFC 6455 lets the client ping after our close frame; answering it raised in wsproto and
+    # aborted the connection ("Fatal error on transport").
+    async def app(scope, receive, send):
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 4001})
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+        elif scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": b""})
+
+    server = await start_server(app, lifespan="off")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url(server), autoclose=False) as ws:
+            msg = await ws.receive()
+            assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4001
+            await ws.ping(b"hello")
+            await ws.close(code=4002)
+    await asyncio.sleep(0.2)
+    assert "Fatal error" not in caplog.text and "LocalProtocolError" not in caplog.text

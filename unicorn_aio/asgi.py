@@ -373,7 +373,14 @@ class HTTPCycle:
         scope["extensions"] = EXTENSIONS
         try:
             await handler.app(scope, self.receive, self.send)
-        except Exception as exc:
+        except asyncio.CancelledError as exc:
+            if asyncio.current_task().cancelling():
+                raise  # we cancelled it (shutdown, client gone): not the app's error
+            # The app's own (an anyio cancel scope leaking out, say): answer, do not hang.
+            self._on_error(RuntimeError(f"the ASGI app raised CancelledError: {exc}"))
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            # SystemExit and KeyboardInterrupt from one request must not take the worker and
+            # every other connection on it down (uvicorn answers 500 too).
             self._on_error(exc)
         else:
             if not self.complete and not self.lost:

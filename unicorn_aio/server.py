@@ -215,6 +215,8 @@ class Server:
     # -- time -------------------------------------------------------------------------------
 
     def _tick(self) -> None:
+        # Next sweep first: a failure below must not stop the timeouts for the worker's life.
+        self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._tick)
         self.date_and_server = (f"Date: {http_date()}\r\n"
                                 f"Server: {self.software}\r\n\r\n")
         now = self.loop.time()
@@ -228,7 +230,6 @@ class Server:
                 protocol.quiet = True  # until its next byte
         for protocol in expired:
             protocol.on_timeout()
-        self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._tick)
 
     # -- stop -------------------------------------------------------------------------------
 

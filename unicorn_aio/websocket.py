@@ -27,6 +27,13 @@ INBOX_HIGH = 64  # received messages the app has not taken yet: stop reading pas
 
 
 class WebSocket(asyncio.Protocol):
+    # The server's sweep treats every connection alike (see Server._tick): a WebSocket has no
+    # parser to shed, and its deadline is set only while a close handshake is pending.
+    quiet = False
+
+    def shed(self) -> None:
+        pass
+
     def __init__(self, handler, http_protocol, req) -> None:
         self.handler = handler
         self.server = handler.server
@@ -134,7 +141,11 @@ class WebSocket(asyncio.Protocol):
                     key = "text" if isinstance(event, TextMessage) else "bytes"
                     self._queue({"type": "websocket.receive", key: data})
             elif isinstance(event, Ping):
-                self._write(self.conn.send(event.response()))
+                # After our close frame no more frames of ours may go out (wsproto refuses):
+                # a ping then is read and left unanswered (RFC 6455 5.5.2 allows the peer to
+                # send it, not us to answer).
+                if self.conn.state is ConnectionState.OPEN:
+                    self._write(self.conn.send(event.response()))
             elif isinstance(event, CloseConnection):
                 if self.conn.state is ConnectionState.REMOTE_CLOSING:
                     self._write(self.conn.send(event.response()))
