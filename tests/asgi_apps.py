@@ -28,6 +28,13 @@ async def failing_startup(scope, receive, send):
     await send({"type": "http.response.body", "body": b"should never serve"})
 
 
+async def endless_startup(scope, receive, send):
+    """Lifespan startup that never completes (waits on a database that never answers)."""
+    if scope["type"] == "lifespan":
+        await receive()
+        await asyncio.Event().wait()
+
+
 async def echo_websocket(scope, receive, send):
     """WebSocket echo; plain HTTP answers 200 so that a worker can be probed for readiness."""
     if scope["type"] == "http":

@@ -127,3 +127,18 @@ def test_worker_startup_failure_halts_the_master(tmp_path):
         assert proc.proc.returncode != 0
     finally:
         proc.stop()
+
+
+def test_a_startup_that_never_ends_is_a_boot_failure_named_as_such(tmp_path):
+    # The loop answers meanwhile: not a hung worker to kill and reboot for ever, but a boot
+    # that did not finish within --timeout.
+    proc = ServerProcess("tests.asgi_apps:endless_startup", "--timeout", "2",
+                         log_path=str(tmp_path / "server.log"))
+    try:
+        wait_for(lambda: proc.proc.poll() is not None, 20, what="the master to halt")
+        log = proc.log()
+        assert "the app's startup did not finish within --timeout (2s)" in log
+        assert "WORKER TIMEOUT" not in log
+        assert proc.proc.returncode == 3
+    finally:
+        proc.stop()

@@ -204,8 +204,15 @@ class Worker:
                               ("SIGWINCH", lambda: None), ("SIGHUP", lambda: None)):
             loop.add_signal_handler(getattr(signal, name), handler)
         loop.add_reader(self.channel.fileno(), self._on_master_message)
+        # Beating from here on: the loop answers while an ASGI app's lifespan startup runs, so
+        # a startup that never ends is named as such below, not killed as a hung loop.
+        self._beat()
         try:
-            await server.start()
+            await asyncio.wait_for(server.start(), self.timeout or None)
+        except TimeoutError:
+            self.log.error("Worker failed to boot: the app's startup did not finish within "
+                           "--timeout (%ss)", self.timeout)
+            return WORKER_BOOT_ERROR
         except Exception as exc:
             self.log.error("Worker failed to start serving: %s", exc)
             return WORKER_BOOT_ERROR
@@ -221,7 +228,6 @@ class Worker:
         gc.freeze()
         self.booted = True
         self._send(BOOTED)
-        self._beat()
         if self.cfg.reload:
             from .reloader import start_reloader
             start_reloader(self)
