@@ -295,3 +295,19 @@ async def test_a_ping_after_our_close_frame_is_not_answered(start_server, caplog
             await ws.close(code=4002)
     await asyncio.sleep(0.2)
     assert "Fatal error" not in caplog.text and "LocalProtocolError" not in caplog.text
+
+
+async def test_accepting_a_subprotocol_the_client_did_not_offer_is_a_500(start_server):
+    async def app(scope, receive, send):
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept", "subprotocol": "not-offered"})
+        elif scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": b""})
+
+    server = await start_server(app, lifespan="off")
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await session.ws_connect(url(server), protocols=("chat",))
+    assert info.value.status == 500

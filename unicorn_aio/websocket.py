@@ -249,11 +249,16 @@ class WebSocket(asyncio.Protocol):
             raise RuntimeError(f"unexpected ASGI message type {kind!r} on an open WebSocket")
 
     def _accept(self, message: dict) -> None:
-        self.handshake_done = self.accepted = True
+        subprotocol = message.get("subprotocol")
+        offered = self.scope.get("subprotocols") or []
+        if subprotocol is not None and subprotocol not in offered:
+            # RFC 6455 4.2.2: one of the client's; raised in the app, which gets a 500 for it
+            raise RuntimeError(f"websocket.accept: subprotocol {subprotocol!r} was not offered "
+                               f"by the client (offered: {offered})")
         headers = [(bytes(n), bytes(v)) for n, v in message.get("headers") or ()]
         self._write(self.conn.send(AcceptConnection(
-            subprotocol=message.get("subprotocol"), extra_headers=headers,
-            extensions=[PerMessageDeflate()])))
+            subprotocol=subprotocol, extra_headers=headers, extensions=[PerMessageDeflate()])))
+        self.handshake_done = self.accepted = True
         self.handler.log.debug("WebSocket %s accepted", self.req.url.decode("latin-1"))
         self._log_access(101)
         if self.shutting_down:
