@@ -311,7 +311,6 @@ def http_date(now: float | None = None) -> str:
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
 
 
-
 async def serve(app, bind="127.0.0.1:8000", **settings) -> None:
     """Serve ``app`` (WSGI or ASGI) on the running loop until cancelled; ``bind`` is one or a
     list."""
