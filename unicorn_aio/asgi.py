@@ -348,7 +348,7 @@ class HTTPCycle:
         self.status: str | None = None
         self.headers: list = []
         self.content_length: int | None = None
-        self.own_headers: str | None = None  # which of Date and Server the app set
+        self.own_headers: frozenset | None = None  # which of Date and Server the app set
         self.keep_alive = req.keep_alive
         self.chunked = False
         self.started = False  # http.response.start received

@@ -56,10 +56,10 @@ def _checked_name(name) -> str:
     return lname
 
 
-def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool, str | None]:
+def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool, frozenset | None]:
     """Check the app's ``(name, value)`` str pairs; returns what to send, its Content-Length
     (None if not given), whether the app asked for ``Connection: close``, and which of Date and
-    Server it set itself (None, "date", "server" or "date server"): those it sets replace ours.
+    Server it set itself (None, or their lower-case names): those it sets replace ours.
 
     Raises ValueError for a header that would corrupt the response (RFC 9110 5.1, 5.5).
     """
@@ -88,7 +88,7 @@ def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool, str |
                 continue  # the same length twice: send it once
             content_length = int(digits)
         elif lname in _DATE_SERVER:
-            own = lname if own is None else "date server"
+            own = frozenset((lname,)) if own is None else own | {lname}
         kept.append(item)
     return kept, content_length, close, own
 
@@ -108,7 +108,7 @@ def bodyless(method: bytes, status: str) -> bool:
 
 
 def head(req, status: str, headers: list, content_length: int | None, keep_alive: bool,
-         date_and_server: str, own: str | None = None) -> tuple[bytes, bool, bool]:
+         date_and_server: str, own: frozenset | None = None) -> tuple[bytes, bool, bool]:
     """The response head for ``req``; returns it with (chunked, keep_alive).
 
     ``keep_alive`` is what the request, the app and the server's state allow; the framing may

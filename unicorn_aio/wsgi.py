@@ -118,7 +118,7 @@ class WSGICycle(RequestEnviron):
     flush_scheduled = False
     lost = False
     failed = False  # the app raised after the head went out
-    own_headers: str | None = None  # which of Date and Server the app set (app_headers)
+    own_headers: frozenset | None = None  # which of Date and Server the app set (app_headers)
     start_time = 0.0
 
     def __init__(self, handler: WSGIHandler, protocol, req: Request) -> None:
