@@ -88,11 +88,16 @@ def _import(module_name: str, app_uri: str):
                            f"{_one_line(exc)}") from exc
 
 
+def user_frames(exc: BaseException) -> list[traceback.FrameSummary]:
+    """The frames of ``exc``'s traceback in the user's code, not the import machinery's
+    ("<frozen importlib._bootstrap>"): what an error message should point at."""
+    return [f for f in traceback.extract_tb(exc.__traceback__)
+            if not f.filename.startswith("<") and "importlib" not in f.filename]
+
+
 def _one_line(exc: BaseException) -> str:
     """The exception and where in the user's code it was raised, in one line."""
-    # The user's code, not the import machinery's ("<frozen importlib._bootstrap>").
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith("<") and "importlib" not in f.filename]
+    frames = user_frames(exc)
     where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     if isinstance(exc, SyntaxError):
         where = f" ({exc.filename}:{exc.lineno})"

@@ -24,6 +24,7 @@ import types
 from typing import Any, Iterable, Mapping
 
 from . import __version__
+from .apploader import user_frames
 from .settings import ALIASES, BY_NAME, SECTIONS, SETTINGS, Setting
 
 ENV_ARGS = ("GUNICORN_CMD_ARGS", "UNICORN_AIO_CMD_ARGS")  # later ones win
@@ -355,12 +356,10 @@ def read_config_file(location: str) -> tuple[dict[str, Any], str]:
 def _describe(exc: BaseException, path: str | None) -> str:
     """One line for an exception raised while running a file: where, type and message."""
     where = path or ""
-    frames = traceback.extract_tb(exc.__traceback__)
-    # The user's own files only: not the import machinery's "<frozen importlib._bootstrap>".
     if path is not None:
-        mine = [f for f in frames if f.filename == path]
+        mine = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
     else:
-        mine = [f for f in frames if not f.filename.startswith("<") and "importlib" not in f.filename]
+        mine = user_frames(exc)
     if mine:
         where = f"{mine[-1].filename}, line {mine[-1].lineno}"
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
