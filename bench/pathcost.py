@@ -19,7 +19,7 @@ import time
 import uvloop
 
 from bench.apps import hello
-from unicorn_aio.protocol import HttpProtocol
+from unicorn_aio.http.protocol import HttpProtocol
 from unicorn_aio.server import Server
 
 REQUESTS = {

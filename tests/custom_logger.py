@@ -1,6 +1,6 @@
 """A --logger-class as users write them: the built-in logger with one method overridden."""
 
-from unicorn_aio.logs import Logger
+from unicorn_aio.log.logger import Logger
 
 
 class TaggingLogger(Logger):

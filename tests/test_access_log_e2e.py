@@ -18,7 +18,6 @@ import time
 import aiohttp
 import pytest
 import yarl
-
 from procs import ROOT, ServerProcess, get, wait_for
 
 pytestmark = pytest.mark.timeout(60)

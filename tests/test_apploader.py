@@ -7,7 +7,8 @@ import textwrap
 
 import pytest
 
-from unicorn_aio.apploader import AppImportError, load_app
+from unicorn_aio.apploader import load_app
+from unicorn_aio.errors import AppImportError
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import time
 
 import aiohttp
 import pytest
-
 from asgi_apps import starlette_app
 from conftest import cyclic_garbage, exchange, is_closed, open_raw, read_all, read_responses
 from procs import ROOT, ServerProcess
-from unicorn_aio.asgi import is_asgi_app
+
+from unicorn_aio.apploader import is_asgi_app
 
 both_loops = pytest.mark.both_loops
 

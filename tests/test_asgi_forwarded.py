@@ -10,8 +10,8 @@ import json
 
 import aiohttp
 import pytest
-
 from asgi_apps import starlette_app
+
 from unicorn_aio.server import Server
 
 pytestmark = [pytest.mark.both_loops, pytest.mark.timeout(30)]

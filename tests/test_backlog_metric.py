@@ -15,9 +15,9 @@ import socket
 import time
 
 import pytest
-
 from procs import ROOT
 from test_statsd import Receiver
+
 from unicorn_aio.sockets import accept_queue
 
 pytestmark = pytest.mark.timeout(60)

@@ -12,7 +12,6 @@ import threading
 import time
 
 import pytest
-
 from conftest import open_raw, read_responses
 
 TOTAL = 64 * 1024 * 1024

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from conftest import open_raw, read_responses
+from procs import free_port
 
 from bench.apps import HELLO
 from bench.floor import serve
-from conftest import open_raw, read_responses
-from procs import free_port
 
 pytestmark = pytest.mark.timeout(30)
 

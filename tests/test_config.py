@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from unicorn_aio.config import Config, ConfigError, ConfigFileError, UsageError, load_config
-from unicorn_aio.settings import BY_NAME, SETTINGS
+from unicorn_aio.config.config import Config, load_config
+from unicorn_aio.config.settings import BY_NAME, SETTINGS
+from unicorn_aio.errors import ConfigError, ConfigFileError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 

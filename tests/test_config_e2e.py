@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from procs import ROOT, children, free_port, get, stop_session, wait_for
 
 pytestmark = pytest.mark.timeout(90)

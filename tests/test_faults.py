@@ -9,7 +9,6 @@ import socket
 import time
 
 import pytest
-
 from hostile_app import BAD
 from procs import open_fds, wait_for
 

@@ -6,7 +6,6 @@ import json
 
 import aiohttp
 import pytest
-
 from apps import make_app
 from conftest import exchange
 

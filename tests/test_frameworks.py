@@ -8,7 +8,6 @@ import json
 import os
 
 import pytest
-
 from httpc import multipart, request
 from procs import ROOT, ServerProcess
 

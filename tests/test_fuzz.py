@@ -15,11 +15,10 @@ import socket
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from conftest import parse_responses
 from fuzz_cases import BASES, SPECIAL, mutate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from procs import ServerProcess
 
 pytestmark = pytest.mark.timeout(int(os.environ.get("FUZZ_TIMEOUT", "120")))

@@ -16,7 +16,6 @@ import threading
 import time
 
 import pytest
-
 from conftest import open_raw, read_responses
 from procs import wait_for
 

@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import pytest
-
 from apps import make_app
 from conftest import exchange, is_closed, open_raw, read_all, read_responses
 

@@ -6,7 +6,6 @@ answer with exactly the status given, close the connection, and never call the a
 from __future__ import annotations
 
 import pytest
-
 from apps import make_app
 from conftest import exchange
 
@@ -140,6 +139,7 @@ async def test_pipelined_bad_request_line_is_caught_mid_buffer(start_server):
 
 async def test_request_line_split_across_packets_is_accepted(start_server):
     import asyncio
+
     from conftest import open_raw, read_responses
     server = await start_server(make_app())
     reader, writer = await open_raw(server.port)

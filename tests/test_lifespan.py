@@ -8,10 +8,10 @@ import logging
 
 import aiohttp
 import pytest
-
 from procs import ServerProcess, wait_for
+
 from unicorn_aio import Server
-from unicorn_aio.lifespan import LifespanFailure
+from unicorn_aio.asgi.lifespan import LifespanFailure
 
 
 def recording_app(events: list, startup_reply="lifespan.startup.complete"):

@@ -1,4 +1,4 @@
-"""unicorn_aio.logs: access lines as gunicorn prints them, log configs, reopen, failure handling.
+"""unicorn_aio.log: access lines as gunicorn prints them, log configs, reopen, failure handling.
 
 Expected access lines are written out by hand from gunicorn's glogging semantics (atoms(),
 SafeAtoms, now(), _get_user), for a clock pinned at 1700000000 = 2023-11-14 22:13:20 UTC.
@@ -18,8 +18,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from unicorn_aio import logs
-from unicorn_aio.logs import DEFAULT_ACCESS_FORMAT, LogConfigError, Logger, basic_auth_user, parse_syslog_address
+from unicorn_aio.errors import LogConfigError
+from unicorn_aio.log import logger as logs
+from unicorn_aio.log.logger import DEFAULT_ACCESS_FORMAT, Logger, basic_auth_user, parse_syslog_address
 
 CLOCK = 1700000000.0
 
@@ -426,7 +427,7 @@ def test_capture_output_redirects_and_reopens(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys
         from types import SimpleNamespace
-        from unicorn_aio.logs import Logger
+        from unicorn_aio.log.logger import Logger
         cfg = SimpleNamespace(errorlog={str(errorlog)!r}, capture_output=True, loglevel="info")
         log = Logger(cfg)
         print("from print", flush=True)

@@ -12,7 +12,6 @@ import time
 import urllib.error
 
 import pytest
-
 from procs import ROOT, children, get, open_fds, wait_for, zombies
 
 pytestmark = pytest.mark.timeout(90)

@@ -12,7 +12,6 @@ import threading
 import time
 
 import pytest
-
 from procs import ROOT, children, free_port, get, stop_session, wait_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -191,7 +190,7 @@ def test_bad_logger_class_is_one_line_and_exit_2(tmp_path):
                           env=dict(os.environ, PYTHONPATH=f"{TESTS}:{ROOT}"),
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
-    assert "not a subclass of unicorn_aio.logs.Logger" in proc.stderr
+    assert "not a subclass of unicorn_aio.log.Logger" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

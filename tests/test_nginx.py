@@ -11,7 +11,6 @@ import stat
 import subprocess
 
 import pytest
-
 from httpc import request
 from procs import ROOT, ServerProcess, free_port, wait_for
 

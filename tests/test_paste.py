@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 from procs import ROOT, ServerProcess, children, free_port, get, wait_for
 
 pytestmark = pytest.mark.timeout(60)

@@ -11,10 +11,10 @@ import socket
 import struct
 
 import pytest
-
 from apps import make_app
 from conftest import exchange, open_raw, read_all
-from unicorn_aio.proxy_protocol import V2_SIGNATURE, AddressList, parse
+
+from unicorn_aio.http.proxy_protocol import V2_SIGNATURE, AddressList, parse
 
 pytestmark = [pytest.mark.both_loops, pytest.mark.timeout(30)]
 

@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-
 from procs import ROOT, ServerProcess, get, wait_for
 
 pytestmark = pytest.mark.timeout(60)

@@ -8,10 +8,10 @@ import time
 
 import aiohttp
 import pytest
-
-import unicorn_aio
 from apps import make_app
 from conftest import open_raw, read_responses
+
+import unicorn_aio
 
 pytestmark = pytest.mark.both_loops
 

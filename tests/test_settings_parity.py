@@ -13,10 +13,11 @@ import sys
 import time
 
 import pytest
-
 from procs import ROOT, wait_for
-from unicorn_aio.config import ConfigError, load_config
-from unicorn_aio.settings import ALIASES, BY_NAME
+
+from unicorn_aio.config.config import load_config
+from unicorn_aio.config.settings import ALIASES, BY_NAME
+from unicorn_aio.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(60)
 

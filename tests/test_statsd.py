@@ -18,12 +18,13 @@ import time
 
 import aiohttp
 import pytest
-
 from apps import make_app
 from procs import ROOT, wait_for
-from unicorn_aio.config import Config
-from unicorn_aio.logs import Logger, logger_for
-from unicorn_aio.statsd import Statsd
+
+from unicorn_aio.config.config import Config
+from unicorn_aio.log import logger_for
+from unicorn_aio.log.logger import Logger
+from unicorn_aio.log.statsd import Statsd
 
 pytestmark = pytest.mark.timeout(60)
 

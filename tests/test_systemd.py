@@ -12,7 +12,6 @@ import sys
 import textwrap
 
 import pytest
-
 from procs import ROOT, ServerProcess, free_port, get, stop_session, wait_for
 
 pytestmark = pytest.mark.timeout(60)

@@ -11,7 +11,6 @@ import sys
 import aiohttp
 import pytest
 import trustme
-
 from apps import make_app
 from procs import ROOT, ServerProcess, free_port
 

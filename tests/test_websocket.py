@@ -7,7 +7,6 @@ import sys
 
 import aiohttp
 import pytest
-
 from asgi_apps import echo_websocket
 from conftest import exchange
 
@@ -201,7 +200,7 @@ async def test_websocket_counts_against_worker_connections(start_server):
 
 
 async def test_without_wsproto_an_upgrade_is_answered_as_http(start_server, monkeypatch, caplog):
-    monkeypatch.setitem(sys.modules, "unicorn_aio.websocket", None)  # import fails
+    monkeypatch.setitem(sys.modules, "unicorn_aio.asgi.websocket", None)  # import fails
 
     async def app(scope, receive, send):
         assert scope["type"] in ("http", "lifespan")

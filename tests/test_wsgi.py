@@ -10,7 +10,6 @@ from wsgiref.validate import validator
 
 import aiohttp
 import pytest
-
 from apps import Recorder, make_app
 from conftest import cyclic_garbage, exchange, open_raw, read_all, read_responses
 

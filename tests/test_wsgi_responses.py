@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from conftest import exchange, open_raw, read_responses
 
 pytestmark = pytest.mark.both_loops

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "settings.md"
 sys.path.insert(0, str(ROOT))
 
-from unicorn_aio.settings import SECTIONS, SETTINGS, Setting  # noqa: E402
+from unicorn_aio.config.settings import SECTIONS, SETTINGS, Setting  # noqa: E402
 
 HEADER = """\
 # Settings

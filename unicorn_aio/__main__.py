@@ -1,3 +1,3 @@
-from .cli import main
+from unicorn_aio.cli import main
 
 main()

@@ -1,25 +1,32 @@
-"""Import the app named on the command line, as gunicorn does, with one-line errors.
+"""Load the app the settings name, as gunicorn does, with one-line errors.
 
-Accepted forms: ``module`` (meaning ``module:application``), ``module:name``, ``module:a.b``,
+- ``APP``: ``module:name``, imported (``load_app``), and told apart as WSGI or ASGI
+  (``is_asgi_app``, ``interface_mismatch``);
+- ``--paste development.ini[#name]``: the ini file's ``[app:name]`` through PasteDeploy
+  (``load_paste_app``); the server's settings still come from the command line and config file,
+  never from ``[server:*]`` (gunicorn >= 20 reads only the app, and the ini's logging sections
+  when it has a ``[loggers]`` section);
+- ``prepare_process``: raw_env, chdir and the import path, set before either.
+
+APP forms: ``module`` (meaning ``module:application``), ``module:name``, ``module:a.b``,
 ``module:factory()`` and ``module:factory('arg', key=1)`` with literal arguments.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
+import inspect
+import os
 import sys
 import traceback
+from typing import TYPE_CHECKING
 
+from unicorn_aio.errors import AppBootError, AppImportError, ConfigError
 
-class AppImportError(Exception):
-    """The app could not be loaded; the message is one line for the user."""
-
-
-class AppBootError(AppImportError):
-    """The app's own code failed as it loaded: its module (or one it imports) raised or is
-    missing, or its factory raised.  gunicorn tells these apart from a wrong app name by the
-    exit code: 3 (worker failed to boot) rather than 4 (app failed to load)."""
+if TYPE_CHECKING:
+    from unicorn_aio.config.config import Config
 
 
 def load_app(app_uri: str):
@@ -41,7 +48,7 @@ def load_app(app_uri: str):
             obj = obj(*args, **kwargs)
         except Exception as exc:
             raise AppBootError(
-                f"app {app_uri!r}: factory {name}() failed: {_one_line(exc)}") from exc
+                f"app {app_uri!r}: factory {name}() failed: {one_line(exc)}") from exc
     if not callable(obj):
         kind = type(obj).__name__
         what = f"{name}() returned" if args is not None else f"{name!r} is"
@@ -82,10 +89,10 @@ def _import(module_name: str, app_uri: str):
             raise AppBootError(f"app {app_uri!r}: no module named {exc.name!r} "
                                f"(looked in {sys.path[0] or '.'} and the Python path)") from None
         raise AppBootError(f"app {app_uri!r}: importing {module_name} failed: "
-                           f"{_one_line(exc)}") from exc
+                           f"{one_line(exc)}") from exc
     except Exception as exc:
         raise AppBootError(f"app {app_uri!r}: importing {module_name} failed: "
-                           f"{_one_line(exc)}") from exc
+                           f"{one_line(exc)}") from exc
 
 
 def user_frames(exc: BaseException) -> list[traceback.FrameSummary]:
@@ -95,7 +102,7 @@ def user_frames(exc: BaseException) -> list[traceback.FrameSummary]:
             if not f.filename.startswith("<") and "importlib" not in f.filename]
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """The exception and where in the user's code it was raised, in one line."""
     frames = user_frames(exc)
     where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
@@ -103,3 +110,143 @@ def _one_line(exc: BaseException) -> str:
         where = f" ({exc.filename}:{exc.lineno})"
         return f"SyntaxError: {exc.msg}{where}"
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def is_asgi_app(app) -> bool:
+    """Interface auto-detection: a coroutine function, or an object with an async __call__.
+
+    A class is never taken for ASGI: calling it builds an instance (a WSGI app may be a class
+    whose instances are the response iterable; ASGI 2's double callables are not supported).
+    """
+    while isinstance(app, functools.partial):
+        app = app.func
+    if inspect.isclass(app):
+        return False
+    if inspect.iscoroutinefunction(app):
+        return True
+    return inspect.iscoroutinefunction(getattr(app, "__call__", None))
+
+
+def _takes_two_positionals(app) -> bool:
+    """A plain sync callable of exactly two positional arguments: app(environ, start_response)."""
+    if inspect.isclass(app) or isinstance(app, functools.partial) or is_asgi_app(app):
+        return False
+    try:
+        params = inspect.signature(app).parameters.values()
+    except (TypeError, ValueError):  # builtins and C callables: nothing to go by
+        return False
+    kinds = [p.kind for p in params]
+    if inspect.Parameter.VAR_POSITIONAL in kinds:
+        return False
+    return sum(k in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+               for k in kinds) == 2
+
+
+def interface_mismatch(app, interface: str) -> str | None:
+    """Why ``app`` cannot be served as ``interface`` ("wsgi" or "asgi"), or None.
+
+    Only the plain cases are refused, so the mistake surfaces at boot and not as a 500 per
+    request: a coroutine function (or async __call__) served as WSGI, and a sync callable
+    taking (environ, start_response) served as ASGI. Anything else is taken at its word.
+    """
+    if interface == "wsgi" and is_asgi_app(app):
+        return "it is an ASGI app (async), but the interface is WSGI"
+    if interface == "asgi" and _takes_two_positionals(app):
+        return "it is a WSGI app (app(environ, start_response)), but the interface is ASGI"
+    return None
+
+
+def prepare_process(cfg: Config) -> None:
+    """What gunicorn does before loading the app: raw_env, chdir, and the import path."""
+    os.environ.update(cfg.env)
+    if os.getcwd() != cfg.chdir:
+        os.chdir(cfg.chdir)
+    # The app's directory first, as `python -m` would have it; pythonpath entries before that.
+    for path in [cfg.chdir] + cfg.pythonpath_list[::-1]:
+        if path in sys.path:
+            sys.path.remove(path)
+        sys.path.insert(0, path)
+
+
+def config_path(paste: str) -> tuple[str, str | None]:
+    """'dir/app.ini#name' -> (absolute path of the ini file, app name or None)."""
+    path, _, name = paste.partition("#")
+    return os.path.abspath(path), name or None
+
+
+def has_logging_config(path: str) -> bool:
+    import configparser  # only with --paste: keep it out of every worker
+
+    parser = configparser.ConfigParser()
+    try:
+        parser.read([path])
+    except configparser.Error:
+        return False
+    return parser.has_section("loggers")
+
+
+def global_conf(cfg) -> dict[str, str]:
+    """--paste-global KEY=VALUE pairs, the ini's %(KEY)s defaults."""
+    conf = {}
+    for item in cfg.raw_paste_global_conf or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--paste-global: {item!r} is not KEY=VALUE")
+        conf[key.strip()] = value
+    return conf
+
+
+def prepare_paste(cfg) -> None:
+    """What --paste sets before the app loads: an absolute ini path, proc name, logging."""
+    path, name = config_path(cfg.paste)
+    if not os.path.isfile(path):
+        raise ConfigError(f"--paste {cfg.paste}: no such file {path}")
+    cfg.set("paste", path + (f"#{name}" if name else ""))
+    if "default_proc_name" not in cfg.explicit:
+        cfg.set("default_proc_name", path)
+    if has_logging_config(path) and not (cfg.logconfig or cfg.logconfig_dict or cfg.logconfig_json):
+        cfg.set("logconfig", path)
+
+
+def load_paste_app(cfg):
+    """The WSGI app of cfg.paste, with a one-line AppImportError for anything that goes wrong."""
+    path, name = config_path(cfg.paste)
+    try:
+        from paste.deploy import loadapp
+    except ImportError:
+        raise AppImportError(f"--paste {cfg.paste}: PasteDeploy is not installed "
+                             "(pip install pastedeploy)") from None
+    if not os.path.isfile(path):
+        raise AppImportError(f"--paste {cfg.paste}: no such file {path}")
+    # The ini's directory is where its egg:/call: references are usually found.
+    here = os.path.dirname(path)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        return loadapp("config:" + path, name=name, relative_to=here,
+                       global_conf=global_conf(cfg) or None)
+    except LookupError as exc:  # no [app:name] section, unknown egg entry point
+        raise AppImportError(f"--paste {cfg.paste}: {exc}") from None
+    except Exception as exc:
+        raise AppBootError(f"--paste {cfg.paste}: loading the app failed: "
+                           f"{one_line(exc)}") from exc
+
+
+def load_wsgi_app(cfg):
+    """The app the settings name: --paste when given, else APP (module:callable); refused when
+    it plainly cannot be served as the interface asked for (--interface, or -k)."""
+    if cfg.paste:
+        app, name = load_paste_app(cfg), f"--paste {cfg.paste}"
+    else:
+        app, name = load_app(cfg.app_uri), f"app {cfg.app_uri!r}"
+    if cfg.interface != "auto":
+        problem = interface_mismatch(app, cfg.interface)
+        if problem:
+            other = "asgi" if cfg.interface == "wsgi" else "wsgi"
+            if "interface" in cfg.explicit:
+                where = f"--interface {cfg.interface}; give --interface {other} or auto"
+            else:
+                where = (f"implied by worker_class {cfg.worker_class!r}; drop it or give "
+                         f"--interface {other}")
+            raise AppImportError(f"{name}: {problem} ({where})")
+    return app

@@ -6,12 +6,13 @@ command lines (as argparse does), 1 for a config file or app that fails to load 
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import NoReturn
 
-from .config import Config, ConfigError, UsageError, build_parser, load_config
-from .tls import check_tls
+from unicorn_aio.apploader import prepare_process
+from unicorn_aio.config.config import Config, build_parser, load_config
+from unicorn_aio.errors import ConfigError, UsageError
+from unicorn_aio.tls import check_tls
 
 PROG = "unicorn_aio"
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     try:
         prepare_reload(cfg)
         if cfg.paste:
-            from .paste import prepare as prepare_paste
+            from unicorn_aio.apploader import prepare_paste
             prepare_paste(cfg)
     except ConfigError as exc:
         fail(str(exc), exc.exit_code)
@@ -53,8 +54,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.exit(check_app(cfg))
 
     # Imported late: the master pulls in the whole server, which --help and config errors never need.
-    from .arbiter import Arbiter
-    from .logs import LogConfigError
+    from unicorn_aio.errors import LogConfigError
+    from unicorn_aio.prefork.arbiter import Arbiter
 
     try:
         arbiter = Arbiter(cfg)
@@ -73,18 +74,6 @@ def fail(message: str, code: int, *, usage: bool = False) -> NoReturn:
 def report_warnings(cfg: Config) -> None:
     for message in cfg.warnings:
         sys.stderr.write(f"{PROG}: warning: {message}\n")
-
-
-def prepare_process(cfg: Config) -> None:
-    """What gunicorn does before loading the app: raw_env, chdir, and the import path."""
-    os.environ.update(cfg.env)
-    if os.getcwd() != cfg.chdir:
-        os.chdir(cfg.chdir)
-    # The app's directory first, as `python -m` would have it; pythonpath entries before that.
-    for path in [cfg.chdir] + cfg.pythonpath_list[::-1]:
-        if path in sys.path:
-            sys.path.remove(path)
-        sys.path.insert(0, path)
 
 
 def check_log_files(cfg: Config) -> None:
@@ -116,9 +105,9 @@ def prepare_reload(cfg: Config) -> None:
 
 def check_app(cfg: Config) -> int:
     """--check-config: import the app the way a worker would. 0 if it loads, else 1."""
-    from .apploader import AppImportError
-    from .logs import LogConfigError, logger_for
-    from .paste import load_wsgi_app
+    from unicorn_aio.apploader import load_wsgi_app
+    from unicorn_aio.errors import AppImportError, LogConfigError
+    from unicorn_aio.log import logger_for
 
     try:
         logger_for(cfg)

@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from . import __version__
-from .config import Config, ConfigError
-from .dispatch import ThreadPool
-from .protocol import NEVER, HttpProtocol, request_limits
-from .proxy_protocol import AddressList
-from .sockets import bind_all, describe, unix_files, unlink_own_files
+from unicorn_aio import __version__
+from unicorn_aio.config.config import Config
+from unicorn_aio.errors import ConfigError
+from unicorn_aio.http.protocol import NEVER, HttpProtocol, request_limits
+from unicorn_aio.http.proxy_protocol import AddressList
+from unicorn_aio.sockets import bind_all, describe, unix_files, unlink_own_files
+from unicorn_aio.wsgi.threadpool import ThreadPool
 
 # Connection timeouts are checked by one sweep a second instead of a timer per connection:
 # a timer per request costs more than the whole sweep over 10 000 idle connections.
@@ -40,7 +41,7 @@ class Server:
         self.app = app
         self.cfg = cfg
         if log is None:
-            from .logs import logger_for
+            from unicorn_aio.log import logger_for
             log = logger_for(cfg)
         self.log = log
         self.sockets = sockets
@@ -110,7 +111,7 @@ class Server:
         self.ready.set()
 
     def _make_handler(self):
-        from .asgi import interface_mismatch, is_asgi_app
+        from unicorn_aio.apploader import interface_mismatch, is_asgi_app
 
         if not callable(self.app):
             raise TypeError(f"cannot serve {self.app!r}: an app is a callable, "
@@ -124,15 +125,15 @@ class Server:
                 raise ValueError(f"cannot serve {self.app!r}: {problem} (interface={interface!r})")
         self.interface = interface
         if interface == "asgi":
-            from .asgi import ASGIHandler
+            from unicorn_aio.asgi.handler import ASGIHandler
             return ASGIHandler(self.app, self)
-        from .wsgi import WSGIHandler
+        from unicorn_aio.wsgi.handler import WSGIHandler
         return WSGIHandler(self.app, self)
 
     def _ssl_context(self):
         if not self.is_ssl:
             return None
-        from .tls import ssl_context
+        from unicorn_aio.tls import ssl_context
         return ssl_context(self.cfg)
 
     async def serve(self) -> None:

@@ -12,7 +12,7 @@ import socket
 import stat
 import struct
 
-from .config import ConfigError
+from unicorn_aio.errors import ConfigError
 
 # The fds a re-exec'd master inherits from the old one, as a comma-separated list.
 INHERIT_ENV = "UNICORN_AIO_FD"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ssl
 
-from .config import ConfigError
+from unicorn_aio.errors import ConfigError
 
 
 def default_ssl_context(cfg) -> ssl.SSLContext:

@@ -12,84 +12,30 @@ The response on the wire is framed by ``response.py``, exactly as for WSGI.
 from __future__ import annotations
 
 import asyncio
-import functools
-import http
-import inspect
 import os
 import time
 from urllib.parse import quote, unquote_to_bytes
 
-from .body import ClientDisconnected
-from .http_rules import PERCENT, forwarded_fields, header_name
-from .lifespan import Lifespan
-from .protocol import error_response
-from .proxy_protocol import AddressList
-from .response import LAST_CHUNK, NO_BODY_STATUS, app_headers, bodyless, clip_to_length
-from .response import head as response_head
+from unicorn_aio.asgi.lifespan import Lifespan
+from unicorn_aio.http.body import ClientDisconnected
+from unicorn_aio.http.proxy_protocol import AddressList
+from unicorn_aio.http.response import (
+    LAST_CHUNK,
+    NO_BODY_STATUS,
+    app_headers,
+    bodyless,
+    clip_to_length,
+    error_response,
+    status_line,
+)
+from unicorn_aio.http.response import head as response_head
+from unicorn_aio.http.rules import PERCENT, forwarded_fields, header_name
 
 # spec_version 2.4: send() raises an OSError once the client is gone, so apps (Starlette) need
 # not listen for http.disconnect while they stream.
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 EXTENSIONS = {"http.response.pathsend": {}}
 SENDFILE_CHUNK = 256 * 1024
-_STATUS_LINES: dict[int, str] = {}
-
-
-def is_asgi_app(app) -> bool:
-    """Interface auto-detection: a coroutine function, or an object with an async __call__.
-
-    A class is never taken for ASGI: calling it builds an instance (a WSGI app may be a class
-    whose instances are the response iterable; ASGI 2's double callables are not supported).
-    """
-    while isinstance(app, functools.partial):
-        app = app.func
-    if inspect.isclass(app):
-        return False
-    if inspect.iscoroutinefunction(app):
-        return True
-    return inspect.iscoroutinefunction(getattr(app, "__call__", None))
-
-
-def _takes_two_positionals(app) -> bool:
-    """A plain sync callable of exactly two positional arguments: app(environ, start_response)."""
-    if inspect.isclass(app) or isinstance(app, functools.partial) or is_asgi_app(app):
-        return False
-    try:
-        params = inspect.signature(app).parameters.values()
-    except (TypeError, ValueError):  # builtins and C callables: nothing to go by
-        return False
-    kinds = [p.kind for p in params]
-    if inspect.Parameter.VAR_POSITIONAL in kinds:
-        return False
-    return sum(k in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-               for k in kinds) == 2
-
-
-def interface_mismatch(app, interface: str) -> str | None:
-    """Why ``app`` cannot be served as ``interface`` ("wsgi" or "asgi"), or None.
-
-    Only the plain cases are refused, so the mistake surfaces at boot and not as a 500 per
-    request: a coroutine function (or async __call__) served as WSGI, and a sync callable
-    taking (environ, start_response) served as ASGI. Anything else is taken at its word.
-    """
-    if interface == "wsgi" and is_asgi_app(app):
-        return "it is an ASGI app (async), but the interface is WSGI"
-    if interface == "asgi" and _takes_two_positionals(app):
-        return "it is a WSGI app (app(environ, start_response)), but the interface is ASGI"
-    return None
-
-
-def status_line(status) -> str:
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        if type(status) is not int or not 100 <= status <= 999:
-            raise ValueError(f"invalid ASGI status {status!r}: expected an int like 200")
-        try:
-            line = f"{status} {http.HTTPStatus(status).phrase}"
-        except ValueError:
-            line = f"{status} "  # RFC 9112 4: the reason phrase may be empty
-        _STATUS_LINES[status] = line
-    return line
 
 
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
@@ -222,7 +168,7 @@ class ASGIHandler:
             return None
         if self._ws_class is None:
             try:
-                from .websocket import WebSocket
+                from unicorn_aio.asgi.websocket import WebSocket
             except ImportError:
                 if not self._ws_warned:
                     self._ws_warned = True

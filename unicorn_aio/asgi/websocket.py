@@ -14,13 +14,21 @@ import collections
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
-from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Ping,
-                            RejectConnection, RejectData, Request, TextMessage)
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
 from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from .body import ClientDisconnected
-from .protocol import NEVER
+from unicorn_aio.http.body import ClientDisconnected
+from unicorn_aio.http.protocol import NEVER
 
 CLOSE_TIMEOUT = 5.0  # seconds the peer has to answer our close frame (RFC 6455 7.1.1)
 INBOX_HIGH = 64  # received messages the app has not taken yet: stop reading past this
@@ -313,7 +321,7 @@ class WebSocket(asyncio.Protocol):
         log = self.handler.log
         if log.access_enabled:
             try:
-                from .asgi import status_line
+                from unicorn_aio.http.response import status_line
                 log.access(self.handler.access_environ(self, self.req), status_line(status), [],
                            0, 0.0)
             except Exception:

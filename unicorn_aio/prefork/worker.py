@@ -22,9 +22,9 @@ import socket
 import sys
 import time
 
-from .apploader import AppBootError, AppImportError
-from .paste import load_wsgi_app
-from .sockets import worker_listeners
+from unicorn_aio.apploader import load_wsgi_app
+from unicorn_aio.errors import AppBootError, AppImportError
+from unicorn_aio.sockets import worker_listeners
 
 WORKER_BOOT_ERROR = 3  # gunicorn's codes: the master halts instead of respawning
 APP_LOAD_ERROR = 4
@@ -177,7 +177,8 @@ class Worker:
         server = self.server
         if server is None:
             return
-        from .protocol import HttpProtocol, error_response
+        from unicorn_aio.http.protocol import HttpProtocol
+        from unicorn_aio.http.response import error_response
 
         for protocol in list(server.connections):
             if not isinstance(protocol, HttpProtocol) or not protocol.requests:
@@ -191,7 +192,7 @@ class Worker:
     # -- serving ----------------------------------------------------------------------------
 
     async def _serve(self) -> int:
-        from .server import Server
+        from unicorn_aio.server import Server
 
         loop = asyncio.get_running_loop()
         self._stopping = loop.create_future()
@@ -229,7 +230,7 @@ class Worker:
         self.booted = True
         self._send(BOOTED)
         if self.cfg.reload:
-            from .reloader import start_reloader
+            from unicorn_aio.prefork.reloader import start_reloader
             start_reloader(self)
         graceful = await self._stopping
         self.alive = False

@@ -7,6 +7,7 @@ delimited by Content-Length, chunked, or the close, and whether the connection s
 
 from __future__ import annotations
 
+import http
 import re
 
 NO_BODY_STATUS = ("1", "204", "304")  # RFC 9110 6.4.1: never a body, whatever the app says
@@ -139,3 +140,30 @@ def head(req, status: str, headers: list, content_length: int | None, keep_alive
                                   if line and line.split(":", 1)[0].lower() not in own) + "\r\n"
     lines.append(date_and_server)
     return "".join(lines).encode("latin-1"), chunked, keep_alive
+
+
+def error_response(status: int, reason: str = "", method: bytes = b"") -> bytes:
+    """A complete plain-text error answer that closes the connection; no body for a HEAD
+    request (RFC 9110 9.3.2), whose client would take the body for the next response."""
+    phrase = http.HTTPStatus(status).phrase
+    body = f"{phrase}\n{reason}\n" if reason else f"{phrase}\n"
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"{body if method != b'HEAD' else ''}"
+    ).encode("latin-1", "replace")
+
+_STATUS_LINES: dict[int, str] = {}
+
+
+def status_line(status) -> str:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if type(status) is not int or not 100 <= status <= 999:
+            raise ValueError(f"invalid ASGI status {status!r}: expected an int like 200")
+        try:
+            line = f"{status} {http.HTTPStatus(status).phrase}"
+        except ValueError:
+            line = f"{status} "  # RFC 9112 4: the reason phrase may be empty
+        _STATUS_LINES[status] = line
+    return line

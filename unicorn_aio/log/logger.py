@@ -30,11 +30,9 @@ __all__ = [
     "AccessAtoms",
     "CONFIG_DEFAULTS",
     "DEFAULT_ACCESS_FORMAT",
-    "LogConfigError",
     "Logger",
     "basic_auth_user",
     "parse_syslog_address",
-    "setup_logging",
 ]
 
 ERROR_LOGGER = "unicorn_aio.error"
@@ -46,10 +44,23 @@ SYSLOG_FORMAT = "[%(process)d] %(message)s"
 DEFAULT_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 CLF_TIME = "[%d/%b/%Y:%H:%M:%S %z]"
 
-from .access_log import (_SAMPLE_ENVIRON, AccessAtoms, _format_keys, _json_name,  # noqa: F401
-                         basic_auth_user, default_line)
-from .log_outputs import (SYSLOG_FACILITIES, AccessWriter, _FileHandler,  # noqa: F401
-                          _StreamHandler, _syslog_handler, parse_syslog_address)
+from unicorn_aio.errors import LogConfigError
+from unicorn_aio.log.access import (  # noqa: F401
+    _SAMPLE_ENVIRON,
+    AccessAtoms,
+    _format_keys,
+    _json_name,
+    basic_auth_user,
+    default_line,
+)
+from unicorn_aio.log.outputs import (  # noqa: F401
+    SYSLOG_FACILITIES,
+    AccessWriter,
+    _FileHandler,
+    _StreamHandler,
+    _syslog_handler,
+    parse_syslog_address,
+)
 
 LOG_LEVELS = {
     "critical": logging.CRITICAL,
@@ -85,10 +96,6 @@ CONFIG_DEFAULTS = {
     },
 }
 _MERGED_SECTIONS = ("formatters", "filters", "handlers", "loggers")
-
-class LogConfigError(RuntimeError):
-    """A --log-config* file or dict that cannot be loaded; the message names it and says why."""
-
 
 def _all_loggers() -> list[logging.Logger]:
     manager = logging.Logger.manager
@@ -546,21 +553,3 @@ def _json_dumps(obj, **kwargs) -> str:
     import json
 
     return json.dumps(obj, **kwargs)
-
-
-def logger_for(cfg) -> Logger:
-    """The logger --logger-class asks for (settings.logger_class checked it), set up for cfg.
-    With statsd_host set, the default logger is the statsd one, as in gunicorn."""
-    cls = getattr(cfg, "logger_class", None)
-    if not isinstance(cls, type):
-        cls = Logger
-        if getattr(cfg, "statsd_host", None):
-            from .statsd import Statsd  # only processes that send metrics import it
-
-            cls = Statsd
-    return cls(cfg)
-
-
-def setup_logging(cfg) -> Logger:
-    """The server's Logger for `cfg` (any object with gunicorn's log setting names)."""
-    return Logger(cfg)

@@ -17,11 +17,36 @@ import ssl
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .validators import (address_list, bind_list, boolean, choice, directory, dotted_or_class, group,
-                         hook, http_only, http_protocols, integer, logger_class, loglevel, mapping,
-                         number, octal, post_request_hook, proxy_protocol_mode, refuse_true,
-                         scheme_headers, ssl_version, statsd_address, string, string_list,
-                         upper_comma_list, url_path, user, watched_files)
+from unicorn_aio.config.validators import (
+    address_list,
+    bind_list,
+    boolean,
+    choice,
+    directory,
+    dotted_or_class,
+    group,
+    hook,
+    http_only,
+    http_protocols,
+    integer,
+    logger_class,
+    loglevel,
+    mapping,
+    number,
+    octal,
+    post_request_hook,
+    proxy_protocol_mode,
+    refuse_true,
+    scheme_headers,
+    ssl_version,
+    statsd_address,
+    string,
+    string_list,
+    upper_comma_list,
+    url_path,
+    user,
+    watched_files,
+)
 
 
 @dataclass(frozen=True)
@@ -338,7 +363,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("capture_output", _log, ("--capture-output",), boolean, False,
       "Redirect the app's stdout and stderr to the error log file.", action="store_true"),
     S("logger_class", _log, ("--logger-class",), logger_class, "gunicorn.glogging.Logger",
-      "The logger: a subclass of unicorn_aio.logs.Logger (gunicorn's glogging.Logger role; "
+      "The logger: a subclass of unicorn_aio.log.Logger (gunicorn's glogging.Logger role; "
       "override setup(), access() or the level methods). The default is the built-in one.",
       metavar="STRING"),
     S("logconfig", _log, ("--log-config",), string, None,

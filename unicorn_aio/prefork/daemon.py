@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .config import ConfigError
+from unicorn_aio.errors import ConfigError
 
 
 def daemonize(keep_stdio: bool) -> int:

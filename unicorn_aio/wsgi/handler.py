@@ -20,13 +20,20 @@ import select
 import threading
 import time
 
-from . import settings
-from .body import BodyTimeout, ClientDisconnected
-from .environ import FileWrapper, RequestEnviron, ServerEnviron
-from .http_rules import Reject
-from .protocol import Request, error_response
-from .response import LAST_CHUNK, NO_BODY_STATUS, app_headers, check_status, clip_to_length
-from .response import head as response_head
+from unicorn_aio.config import settings
+from unicorn_aio.http.body import BodyTimeout, ClientDisconnected
+from unicorn_aio.http.protocol import Request
+from unicorn_aio.http.response import (
+    LAST_CHUNK,
+    NO_BODY_STATUS,
+    app_headers,
+    check_status,
+    clip_to_length,
+    error_response,
+)
+from unicorn_aio.http.response import head as response_head
+from unicorn_aio.http.rules import Reject
+from unicorn_aio.wsgi.environ import FileWrapper, RequestEnviron, ServerEnviron
 
 HIGH_WATER = 256 * 1024
 

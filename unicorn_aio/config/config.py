@@ -23,28 +23,13 @@ import traceback
 import types
 from typing import Any, Iterable, Mapping
 
-from . import __version__
-from .apploader import user_frames
-from .settings import ALIASES, BY_NAME, SECTIONS, SETTINGS, Setting
+from unicorn_aio import __version__
+from unicorn_aio.apploader import user_frames
+from unicorn_aio.config.settings import ALIASES, BY_NAME, SECTIONS, SETTINGS, Setting
+from unicorn_aio.errors import ConfigError, ConfigFileError, UsageError
 
 ENV_ARGS = ("GUNICORN_CMD_ARGS", "UNICORN_AIO_CMD_ARGS")  # later ones win
 DEFAULT_CONFIG_FILE = "gunicorn.conf.py"
-
-
-class ConfigError(ValueError):
-    """A setting's value, name or source is wrong; the message is meant for the user as is."""
-
-    exit_code = 2
-
-
-class UsageError(ConfigError):
-    """The command line itself is malformed (unknown flag, missing APP)."""
-
-
-class ConfigFileError(ConfigError):
-    """The config file could not be read or executed. gunicorn exits 1 here, so do we."""
-
-    exit_code = 1
 
 
 # gunicorn worker classes and what they mean for us. Values are the interface they imply.

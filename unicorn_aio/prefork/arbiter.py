@@ -19,23 +19,40 @@ import sys
 
 import uvloop
 
-from . import __version__
-from .apploader import AppImportError, _one_line
-from .cli import prepare_process
-from .config import ConfigError, load_config
-from .daemon import daemonize, report_start, write_pidfile
-from .logs import logger_for
-from .paste import load_wsgi_app
-from .proctitle import set_proc_title
-from .sockets import (INHERIT_ENV, accept_queue, bind_all, describe, listener_url, unix_files,
-                      unlink_own_files)
-from .systemd import notify
-from .tls import check_tls
 # The serving code is imported here, before any fork: workers share its pages, and one that
 # drops privileges (--user) may no longer be able to read the interpreter's own library.
-from . import asgi, server, wsgi  # noqa: F401
-from .worker import (APP_LOAD_ERROR, BOOTED, DRAIN, RETIRE, WORKER_BOOT_ERROR, WORKER_STOP_SIGNALS,
-                     Worker, WorkerProcess, run_worker)
+import unicorn_aio.asgi.handler  # noqa: F401
+import unicorn_aio.server  # noqa: F401
+import unicorn_aio.wsgi.handler  # noqa: F401
+from unicorn_aio import __version__
+from unicorn_aio.apploader import load_wsgi_app, one_line, prepare_process
+from unicorn_aio.config.config import load_config
+from unicorn_aio.errors import AppImportError, ConfigError
+from unicorn_aio.log import logger_for
+from unicorn_aio.prefork.daemon import daemonize, report_start, write_pidfile
+from unicorn_aio.prefork.proctitle import set_proc_title
+from unicorn_aio.prefork.systemd import notify
+from unicorn_aio.prefork.worker import (
+    APP_LOAD_ERROR,
+    BOOTED,
+    DRAIN,
+    RETIRE,
+    WORKER_BOOT_ERROR,
+    WORKER_STOP_SIGNALS,
+    Worker,
+    WorkerProcess,
+    run_worker,
+)
+from unicorn_aio.sockets import (
+    INHERIT_ENV,
+    accept_queue,
+    bind_all,
+    describe,
+    listener_url,
+    unix_files,
+    unlink_own_files,
+)
+from unicorn_aio.tls import check_tls
 
 MASTER_PID_ENV = "UNICORN_AIO_MASTER_PID"
 ABORT_GRACE = 1.0      # after SIGABRT (stack dump), seconds before SIGKILL
@@ -144,7 +161,7 @@ class Arbiter:
         try:
             getattr(self.cfg, name)(self, *args)
         except Exception as exc:
-            raise ConfigError(f"{name} hook failed: {_one_line(exc)}") from None
+            raise ConfigError(f"{name} hook failed: {one_line(exc)}") from None
 
     def start(self) -> None:
         cfg = self.cfg
@@ -313,7 +330,7 @@ class Arbiter:
         try:
             self.cfg.pre_fork(self, record)
         except Exception as exc:
-            raise HaltServer(f"pre_fork hook failed: {_one_line(exc)}") from None
+            raise HaltServer(f"pre_fork hook failed: {one_line(exc)}") from None
         # Held back across the fork: until the child has its own handlers, a TERM sent to it
         # would run the master's (a write to the master's wakeup fd) and be lost - a worker
         # told to stop while it boots would serve on.  The child unblocks in _reset_signals.
@@ -338,7 +355,7 @@ class Arbiter:
                 except Exception as exc:
                     # It would fail the same way in every replacement: the master halts.
                     self.log.error("Worker failed to boot: post_fork hook failed: %s",
-                                   _one_line(exc))
+                                   one_line(exc))
                     os._exit(WORKER_BOOT_ERROR)
                 run_worker(worker)
             finally:

@@ -28,8 +28,8 @@ import logging
 import re
 import socket
 
-from .access_log import _split_time, _status_code
-from .logs import Logger
+from unicorn_aio.log.access import _split_time, _status_code
+from unicorn_aio.log.logger import Logger
 
 __all__ = ["DEFAULT_PORT", "Statsd", "parse_address"]
 

@@ -12,6 +12,7 @@ import binascii
 import os
 import re
 
+
 def basic_auth_user(authorization: str | None) -> str | None:
     """The user name of an HTTP Basic `Authorization` header, or None (gunicorn's `_get_user`)."""
     if not authorization or authorization[:5].lower() != "basic":

@@ -13,18 +13,18 @@ httptools' callbacks below only record what the parser saw; they never run appli
 from __future__ import annotations
 
 import asyncio
-import http
 import sys
 from typing import TYPE_CHECKING
 
 import httptools
 
-from .body import ClientDisconnected, RequestBody
-from .http_rules import Reject, check_headers, check_request_target, check_version, is_token
-from .proxy_protocol import HeaderReader
+from unicorn_aio.http.body import ClientDisconnected, RequestBody
+from unicorn_aio.http.proxy_protocol import HeaderReader
+from unicorn_aio.http.response import error_response
+from unicorn_aio.http.rules import Reject, check_headers, check_request_target, check_version, is_token
 
 if TYPE_CHECKING:
-    from .server import Server
+    from unicorn_aio.server import Server
 
 # Past this many parsed-but-unanswered requests, stop reading: a client may pipeline, but not
 # make us hold an unbounded queue of its requests.
@@ -35,18 +35,6 @@ LINGER_SECONDS = 2.0
 # already on the wire to land and be answered, not the whole --keep-alive (nginx's idle upstream
 # connections would otherwise hold every stop for the full --graceful-timeout).
 STOP_IDLE_GRACE = 1.0
-
-
-def error_response(status: int, reason: str = "", method: bytes = b"") -> bytes:
-    """A complete plain-text error answer that closes the connection; no body for a HEAD
-    request (RFC 9110 9.3.2), whose client would take the body for the next response."""
-    phrase = http.HTTPStatus(status).phrase
-    body = f"{phrase}\n{reason}\n" if reason else f"{phrase}\n"
-    return (
-        f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        f"{body if method != b'HEAD' else ''}"
-    ).encode("latin-1", "replace")
 
 
 class Request:

@@ -154,21 +154,24 @@ def dotted_or_class(val: Any) -> Any:
     return text
 
 
-_DEFAULT_LOGGERS = ("gunicorn.glogging.Logger", "unicorn_aio.logs.Logger", "simple")
+# The built-in logger under gunicorn's name, ours (and its pre-0.2 path), and "simple".
+_DEFAULT_LOGGERS = ("gunicorn.glogging.Logger", "unicorn_aio.log.Logger", "unicorn_aio.log.logger.Logger",
+                    "unicorn_aio.logs.Logger", "simple")
+_STATSD_LOGGERS = ("gunicorn.instrument.statsd.Statsd", "unicorn_aio.statsd.Statsd")
 
 
 def logger_class(val: Any) -> Any:
     """gunicorn's default name stays a name (the built-in logger); anything else must be a
-    subclass of unicorn_aio.logs.Logger, imported now so a typo fails at startup."""
+    subclass of unicorn_aio.log.Logger, imported now so a typo fails at startup."""
     if isinstance(val, str) and val.strip() in _DEFAULT_LOGGERS:
         return val.strip()
-    if isinstance(val, str) and val.strip() == "gunicorn.instrument.statsd.Statsd":
-        val = "unicorn_aio.statsd.Statsd"
+    if isinstance(val, str) and val.strip() in _STATSD_LOGGERS:
+        val = "unicorn_aio.log.statsd.Statsd"
     cls = _import_dotted(string(val)) if isinstance(val, str) else val
-    from .logs import Logger
+    from unicorn_aio.log.logger import Logger
 
     if not (inspect.isclass(cls) and issubclass(cls, Logger)):
-        raise ValueError(f"{val!r} is not a subclass of unicorn_aio.logs.Logger (gunicorn's "
+        raise ValueError(f"{val!r} is not a subclass of unicorn_aio.log.Logger (gunicorn's "
                          "glogging.Logger subclasses need porting: access() takes the environ)")
     return cls
 
@@ -300,7 +303,7 @@ def statsd_address(val: Any) -> Any:
     """None, (host, port) or a unix socket path, as gunicorn stores statsd_host."""
     if val is None:
         return None
-    from .statsd import parse_address  # only when statsd is asked for
+    from unicorn_aio.log.statsd import parse_address  # only when statsd is asked for
 
     return parse_address(string(val))
 

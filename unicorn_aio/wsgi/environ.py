@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from urllib.parse import unquote_to_bytes
 
-from .http_rules import PERCENT, Reject
-from .proxy_protocol import AddressList
+from unicorn_aio.http.proxy_protocol import AddressList
+from unicorn_aio.http.rules import PERCENT, Reject
 
 # Header name -> environ key, shared across requests: real traffic repeats a few dozen names.
 _ENVIRON_KEYS: dict[bytes, str] = {b"Content-Type": "CONTENT_TYPE", b"Content-Length": "CONTENT_LENGTH"}

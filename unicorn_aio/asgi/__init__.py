@@ -1,0 +1,1 @@
+"""ASGI 3 on the worker loop: HTTP, lifespan and WebSocket."""

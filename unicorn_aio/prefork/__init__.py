@@ -1,0 +1,1 @@
+"""The pre-fork process model: the master (arbiter), its workers, and their process plumbing."""
