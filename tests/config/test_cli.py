@@ -1,0 +1,291 @@
+"""`python -m unicorn_aio` as users run it: real processes, exit codes, one-line messages.
+
+Only --print-config, --check-config, --help, --version and failing command lines are run, so no
+server ever starts.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.timeout(30)
+
+HELLO_APP = ("def app(environ, start_response):\n"
+             "    start_response('200 OK', [('Content-Length', '2')])\n"
+             "    return [b'ok']\n")
+
+
+def run(*args, cwd, env=None):
+    environ = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+    environ.update(env or {})
+    return subprocess.run([sys.executable, "-m", "unicorn_aio", *args], cwd=cwd, env=environ,
+                          capture_output=True, text=True, timeout=20)
+
+
+def settings_of(stdout):
+    return {k.strip(): v for k, v in (line.split(" = ", 1) for line in stdout.splitlines())}
+
+
+def single_error(proc, code):
+    """The process failed with `code` and said why in one line (after a usage line at most)."""
+    assert proc.returncode == code, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("usage:")]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("unicorn_aio: error: ")
+    assert "Traceback" not in proc.stderr
+    return lines[0][len("unicorn_aio: error: "):]
+
+
+def test_version(tmp_path):
+    proc = run("--version", cwd=tmp_path)
+    from unicorn_aio import __version__
+    assert (proc.returncode, proc.stdout) == (0, f"unicorn_aio {__version__}\n")
+
+
+def test_help_groups_flags_by_section(tmp_path):
+    proc = run("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for heading in ("Server Socket:", "Worker Processes:", "unicorn_aio:", "Security:", "SSL:"):
+        assert f"\n{heading}\n" in proc.stdout
+    for flag in ("--dispatch MODE", "--interface KIND", "--lifespan MODE", "--header-timeout",
+                 "--body-timeout", "--max-worker-memory MB", "--access-log-json",
+                 "--inline-body-max", "--websocket-max-size", "--proxy-allow-from"):
+        assert flag in proc.stdout
+
+
+def test_print_config_prints_every_setting_and_exits_0(tmp_path):
+    proc = run("--print-config", "-w", "3", "--dispatch", "inline", "app:app", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    values = settings_of(proc.stdout)
+    assert values["workers"].strip() == "3"
+    assert values["dispatch"].strip() == "inline"
+    assert values["bind"].strip() == "['127.0.0.1:8000']"
+    assert values["post_fork"].strip() == "<post_fork()>"
+    assert len(values) > 90
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-w", "-1"], "argument -w/--workers: must be an integer >= 1, got -1"),
+    (["--workers=many"], "argument -w/--workers: must be an integer >= 1, got 'many'"),
+    (["-b", "host:notaport"], "argument -b/--bind: 'host:notaport' has an invalid port 'notaport'"),
+    (["--log-level", "loud"], "argument --log-level: must be one of debug, info, warning, error, "
+                              "critical; got 'loud'"),
+    (["--dispatch", "fibers"], "argument --dispatch: must be one of threads, inline; got 'fibers'"),
+    (["--strip-header-spaces"], "argument --strip-header-spaces: unicorn_aio never strips header "
+                                "spaces (request smuggling risk)"),
+    (["--unknown-flag"], "unrecognized arguments: --unknown-flag"),
+    (["--timeout"], "argument -t/--timeout: expected one argument"),
+])
+def test_bad_values_exit_2_with_one_line(tmp_path, args, message):
+    proc = run("app:app", *args, cwd=tmp_path)
+    assert single_error(proc, 2).startswith(message)
+
+
+def test_missing_app_is_a_usage_error(tmp_path):
+    proc = run("-w", "2", cwd=tmp_path)
+    assert "no application given" in single_error(proc, 2)
+    assert proc.stderr.startswith("usage: unicorn_aio")
+
+
+def test_gunicorn_cmd_args_are_honoured(tmp_path):
+    proc = run("--print-config", "app:app", cwd=tmp_path,
+               env={"GUNICORN_CMD_ARGS": "--workers 4 --threads 8",
+                    "UNICORN_AIO_CMD_ARGS": "--threads 6"})
+    values = settings_of(proc.stdout)
+    assert (values["workers"].strip(), values["threads"].strip()) == ("4", "6")
+
+
+def test_gunicorn_cmd_args_errors_name_the_variable(tmp_path):
+    proc = run("app:app", cwd=tmp_path, env={"GUNICORN_CMD_ARGS": "--workers -2"})
+    assert single_error(proc, 2).startswith("GUNICORN_CMD_ARGS: argument -w/--workers")
+
+
+def test_default_config_file_with_hooks(tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text(textwrap.dedent("""\
+        import multiprocessing
+
+        bind = ["0.0.0.0:8080", "unix:/tmp/app.sock"]
+        workers = 2
+        worker_class = "uvicorn.workers.UvicornWorker"
+        worker_tmp_dir = "/dev/shm"
+
+        def post_fork(server, worker):
+            server.log.info("Worker spawned (pid: %s)", worker.pid)
+
+        def when_ready(server):
+            pass
+    """))
+    proc = run("--print-config", "-w", "5", "app:app", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    values = settings_of(proc.stdout)
+    assert values["bind"].strip() == "['0.0.0.0:8080', 'unix:/tmp/app.sock']"
+    assert values["workers"].strip() == "5"
+    assert values["interface"].strip() == "asgi"
+    assert values["config"].strip() == "gunicorn.conf.py"
+    assert proc.stderr == ("unicorn_aio: warning: worker_tmp_dir is not needed: unicorn_aio "
+                           "heartbeats over socketpairs, no heartbeat files\n")
+
+
+def test_config_file_that_fails_exits_1_naming_file_and_line(tmp_path):
+    (tmp_path / "conf.py").write_text("workers = 2\nraise RuntimeError('no database url')\n")
+    proc = run("-c", "conf.py", "--print-config", "app:app", cwd=tmp_path)
+    assert single_error(proc, 1) == "config file conf.py, line 2: RuntimeError: no database url"
+
+
+def test_config_file_syntax_error_exits_1(tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text("workers = = 2\n")
+    proc = run("--print-config", "app:app", cwd=tmp_path)
+    assert single_error(proc, 1).startswith("config file gunicorn.conf.py, line 1: ")
+
+
+def test_config_file_bad_value_exits_2_naming_file(tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text("loglevel = 'chatty'\n")
+    proc = run("--print-config", "app:app", cwd=tmp_path)
+    assert single_error(proc, 2).startswith("config file gunicorn.conf.py: loglevel: must be one of")
+
+
+def test_missing_config_file_exits_1(tmp_path):
+    proc = run("-c", "nowhere.py", "app:app", cwd=tmp_path)
+    assert single_error(proc, 1).startswith("config file 'nowhere.py' cannot be read")
+
+
+def test_check_config_loads_the_app(tmp_path):
+    (tmp_path / "goodapp.py").write_text("def app(environ, start_response):\n    return []\n")
+    proc = run("--check-config", "goodapp:app", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_check_config_fails_1_on_a_broken_app(tmp_path):
+    (tmp_path / "badapp.py").write_text("import no_such_module_anywhere\napp = None\n")
+    proc = run("--check-config", "badapp:app", cwd=tmp_path)
+    single_error(proc, 1)
+
+
+INTERFACE_APPS = textwrap.dedent("""
+    def wsgi(environ, start_response):
+        return []
+
+    async def asgi(scope, receive, send):
+        pass
+
+    def asgi_factory_style(scope, receive, send):  # sync, returning an awaitable: taken as is
+        return asgi(scope, receive, send)
+
+    class Flaskish:
+        def __call__(self, environ, start_response):
+            return []
+
+    class Starletteish:
+        async def __call__(self, scope, receive, send):
+            pass
+
+    flaskish, starletteish = Flaskish(), Starletteish()
+""")
+
+
+@pytest.mark.parametrize("args, app, message", [
+    (("-k", "uvicorn.workers.UvicornWorker"), "wsgi",
+     "app 'ifaces:wsgi': it is a WSGI app (app(environ, start_response)), but the interface is "
+     "ASGI (implied by worker_class 'uvicorn.workers.UvicornWorker'; drop it or give "
+     "--interface wsgi)"),
+    (("--interface", "asgi"), "flaskish",
+     "app 'ifaces:flaskish': it is a WSGI app (app(environ, start_response)), but the interface "
+     "is ASGI (--interface asgi; give --interface wsgi or auto)"),
+    (("-k", "gthread"), "asgi",
+     "app 'ifaces:asgi': it is an ASGI app (async), but the interface is WSGI (implied by "
+     "worker_class 'gthread'; drop it or give --interface asgi)"),
+    (("--interface", "wsgi"), "starletteish",
+     "app 'ifaces:starletteish': it is an ASGI app (async), but the interface is WSGI "
+     "(--interface wsgi; give --interface asgi or auto)"),
+])
+def test_check_config_refuses_an_app_of_the_other_interface(tmp_path, args, app, message):
+    (tmp_path / "ifaces.py").write_text(INTERFACE_APPS)
+    proc = run("--check-config", *args, f"ifaces:{app}", cwd=tmp_path)
+    assert single_error(proc, 1) == message
+
+
+@pytest.mark.parametrize("args, app", [
+    (("-k", "uvicorn.workers.UvicornWorker"), "asgi"), (("--interface", "asgi"), "starletteish"),
+    (("--interface", "asgi"), "asgi_factory_style"), (("-k", "gthread"), "flaskish"),
+    ((), "wsgi"), ((), "asgi"),
+])
+def test_check_config_takes_apps_that_fit_their_interface(tmp_path, args, app):
+    (tmp_path / "ifaces.py").write_text(INTERFACE_APPS)
+    proc = run("--check-config", *args, f"ifaces:{app}", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_check_config_uses_chdir_and_raw_env(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "envapp.py").write_text(
+        "import os\nassert os.environ['APP_MODE'] == 'test'\n"
+        "def app(environ, start_response):\n    return []\n")
+    proc = run("--check-config", "--chdir", str(project), "-e", "APP_MODE=test", "envapp:app",
+               cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_unbalanced_quote_in_env_args_is_one_line(tmp_path):
+    proc = run("app:app", cwd=tmp_path, env={"GUNICORN_CMD_ARGS": "--bind '127.0.0.1:8000"})
+    assert single_error(proc, 2) == "GUNICORN_CMD_ARGS: No closing quotation"
+
+
+@pytest.mark.parametrize("flag", ["--access-logfile", "--error-logfile"])
+def test_a_log_file_that_cannot_open_stops_the_start(tmp_path, flag):
+    # Falling back to stdout would lose the log unseen under --daemon or systemd (gunicorn
+    # refuses too); a log that breaks while serving still falls back, see test_logs.
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    proc = run("app:app", flag, str(tmp_path / "missing" / "x.log"), "--bind", "127.0.0.1:0",
+               cwd=tmp_path)
+    message = single_error(proc, 1)
+    assert message.startswith(f"cannot open {flag[2:-8]} log ") and "No such file" in message
+
+
+@pytest.mark.parametrize("args", [["--log-config", "/nonexistent.ini"],
+                                  ["--log-config-json", "broken.json"]])
+def test_a_bad_log_config_is_one_line(tmp_path, args):
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    (tmp_path / "broken.json").write_text("{not json")
+    for extra in ([], ["--check-config"]):
+        proc = run("app:app", *args, *extra, "--bind", "127.0.0.1:0", cwd=tmp_path)
+        assert "log config" in single_error(proc, 1)
+
+
+@pytest.mark.parametrize("hook", ["on_starting", "when_ready", "pre_fork", "post_fork"])
+def test_a_failing_startup_hook_stops_the_start_in_one_line(tmp_path, hook):
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    args = "server" if hook in ("on_starting", "when_ready") else "server, worker"
+    (tmp_path / "conf.py").write_text(f"def {hook}({args}):\n    raise RuntimeError('boom')\n")
+    proc = run("app:app", "-c", "conf.py", "--bind", "127.0.0.1:0", cwd=tmp_path)
+    # post_fork fails in the worker: gunicorn's "worker failed to boot", exit 3
+    assert proc.returncode == (3 if hook == "post_fork" else 1), proc.stderr
+    assert f"{hook} hook failed: RuntimeError: boom (conf.py:2)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_setting_misspelt_in_a_config_file_is_warned(tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text(
+        "import multiprocessing\nworkerz = 3\nhelper_port = 8000\n")
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    proc = run("--check-config", "app:app", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ("unicorn_aio: warning: config file gunicorn.conf.py: unknown setting "
+                           "'workerz' (did you mean 'workers'?); it is ignored\n")
+
+
+def test_log_level_warn_is_warning(tmp_path):
+    proc = run("--print-config", "--log-level", "WARN", "app:app", cwd=tmp_path)
+    assert settings_of(proc.stdout)["loglevel"].strip() == "warning"
+
+
+def test_a_missing_config_module_names_no_import_machinery(tmp_path):
+    proc = run("-c", "python:no_such_conf_module", "app:app", cwd=tmp_path)
+    message = single_error(proc, 1)
+    assert "no_such_conf_module" in message and "frozen" not in message

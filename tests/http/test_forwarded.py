@@ -1,0 +1,116 @@
+"""secure_scheme_headers from forwarded_allow_ips -> wsgi.url_scheme, as gunicorn decides it."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+from apps import make_app
+from rawhttp import exchange
+
+pytestmark = [pytest.mark.both_loops, pytest.mark.timeout(30)]
+
+
+async def scheme(port: int, headers: dict) -> str:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/env", headers=headers) as resp:
+            assert resp.status == 200
+            return json.loads(await resp.read())["wsgi.url_scheme"]
+
+
+async def test_trusted_proxy_is_honoured(start_server):
+    server = await start_server(make_app())  # default forwarded_allow_ips: 127.0.0.1,::1
+    assert await scheme(server.port, {}) == "http"
+    assert await scheme(server.port, {"X-Forwarded-Proto": "https"}) == "https"
+    assert await scheme(server.port, {"X-Forwarded-Ssl": "on"}) == "https"
+    assert await scheme(server.port, {"X-Forwarded-Protocol": "ssl"}) == "https"
+    # Any other value means http; values compare exactly, as in gunicorn.
+    assert await scheme(server.port, {"X-Forwarded-Proto": "http"}) == "http"
+    assert await scheme(server.port, {"X-Forwarded-Proto": "HTTPS"}) == "http"
+
+
+async def test_untrusted_proxy_is_ignored(start_server):
+    server = await start_server(make_app(), forwarded_allow_ips="10.0.0.1")
+    assert await scheme(server.port, {"X-Forwarded-Proto": "https"}) == "http"
+
+
+@pytest.mark.parametrize("allow", ["*", "127.0.0.0/8", "10.0.0.1,127.0.0.1"])
+async def test_star_and_networks_trust(start_server, allow):
+    server = await start_server(make_app(), forwarded_allow_ips=allow)
+    assert await scheme(server.port, {"X-Forwarded-Proto": "https"}) == "https"
+
+
+async def test_custom_secure_scheme_headers(start_server):
+    server = await start_server(make_app(), secure_scheme_headers={"X-Scheme": "https"})
+    assert await scheme(server.port, {"X-Scheme": "https"}) == "https"
+    assert await scheme(server.port, {"X-Forwarded-Proto": "https"}) == "http"
+
+
+async def test_disagreeing_headers_are_refused(start_server):
+    server = await start_server(make_app())
+    [resp] = await exchange(server.port, b"GET /env HTTP/1.1\r\nHost: t\r\nX-Forwarded-Proto: https"
+                            b"\r\nX-Forwarded-Ssl: off\r\nConnection: close\r\n\r\n")
+    assert resp.status == 400 and b"disagree" in resp.body
+    assert server.app.rec.calls == 0
+    # the same value on repeated lines is one answer, not a conflict
+    [resp] = await exchange(server.port, b"GET /env HTTP/1.1\r\nHost: t\r\nX-Forwarded-Proto: https"
+                            b"\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n")
+    assert json.loads(resp.body)["wsgi.url_scheme"] == "https"
+
+
+async def test_proxy_protocol_client_is_who_must_be_trusted(start_server):
+    # Behind a TCP proxy the headers come from the client the PROXY header names: trust is
+    # decided for that client, not for the proxy's socket.
+    server = await start_server(make_app(), proxy_protocol=True)
+    header = b"PROXY TCP4 192.0.2.1 127.0.0.1 5000 80\r\n"
+    [resp] = await exchange(server.port, header + b"GET /env HTTP/1.1\r\nHost: t\r\n"
+                            b"X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n")
+    env = json.loads(resp.body)
+    assert env["REMOTE_ADDR"] == "192.0.2.1" and env["wsgi.url_scheme"] == "http"
+
+
+async def environ(port: int, path: str, headers: dict) -> dict:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}{path}", headers=headers) as resp:
+            assert resp.status == 200
+            return json.loads(await resp.read())
+
+
+async def test_forwarder_headers_from_a_trusted_proxy_set_script_name(start_server):
+    # nginx: proxy_set_header SCRIPT_NAME /app; for an app mounted under /app
+    server = await start_server(make_app())  # default forwarder_headers SCRIPT_NAME,PATH_INFO
+    env = await environ(server.port, "/app/env", {"SCRIPT_NAME": "/app"})
+    assert env["SCRIPT_NAME"] == "/app" and env["PATH_INFO"] == "/env"
+    assert "HTTP_SCRIPT_NAME" not in env
+    env = await environ(server.port, "/elsewhere", {"PATH_INFO": "/env/from-proxy"})
+    assert env["PATH_INFO"] == "/env/from-proxy"
+
+
+async def test_forwarder_headers_from_anyone_else_are_dropped(start_server):
+    server = await start_server(make_app(), forwarded_allow_ips="10.0.0.1")
+    env = await environ(server.port, "/env", {"SCRIPT_NAME": "/evil", "PATH_INFO": "/evil"})
+    assert env["SCRIPT_NAME"] == "" and env["PATH_INFO"] == "/env"
+    assert "HTTP_SCRIPT_NAME" not in env and "HTTP_PATH_INFO" not in env
+
+
+async def test_dash_form_from_a_client_behind_the_proxy_is_an_ordinary_header(start_server):
+    # nginx passes a client's "Script-Name" through: it must not mount the app elsewhere.
+    server = await start_server(make_app())
+    env = await environ(server.port, "/env", {"Script-Name": "/evil", "Path-Info": "/evil"})
+    assert env["SCRIPT_NAME"] == "" and env["PATH_INFO"] == "/env"
+    assert env["HTTP_SCRIPT_NAME"] == "/evil" and env["HTTP_PATH_INFO"] == "/evil"
+    # The proxy's own header still counts, beside a client's dash form.
+    [resp] = await exchange(server.port, b"GET /app/env HTTP/1.1\r\nHost: t\r\n"
+                            b"Script-Name: /evil\r\nSCRIPT_NAME: /app\r\nConnection: close\r\n\r\n")
+    env = json.loads(resp.body)
+    assert env["SCRIPT_NAME"] == "/app" and env["PATH_INFO"] == "/env"
+    assert env["HTTP_SCRIPT_NAME"] == "/evil"
+
+
+async def test_forwarder_headers_pass_header_map_refuse(start_server):
+    server = await start_server(make_app(), header_map="refuse", forwarder_headers="REMOTE_USER")
+    env = await environ(server.port, "/env", {"REMOTE_USER": "alice"})
+    assert env["REMOTE_USER"] == "alice"
+    [resp] = await exchange(server.port, b"GET /env HTTP/1.1\r\nHost: t\r\nX_Other: 1\r\n\r\n")
+    assert resp.status == 400

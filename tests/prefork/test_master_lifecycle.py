@@ -1,0 +1,308 @@
+"""Master features beyond the signals: hooks, busy-aware accept, reuse-port, memory limit,
+daemon mode and process titles - each with real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from procs import ROOT, children, free_port, get, stop_session, wait_for
+
+pytestmark = pytest.mark.timeout(90)
+TESTS = os.path.join(ROOT, "tests", "support")
+
+
+@pytest.fixture
+def server(process_server, tmp_path):
+    def start(app="master_apps:app", *args, workers=1, env=None, **kw):
+        env = {"PYTHONPATH": f"{TESTS}:{ROOT}", **(env or {})}
+        return process_server(app, "--workers", str(workers), *args, workers=workers, env=env,
+                              cwd=str(tmp_path), **kw)
+    return start
+
+
+def test_gunicorn_conf_hooks_run_at_their_points(server, tmp_path):
+    hook_log = tmp_path / "hooks.log"
+    srv = server("master_apps:hello", "-c", os.path.join(TESTS, "hooks_conf.py"), workers=2,
+                 env={"HOOK_LOG": str(hook_log)})
+    get(srv.url + "/hooked")
+    srv.signal(signal.SIGTTIN)
+    wait_for(lambda: len(srv.workers()) == 3, 10, what="3 workers")
+    srv.signal(signal.SIGHUP)
+    wait_for(lambda: "on_reload" in hook_log.read_text(), 10, what="on_reload")
+    srv.wait_log("Reload complete")
+    assert srv.stop() == 0
+    lines = hook_log.read_text().splitlines()
+    names = [line.rsplit(" ", 1)[0] for line in lines]
+    master = str(srv.pid)
+    for hook in ("on_starting", "when_ready", "on_reload", "on_exit"):
+        assert f"{hook} {master}" in lines, hook
+    assert "nworkers_changed 2->3" in names
+    assert names.count("pre_fork") >= 5 and names.count("post_fork") >= 5
+    assert names.count("post_worker_init") >= 5 and names.count("child_exit") >= 5
+    assert "worker_exit" in names
+    assert "pre_request GET /hooked" in names and "post_request /hooked 200 OK" in names
+    # post_fork and post_worker_init run in the workers, not the master
+    assert all(line.split()[-1] != master for line in lines if line.startswith("post_"))
+    assert names.index("on_starting") < names.index("when_ready") < names.index("pre_fork")
+
+
+def test_saturated_worker_stops_accepting_so_idle_sibling_serves(server):
+    srv = server("master_apps:app", "--threads", "1", workers=2)
+    slow = threading.Thread(target=get, args=(srv.url + "/slow?s=4",), kwargs={"timeout": 15})
+    slow.start()
+    time.sleep(0.5)  # one worker's only thread is now busy for 4 s
+    started = time.monotonic()
+    for _ in range(20):
+        assert get(srv.url + "/", timeout=10)[0] == 200
+    assert time.monotonic() - started < 3, "a request waited behind the slow one"
+    slow.join(15)
+
+
+def test_worker_freezes_what_it_booted_with(server):
+    # The app and the server live as long as the worker: full collections must not walk them.
+    srv = server("master_apps:frozen", workers=1)
+    status, body = get(srv.url + "/")
+    assert status == 200 and int(body) > 10_000
+
+
+def test_reuse_port_gives_each_worker_its_own_socket(server):
+    srv = server("master_apps:hello", "--reuse-port", workers=2)
+    pids = {get(srv.url + "/")[1] for _ in range(60)}
+    assert len(pids) == 2  # the kernel spreads connections over both workers' sockets
+    for pid in srv.workers():
+        listening = subprocess.run(["ss", "-Hltnp", f"sport = :{srv.port}"], capture_output=True,
+                                   text=True).stdout
+        assert f"pid={pid}," in listening
+
+
+def test_max_worker_memory_retires_a_leaky_worker(server):
+    srv = server("master_apps:grow", "--max-worker-memory", "120", workers=1)
+    first = srv.workers()[0]
+    for _ in range(8):
+        get(srv.url + "/")
+    wait_for(lambda: first not in srv.workers() and srv.workers(), 15, what="replacement")
+    assert "is over --max-worker-memory 120 MB" in srv.log()
+    assert get(srv.url + "/")[0] == 200
+
+
+def test_process_titles(server):
+    srv = server("master_apps:hello", workers=1)
+    with open(f"/proc/{srv.pid}/comm") as f:
+        assert f.read().strip() == "unicorn_aio:mas"
+    with open(f"/proc/{srv.workers()[0]}/comm") as f:
+        assert f.read().strip() == "unicorn_aio:wor"
+
+
+def test_daemon_detaches_and_writes_pidfile(tmp_path):
+    pidfile = tmp_path / "daemon.pid"
+    port = free_port()
+    proc = subprocess.run(
+        [sys.executable, "-m", "unicorn_aio", "master_apps:hello", "--daemon", "--pid",
+         str(pidfile), "--bind", f"127.0.0.1:{port}", "--error-logfile", str(tmp_path / "err")],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=f"{TESTS}:{ROOT}"), timeout=30)
+    assert proc.returncode == 0  # the foreground process returns at once
+    pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10,
+                       what="pidfile"))
+    try:
+        wait_for(lambda: _serves(port), 10, what="daemon serving")
+        # WINCH stops a daemon's workers gracefully; TTIN brings one back.
+        os.kill(pid, signal.SIGWINCH)
+        wait_for(lambda: not children(pid), 15, what="workers stopped by WINCH")
+        assert os.path.exists(f"/proc/{pid}")
+        os.kill(pid, signal.SIGTTIN)
+        wait_for(lambda: _serves(port), 10, what="serving again after TTIN")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 15, what="daemon exit")
+    assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("app, args, code, message", [
+    ("master_apps:hello", ("--bind", "127.0.0.1:{busy}"), 1, "address already in use"),
+    ("no_such_module:app", (), 3, "Worker failed to boot. The reason is in the error log"),
+])
+def test_a_daemon_that_cannot_start_says_so_in_the_foreground(tmp_path, app, args, code,
+                                                              message):
+    # gunicorn's foreground process exits 0 at once whatever happens next; ours waits for the
+    # first workers to serve, or for the reason they cannot.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        args = [a.format(busy=busy.getsockname()[1]) for a in args]
+        proc = subprocess.run(
+            [sys.executable, "-m", "unicorn_aio", app, "--daemon", *args,
+             *(() if args else ("--bind", f"127.0.0.1:{free_port()}")),
+             "--error-logfile", str(tmp_path / "err")],
+            cwd=tmp_path, env=dict(os.environ, PYTHONPATH=f"{TESTS}:{ROOT}"),
+            capture_output=True, text=True, timeout=30)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.startswith("unicorn_aio: error: ") and message in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def _serves(port: int) -> bool:
+    try:
+        return get(f"http://127.0.0.1:{port}/")[0] == 200
+    except OSError:
+        return False
+
+
+def _fields(body: bytes) -> dict:
+    return dict(item.split("=") for item in body.decode().split())
+
+
+def test_preload_imports_the_app_once_in_the_master(server):
+    srv = server("master_apps:whoami", "--preload", workers=2)
+    seen = {_fields(get(srv.url + "/")[1])["imported_by"] for _ in range(10)}
+    assert seen == {str(srv.pid)}
+    without = server("master_apps:whoami", workers=1)
+    fields = _fields(get(without.url + "/")[1])
+    assert fields["imported_by"] == fields["pid"] != str(without.pid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
+def test_user_and_group_apply_to_workers_only(server):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    srv = server("master_apps:whoami", "--user", "nobody", "--group", str(nobody.pw_gid))
+    assert _fields(get(srv.url + "/")[1])["uid"] == str(nobody.pw_uid)
+    with open(f"/proc/{srv.pid}/status") as f:
+        assert "Uid:\t0\t" in f.read()  # the master keeps its privileges to bind and reap
+
+
+def test_logger_class_replaces_the_logger(server):
+    srv = server("master_apps:hello", "--logger-class", "custom_logger.TaggingLogger",
+                 "--access-logfile", "/dev/null")
+    get(srv.url + "/tagged")
+    srv.wait_log("custom access /tagged 200 OK")
+
+
+def test_bad_logger_class_is_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "unicorn_aio", "master_apps:hello",
+                           "--logger-class", "master_apps.hello"], cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=f"{TESTS}:{ROOT}"),
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "not a subclass of unicorn_aio.log.Logger" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_worker_int_and_worker_abort_hooks(server, tmp_path):
+    hook_log = tmp_path / "hooks.log"
+    conf = tmp_path / "conf.py"
+    conf.write_text(
+        "import os\n"
+        "def _record(name):\n"
+        "    open(os.environ['HOOK_LOG'], 'a').write(name + '\\n')\n"
+        "def worker_int(worker): _record('worker_int')\n"
+        "def worker_abort(worker): _record('worker_abort')\n"
+        "def pre_exec(server): _record('pre_exec')\n")
+    srv = server("master_apps:app", "-c", str(conf), "--dispatch", "inline", "--timeout", "2",
+                 env={"HOOK_LOG": str(hook_log)})
+    try:
+        get(srv.url + "/hang", timeout=8)
+    except OSError:
+        pass
+    wait_for(lambda: hook_log.exists() and "worker_abort" in hook_log.read_text(), 10,
+             what="worker_abort")
+    srv.wait_ready(1)
+    srv.signal(signal.SIGUSR2)  # pre_exec runs in the master just before the re-exec
+    wait_for(lambda: "pre_exec" in hook_log.read_text(), 10, what="pre_exec")
+    srv.signal(signal.SIGINT)
+    srv.proc.wait(10)
+    assert "worker_int" in hook_log.read_text()
+
+
+def test_a_second_master_with_the_same_pidfile_refuses_to_start(server, tmp_path):
+    pidfile = tmp_path / "app.pid"
+    first = server("master_apps:hello", "--pid", str(pidfile))
+    proc = subprocess.run([sys.executable, "-m", "unicorn_aio", "master_apps:hello", "--pid",
+                           str(pidfile), "--bind", f"127.0.0.1:{free_port()}"],
+                          cwd=tmp_path, env=dict(os.environ, PYTHONPATH=f"{TESTS}:{ROOT}"),
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert f"already running on pid {first.pid}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert pidfile.read_text().strip() == str(first.pid)  # the first one's file, untouched
+
+
+def test_int_during_a_graceful_stop_makes_it_quick(server):
+    srv = server("master_apps:app", "--graceful-timeout", "30", "--threads", "2")
+    def slow_request() -> None:
+        try:
+            get(srv.url + "/slow?s=20", timeout=30)
+        except OSError:
+            pass  # cut by the quick stop: that is the point
+
+    slow = threading.Thread(target=slow_request, daemon=True)
+    slow.start()
+    time.sleep(0.5)
+    srv.signal(signal.SIGTERM)  # graceful: would wait for the 20 s request
+    time.sleep(0.5)
+    started = time.monotonic()
+    srv.signal(signal.SIGINT)
+    srv.proc.wait(10)
+    assert time.monotonic() - started < 5
+    assert "Quick shutdown requested" in srv.log()
+
+
+def test_hup_applies_the_reloaded_raw_env(server, tmp_path):
+    conf = tmp_path / "env_conf.py"
+    conf.write_text('raw_env = ["CONFV=before"]\n')
+    srv = server("master_apps:env_value", "-c", str(conf))
+    assert get(srv.url + "/")[1] == b"before"
+    old = set(srv.workers())
+    conf.write_text('raw_env = ["CONFV=after"]\n')
+    srv.signal(signal.SIGHUP)
+    wait_for(lambda: srv.workers() and not old & set(srv.workers()), 15, what="new workers")
+    assert get(srv.url + "/")[1] == b"after"
+
+
+def test_a_stopping_master_leaves_the_socket_file_of_its_successor(tmp_path):
+    # Deploys that start the new server while the old one drains: the old one must remove
+    # only the socket file it bound, not the new server's under the same name.
+    path = tmp_path / "app.sock"
+    env = dict(os.environ, PYTHONPATH=f"{TESTS}:{ROOT}")
+
+    def start(name: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "unicorn_aio", "master_apps:hello", "--bind", f"unix:{path}",
+             "--keep-alive", "5", "--error-logfile", str(tmp_path / f"{name}.log")],
+            cwd=tmp_path, env=env, start_new_session=True)
+
+    def serves() -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(str(path))
+                s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                return s.recv(100).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    old = start("old")
+    new = None
+    try:
+        wait_for(serves, 15, what="the old server")
+        idle = socket.socket(socket.AF_UNIX)  # keeps the old one draining for a while
+        idle.connect(str(path))
+        idle.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        idle.recv(1000)
+        old.send_signal(signal.SIGTERM)
+        wait_for(lambda: not serves(), 10, what="the old server to stop accepting")
+        new = start("new")
+        wait_for(serves, 15, what="the new server")
+        old.wait(15)
+        idle.close()
+        assert serves(), "the old server removed the new one's socket file"
+    finally:
+        for proc in (old, new):
+            if proc is not None:
+                stop_session(proc)
