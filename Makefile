@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv systools bench bench-quick bench-pathcost clean soak fuzz-long
+.PHONY: run test venv systools bench bench-quick bench-baseline bench-pathcost clean soak fuzz-long
 
 venv: $(STAMP)
 
@@ -48,6 +48,13 @@ bench:
 bench-quick:
 	bash bench/setup.sh
 	.bench-venv/bin/python -m bench.run --quick --out quick $(BENCH_ARGS)
+
+# This tree against an earlier revision of itself (hello, thread pool and inline), same run:
+# make bench-baseline BASE=HEAD~3
+BASE ?= HEAD
+bench-baseline:
+	bash bench/setup.sh
+	.bench-venv/bin/python -m bench.run --only baseline --baseline $(BASE) --out baseline $(BENCH_ARGS)
 
 # Python time per request in our own layers, no sockets: steady to a tenth of a microsecond,
 # for judging a hot-path change before a full bench run.

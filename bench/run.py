@@ -62,6 +62,7 @@ class Variant:
     keep_alive: int | None = None  # idle keep-alive timeout, seconds, where configurable
     cpus: str | None = None  # taskset list; None: SERVER_CPUS
     extra: tuple[str, ...] = ()  # more command-line arguments for this server
+    pythonpath: str | None = None  # unicorn_aio only: import it from this tree (--baseline)
 
     @property
     def asgi(self) -> bool:
@@ -310,7 +311,8 @@ def start(variant: Variant, workdir: Path, tag: str) -> Running:
     # Extra options go before the app target (the last argument), where every CLI here takes them.
     argv[-1:-1] = variant.extra if variant.server != OURS else ()
     cmd = ["taskset", "-c", variant.cpus or SERVER_CPUS, *argv, *(variant.extra if variant.server == OURS else ())]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    pythonpath = str(ROOT) if variant.pythonpath is None else f"{variant.pythonpath}{os.pathsep}{ROOT}"
+    env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONUNBUFFERED="1")
     with open(run.log, "wb") as out:
         out.write((" ".join(cmd) + "\n").encode())
         out.flush()
@@ -617,6 +619,37 @@ def sc_inline(ctx: Context) -> dict:
                       Variant("bjoern", "bjoern"), Variant("granian", "granian")], quick_keep=("bjoern",))
     r["ours"] = inline
     r["targets"] = [ratio_target(r, inline, "bjoern", 0.9)]
+    return r
+
+
+BASELINE: tuple[str, Path] | None = None  # (revision, its exported tree), from --baseline REV
+
+
+def export_revision(rev: str) -> tuple[str, Path]:
+    """The package as it was at ``rev``, unpacked into a temporary folder (git archive)."""
+    sha = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True)
+    if sha.returncode:
+        raise SystemExit(f"bench: --baseline {rev}: {sha.stderr.strip()}")
+    dest = Path(tempfile.mkdtemp(prefix=f"unicorn-base-{sha.stdout.strip()}-"))
+    archive = subprocess.Popen(["git", "archive", rev, "unicorn_aio"], cwd=ROOT, stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, check=True)
+    archive.wait()
+    return sha.stdout.strip(), dest
+
+
+def sc_baseline(ctx: Context) -> dict:
+    """This tree against an earlier revision of itself, both dispatch modes, in the same run: how
+    a refactoring is shown to cost nothing on the request path."""
+    if BASELINE is None:
+        raise ValueError("the baseline scenario needs --baseline REV")
+    rev, tree = BASELINE
+    inline, base, base_inline = f"{OURS} inline", f"{OURS}@{rev}", f"{OURS}@{rev} inline"
+    r = wrk_scenario(ctx, "baseline", f"hello world, keep-alive: this tree against {rev}",
+                     [Variant(OURS, OURS, threads=4), Variant(base, OURS, threads=4, pythonpath=str(tree)),
+                      Variant(inline, OURS, dispatch="inline"),
+                      Variant(base_inline, OURS, dispatch="inline", pythonpath=str(tree))])
+    r["targets"] = [ratio_target(r, OURS, base, 0.95), ratio_target(r, inline, base_inline, 0.95)]
+    r["notes"].append("Run-to-run noise: each server's rounds are listed in the JSON (rounds_rps).")
     return r
 
 
@@ -1089,7 +1122,7 @@ def sc_longpoll(ctx: Context) -> dict:
 SCENARIOS = {
     "hello": sc_hello, "inline": sc_inline, "close": sc_close, "sleep10": sc_sleep, "big": sc_big,
     "upload": sc_upload, "idle": sc_idle, "workers": sc_workers, "rss": sc_rss, "accesslog": sc_accesslog,
-    "asgi": sc_asgi, "longpoll": sc_longpoll,
+    "asgi": sc_asgi, "longpoll": sc_longpoll, "baseline": sc_baseline,
 }
 QUICK = ["rss", "hello", "inline", "close", "sleep10", "big", "asgi", "upload", "idle"]
 
@@ -1325,9 +1358,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="S",
                     help="before each scenario, wait up to S seconds for the CPUs to be < 20%% busy")
     ap.add_argument("--out", default="latest", help="basename of the .json/.md in bench/results/")
+    ap.add_argument("--baseline", metavar="REV",
+                    help="git revision to measure this tree against in the baseline scenario")
     args = ap.parse_args(argv)
 
-    names = args.only.split(",") if args.only else (QUICK if args.quick else list(SCENARIOS))
+    global BASELINE
+    if args.baseline:
+        BASELINE = export_revision(args.baseline)
+    default = [n for n in SCENARIOS if n != "baseline"] + (["baseline"] if args.baseline else [])
+    names = args.only.split(",") if args.only else (QUICK if args.quick else default)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         ap.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
