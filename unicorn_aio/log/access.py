@@ -11,6 +11,13 @@ import base64
 import binascii
 import os
 import re
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+
+class Clock(Protocol):
+    """What the atoms need of the logger: %t, formatted by it (`logs.Logger.now` caches it)."""
+
+    def now(self) -> str: ...
 
 
 def basic_auth_user(authorization: str | None) -> str | None:
@@ -28,17 +35,17 @@ def basic_auth_user(authorization: str | None) -> str | None:
     return user if sep else None
 
 
-def _split_time(seconds: float) -> tuple[int, int]:
+def split_time(seconds: float) -> tuple[int, int]:
     """(whole seconds, microseconds) of a duration: what gunicorn reads off its timedelta."""
     return divmod(round(seconds * 1_000_000), 1_000_000)
 
 
 def _milliseconds(seconds: float) -> int:
-    whole, micro = _split_time(seconds)
+    whole, micro = split_time(seconds)
     return whole * 1000 + micro // 1000
 
 
-def _raw_uri(environ: dict) -> str:
+def _raw_uri(environ: Mapping[str, Any]) -> str:
     uri = environ.get("RAW_URI")
     if uri is None:
         uri = environ.get("PATH_INFO", "")
@@ -47,11 +54,11 @@ def _raw_uri(environ: dict) -> str:
     return uri
 
 
-def _status_code(status) -> str:
+def status_code(status: str | int) -> str | int:
     return status.split(None, 1)[0] if isinstance(status, str) else status
 
 
-def default_line(logger, environ: dict, status, sent) -> str:
+def default_line(logger: Clock, environ: Mapping[str, Any], status: str | int, sent: int | None) -> str:
     """gunicorn's default access_log_format, ``%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s
     "%(f)s" "%(a)s"``, formatted directly: the same text as through AccessAtoms (the tests
     hold both to gunicorn's lines) at a third of the cost, and nearly every deployment uses it."""
@@ -67,13 +74,13 @@ def default_line(logger, environ: dict, status, sent) -> str:
     if '"' in request or '"' in agent or '"' in referer or '"' in user or '"' in host:
         host, user, request, referer, agent = (
             field.replace('"', '\\"') for field in (host, user, request, referer, agent))
-    return f'{host} - {user} {logger.now()} "{request}" {_status_code(status)} ' \
+    return f'{host} - {user} {logger.now()} "{request}" {status_code(status)} ' \
            f'{"-" if sent is None else sent} "{referer}" "{agent}"'
 
 
 # One entry per gunicorn atom; each reads the request off an AccessAtoms. None and ints are kept
 # as gunicorn keeps them, so `%(D)d` works and an absent QUERY_STRING prints "None" as there.
-_ATOMS = {
+_ATOMS: dict[str, Callable[[AccessAtoms], Any]] = {
     "h": lambda a: a.environ.get("REMOTE_ADDR", "-"),
     "l": lambda a: "-",
     "u": lambda a: basic_auth_user(a.environ.get("HTTP_AUTHORIZATION")) or "-",
@@ -81,7 +88,7 @@ _ATOMS = {
     "r": lambda a: "%s %s %s" % (
         a.environ.get("REQUEST_METHOD", "-"), _raw_uri(a.environ), a.environ.get("SERVER_PROTOCOL", "-")
     ),
-    "s": lambda a: _status_code(a.status),
+    "s": lambda a: status_code(a.status),
     "m": lambda a: a.environ.get("REQUEST_METHOD"),
     "U": lambda a: a.environ.get("PATH_INFO"),
     "q": lambda a: a.environ.get("QUERY_STRING"),
@@ -91,10 +98,10 @@ _ATOMS = {
     "B": lambda a: a.sent,
     "f": lambda a: a.environ.get("HTTP_REFERER", "-"),
     "a": lambda a: a.environ.get("HTTP_USER_AGENT", "-"),
-    "T": lambda a: _split_time(a.request_time)[0],
+    "T": lambda a: split_time(a.request_time)[0],
     "D": lambda a: round(a.request_time * 1_000_000),
     "M": lambda a: _milliseconds(a.request_time),
-    "L": lambda a: "%d.%06d" % _split_time(a.request_time),
+    "L": lambda a: "%d.%06d" % split_time(a.request_time),
     "p": lambda a: "<%d>" % os.getpid(),
 }
 
@@ -118,7 +125,7 @@ def _environ_header_key(name: str) -> str:
     return key
 
 
-class AccessAtoms(dict):
+class AccessAtoms(dict[str, Any]):
     """The atoms of one request, each computed on its first lookup; gunicorn's SafeAtoms, lazily.
 
     `format % atoms` and logging's `record.args` look keys up through dict.__getitem__, which
@@ -128,8 +135,15 @@ class AccessAtoms(dict):
     """
 
     __slots__ = ("logger", "environ", "status", "headers", "sent", "request_time")
+    logger: Clock
+    environ: Mapping[str, Any]
+    status: str | int
+    headers: Sequence[tuple[str, str]]
+    sent: int | None
+    request_time: float
 
-    def __init__(self, logger, environ, status, headers, sent, request_time):
+    def __init__(self, logger: Clock, environ: Mapping[str, Any], status: str | int,
+                 headers: Sequence[tuple[str, str]], sent: int | None, request_time: float) -> None:
         # Seeded non-empty: logging treats a lone mapping argument as named args only if truthy.
         self["l"] = "-"
         self.logger = logger
@@ -139,7 +153,7 @@ class AccessAtoms(dict):
         self.sent = sent
         self.request_time = request_time
 
-    def __missing__(self, key):
+    def __missing__(self, key: str) -> Any:
         compute = _ATOMS.get(key)  # raw() inlined for the common atoms: this runs per atom per request
         value = compute(self) if compute is not None else self.raw(key)
         if value.__class__ is str and '"' in value:
@@ -147,14 +161,14 @@ class AccessAtoms(dict):
         self[key] = value
         return value
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         # dict.get skips __missing__; answer like SafeAtoms, whose dict held every atom.
         if key in _ATOMS:
             return self[key]
         value = self[key] if isinstance(key, str) and key[:1] == "{" else "-"
         return default if value == "-" else value
 
-    def raw(self, key):
+    def raw(self, key: str) -> Any:
         """The unescaped value of atom `key` (what JSON lines carry); "-" when there is none."""
         compute = _ATOMS.get(key)
         if compute is not None:
@@ -182,13 +196,13 @@ class AccessAtoms(dict):
 _FORMAT_KEYS = re.compile(r"%(?:%|\(([^)]*)\))")
 
 
-def _format_keys(fmt: str) -> list[str]:
+def format_keys(fmt: str) -> list[str]:
     """The atom names a %-format uses, in order, without repeats."""
     keys = [m.group(1) for m in _FORMAT_KEYS.finditer(fmt) if m.group(1) is not None]
     return list(dict.fromkeys(keys))
 
 
-def _json_name(key: str) -> str:
+def json_name(key: str) -> str:
     if key in _JSON_NAMES:
         return _JSON_NAMES[key]
     if len(key) >= 3 and key[0] == "{" and key[-2] == "}" and key[-1].lower() in _JSON_BRACE_PREFIX:
@@ -197,7 +211,7 @@ def _json_name(key: str) -> str:
 
 
 # A plausible request, to try the configured access format on once at startup.
-_SAMPLE_ENVIRON = {
+SAMPLE_ENVIRON = {
     "REQUEST_METHOD": "GET", "RAW_URI": "/?q=1", "PATH_INFO": "/", "QUERY_STRING": "q=1",
     "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "probe",
 }

@@ -25,6 +25,10 @@ import os
 import sys
 import threading
 import time
+from typing import IO, TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "AccessAtoms",
@@ -45,21 +49,23 @@ DEFAULT_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(
 CLF_TIME = "[%d/%b/%Y:%H:%M:%S %z]"
 
 from unicorn_aio.errors import LogConfigError
-from unicorn_aio.log.access import (  # noqa: F401
-    _SAMPLE_ENVIRON,
+from unicorn_aio.log.access import (
+    SAMPLE_ENVIRON,
     AccessAtoms,
-    _format_keys,
-    _json_name,
     basic_auth_user,
     default_line,
+    format_keys,
+    json_name,
 )
-from unicorn_aio.log.outputs import (  # noqa: F401
+from unicorn_aio.log.outputs import (
     SYSLOG_FACILITIES,
     AccessWriter,
-    _FileHandler,
-    _StreamHandler,
-    _syslog_handler,
+    OwnFileHandler,
+    OwnHandler,
+    OwnStream,
+    OwnStreamHandler,
     parse_syslog_address,
+    syslog_handler,
 )
 
 LOG_LEVELS = {
@@ -103,7 +109,7 @@ def _all_loggers() -> list[logging.Logger]:
 
 
 def _all_handlers() -> list[logging.Handler]:
-    seen = {}
+    seen: dict[int, logging.Handler] = {}
     for lg in _all_loggers():
         for handler in lg.handlers:
             seen[id(handler)] = handler
@@ -133,7 +139,7 @@ class Logger:
     datefmt = ERROR_DATEFMT
     access_fmt = "%(message)s"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self.error_log = logging.getLogger(ERROR_LOGGER)
         self.access_log = logging.getLogger(ACCESS_LOGGER)
@@ -142,20 +148,20 @@ class Logger:
         self.access_enabled = False
         self._default_line = False  # the default access format: formatted without AccessAtoms
         self.clock = time.time  # tests replace it to pin %t
-        self._now_cache = (None, "")
-        self._capture_file = None
+        self._now_cache: tuple[int | None, str] = (None, "")
+        self._capture_file: IO[str] | None = None
         self._lock = threading.Lock()
         self._access_warned = False
-        self._access_handler = None
+        self._access_handler: OwnStream | None = None
         self._writer = AccessWriter()
         self.setup(cfg)
 
     # ---- setup -------------------------------------------------------------------------------
 
-    def setup(self, cfg) -> None:
+    def setup(self, cfg: Any) -> None:
         self.flush_access()  # through the handler they were logged for
 
-        def opt(name, default=None):
+        def opt(name: str, default: Any = None) -> Any:
             value = getattr(cfg, name, default)
             return default if value is None else value
 
@@ -181,10 +187,10 @@ class Logger:
 
         fmt = opt("access_log_format", DEFAULT_ACCESS_FORMAT)
         self.access_format = self._checked_access_format(fmt)
-        self.access_json_fields = None
+        self.access_json_fields: list[tuple[str, str]] | None = None
         if opt("access_log_json", False):
-            keys = _format_keys(self.access_format) or _format_keys(DEFAULT_ACCESS_FORMAT)
-            self.access_json_fields = [(_json_name(k), k) for k in keys]
+            keys = format_keys(self.access_format) or format_keys(DEFAULT_ACCESS_FORMAT)
+            self.access_json_fields = [(json_name(k), k) for k in keys]
         self._default_line = (self.access_format == DEFAULT_ACCESS_FORMAT
                               and self.access_json_fields is None)
 
@@ -194,24 +200,26 @@ class Logger:
             and self.access_log.hasHandlers()
         )
 
-    def _install(self, log: logging.Logger, output, formatter, which: str):
+    def _install(self, log: logging.Logger, output: str | None, formatter: logging.Formatter,
+                 which: str) -> OwnStream | None:
         """Replace the handler we gave `log` before with one writing to `output`:
         None → none, "-" → stdout (access) / stderr (error), else a file, appended to."""
-        for handler in [h for h in log.handlers if getattr(h, "unicorn_aio", False)]:
-            log.removeHandler(handler)
-            handler.close()
+        for old in [h for h in log.handlers if getattr(h, "unicorn_aio", False)]:
+            log.removeHandler(old)
+            old.close()
         if not output:
             return None
         stream = sys.stdout if which == "access" else sys.stderr
         problem = None
+        handler: OwnStream
         if output == "-":
-            handler = _StreamHandler(stream)
+            handler = OwnStreamHandler(stream)
         else:
             try:
-                handler = _FileHandler(output)
+                handler = OwnFileHandler(output)
             except OSError as exc:
                 problem = exc
-                handler = _StreamHandler(stream)
+                handler = OwnStreamHandler(stream)
             else:
                 self._chown(handler.baseFilename)
         handler.setFormatter(formatter)
@@ -266,7 +274,7 @@ class Logger:
         try:
             facility = SYSLOG_FACILITIES[facility_name]
             socktype, addr = parse_syslog_address(address)
-            handler = _syslog_handler(address=addr, facility=facility, socktype=socktype)
+            handler = syslog_handler(address=addr, facility=facility, socktype=socktype)
         except KeyError:
             self.warning("unknown syslog facility %r; not logging to syslog", facility_name)
             return False
@@ -279,7 +287,7 @@ class Logger:
         log.addHandler(handler)
         return True
 
-    def _apply_log_config(self, cfg) -> bool:
+    def _apply_log_config(self, cfg: Any) -> bool:
         """Apply --log-config-dict, else --log-config-json, else --log-config (gunicorn's order).
         True when one was applied."""
         own = {lg.name: list(lg.handlers) for lg in (self.error_log, self.access_log)}
@@ -317,7 +325,7 @@ class Logger:
         return True
 
     @staticmethod
-    def _dict_config(config: dict, where: str) -> None:
+    def _dict_config(config: dict[str, Any], where: str) -> None:
         merged = dict(CONFIG_DEFAULTS)
         for key, value in config.items():
             default = merged.get(key)
@@ -331,7 +339,7 @@ class Logger:
         except (AttributeError, ImportError, ValueError, TypeError, KeyError, OSError) as exc:
             raise LogConfigError(f"log config {where} cannot be applied: {exc}") from exc
 
-    def _adopt_gunicorn_loggers(self, own_before: dict) -> None:
+    def _adopt_gunicorn_loggers(self, own_before: dict[str, list[logging.Handler]]) -> None:
         """A config written for gunicorn configures "gunicorn.error" / "gunicorn.access". When it
         left our logger alone and configured gunicorn's, ours takes its handlers, level and
         propagation, so the config works unchanged."""
@@ -353,7 +361,7 @@ class Logger:
         """`fmt` if it formats a sample request, else the default with one warning: a format
         that cannot work must not cost a traceback per request."""
         try:
-            line = fmt % AccessAtoms(self, _SAMPLE_ENVIRON, "200 OK", [("Content-Type", "text/plain")], 2, 0.001)
+            line = fmt % AccessAtoms(self, SAMPLE_ENVIRON, "200 OK", [("Content-Type", "text/plain")], 2, 0.001)
             if not isinstance(line, str):
                 raise TypeError("not a string format")
         except Exception as exc:
@@ -366,25 +374,25 @@ class Logger:
 
     # ---- error log ---------------------------------------------------------------------------
 
-    def critical(self, msg, *args, **kwargs):
+    def critical(self, msg: object, *args: object, **kwargs: Any) -> None:
         self.error_log.critical(msg, *args, **kwargs)
 
-    def error(self, msg, *args, **kwargs):
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
         self.error_log.error(msg, *args, **kwargs)
 
-    def warning(self, msg, *args, **kwargs):
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
         self.error_log.warning(msg, *args, **kwargs)
 
-    def info(self, msg, *args, **kwargs):
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
         self.error_log.info(msg, *args, **kwargs)
 
-    def debug(self, msg, *args, **kwargs):
+    def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
         self.error_log.debug(msg, *args, **kwargs)
 
-    def exception(self, msg, *args, **kwargs):
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
         self.error_log.exception(msg, *args, **kwargs)
 
-    def log(self, lvl, msg, *args, **kwargs):
+    def log(self, lvl: int | str, msg: object, *args: object, **kwargs: Any) -> None:
         if isinstance(lvl, str):
             lvl = LOG_LEVELS.get(lvl.lower(), logging.INFO)
         self.error_log.log(lvl, msg, *args, **kwargs)
@@ -401,10 +409,12 @@ class Logger:
             self._now_cache = cached  # one tuple store: threads never see a mismatched pair
         return cached[1]
 
-    def atoms(self, environ, status, response_headers, sent, request_time) -> AccessAtoms:
+    def atoms(self, environ: dict[str, Any], status: str, response_headers: Sequence[tuple[str, str]],
+              sent: int | None, request_time: float) -> AccessAtoms:
         return AccessAtoms(self, environ, status, response_headers, sent, request_time)
 
-    def access(self, environ: dict, status: str, response_headers: list, sent: int, request_time: float) -> None:
+    def access(self, environ: dict[str, Any], status: str, response_headers: Sequence[tuple[str, str]],
+               sent: int | None, request_time: float) -> None:
         """Record one request (see http://httpd.apache.org/docs/2.4/logs.html#accesslog).
         Never raises: a failure is reported once on the error log and the line is dropped."""
         if not self.access_enabled:
@@ -418,6 +428,7 @@ class Logger:
                 self._writer.write(handler, default_line(self, environ, status, sent))
                 return
             atoms = AccessAtoms(self, environ, status, response_headers, sent, request_time)
+            args: tuple[AccessAtoms, ...]
             if self.access_json_fields is None:
                 # The atoms go in as the record's args, as gunicorn's do: formatters of a log
                 # config may read record.args["h"].
@@ -427,7 +438,7 @@ class Logger:
                 raw = atoms.raw
                 msg = _json_dumps({name: raw(key) for name, key in self.access_json_fields},
                                   default=str)
-                args = None
+                args = ()
             if handler is not None:
                 self._writer.write(handler, msg % atoms if args else msg)
             else:
@@ -436,7 +447,7 @@ class Logger:
         except Exception as exc:
             self._access_failed(exc)
 
-    def _direct_handler(self):
+    def _direct_handler(self) -> OwnStream | None:
         """Our own access handler when it is all the access logger does, else None.
 
         Then a line can go straight to the stream: building a LogRecord and passing it through
@@ -448,7 +459,7 @@ class Logger:
         log = self.access_log
         handlers = log.handlers
         if (
-            len(handlers) != 1 or handlers[0] is not handler
+            handler is None or len(handlers) != 1 or handlers[0] is not handler
             or log.filters or handler.filters or handler.level > logging.INFO
             or handler.formatter is not self._access_formatter
             or handler.stream is None or log.disabled
@@ -456,7 +467,7 @@ class Logger:
             return None
         return handler
 
-    def batch_access_lines(self, loop) -> None:
+    def batch_access_lines(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Write the access lines of each turn of ``loop`` together (None: one write per line);
         see log_outputs.AccessWriter."""
         self._writer.batch(loop)
@@ -474,7 +485,7 @@ class Logger:
         except Exception:
             pass
 
-    def _on_access_handler_error(self, handler, exc) -> None:
+    def _on_access_handler_error(self, handler: logging.Handler, exc: BaseException | None) -> None:
         self.warning(
             "access log line to %s failed (%s: %s); further failures there are not reported",
             _describe(handler), type(exc).__name__, exc,
@@ -493,7 +504,8 @@ class Logger:
         for handler in _all_handlers():
             if not isinstance(handler, logging.FileHandler):
                 continue
-            with handler.lock:
+            handler.acquire()
+            try:
                 stream, handler.stream = handler.stream, None
                 if stream is not None:
                     try:
@@ -506,9 +518,12 @@ class Logger:
                     # Left at None, FileHandler retries the open on the next record.
                     self._reopen_failed(handler, exc)
                     continue
-            handler.failed = False  # a new file deserves a new warning
+            finally:
+                handler.release()
+            if isinstance(handler, OwnHandler):
+                handler.failed = False  # a new file deserves a new warning
 
-    def _reopen_failed(self, handler, exc) -> None:
+    def _reopen_failed(self, handler: logging.FileHandler, exc: OSError) -> None:
         if handler in self.error_log.handlers:
             _on_error_handler_error(handler, exc)
         else:
@@ -521,34 +536,39 @@ class Logger:
             stream = getattr(handler, "stream", None) if isinstance(handler, logging.FileHandler) else None
             if stream is None:
                 continue
-            with handler.lock:
-                try:
-                    fd = stream.fileno()
-                    fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.fcntl(fd, fcntl.F_GETFD) | fcntl.FD_CLOEXEC)
-                except (OSError, ValueError):
-                    pass
+            handler.acquire()
+            try:
+                fd = stream.fileno()
+                fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.fcntl(fd, fcntl.F_GETFD) | fcntl.FD_CLOEXEC)
+            except (OSError, ValueError):
+                pass
+            finally:
+                handler.release()
 
 
-def _describe(handler) -> str:
+def _describe(handler: logging.Handler) -> str:
     if isinstance(handler, logging.FileHandler):
         return repr(handler.baseFilename)
     stream = getattr(handler, "stream", None)
     return getattr(stream, "name", None) or type(handler).__name__
 
 
-def _on_error_handler_error(handler, exc) -> None:
+def _on_error_handler_error(handler: logging.Handler, exc: BaseException | None) -> None:
     # The error log itself is what failed: say so on the process's stderr, once.
+    stderr = sys.__stderr__
+    if stderr is None:  # no stderr to say it on (pythonw, a closed fd 2)
+        return
     try:
-        sys.__stderr__.write(
+        stderr.write(
             f"unicorn_aio: cannot write the error log to {_describe(handler)} "
             f"({type(exc).__name__}: {exc}); further failures are not reported\n"
         )
-        sys.__stderr__.flush()
+        stderr.flush()
     except Exception:
         pass
 
 
-def _json_dumps(obj, **kwargs) -> str:
+def _json_dumps(obj: Any, **kwargs: Any) -> str:
     # json costs every process 300 KB of RSS; only JSON access lines and log configs need it.
     import json
 

@@ -12,6 +12,10 @@ import logging
 import socket
 import sys
 import threading
+from typing import TYPE_CHECKING, Any, Callable, TypeAlias
+
+if TYPE_CHECKING:
+    import asyncio
 
 SYSLOG_FACILITIES = {
     "auth": 4, "authpriv": 10, "cron": 9, "daemon": 3, "ftp": 11, "kern": 0, "lpr": 6,
@@ -21,16 +25,16 @@ SYSLOG_FACILITIES = {
 }
 
 
-class _OwnHandler:
-    """Mixin for the handlers logs.Logger installs: marked so a new setup replaces them, and a
+class OwnHandler(logging.Handler):
+    """Base of the handlers logs.Logger installs: marked so a new setup replaces them, and a
     failing write (disk full, a path gone) warns once through `on_error` instead of printing a
-    traceback per record."""
+    traceback per record. Listed first among the bases, before the logging handler it adapts."""
 
     unicorn_aio = True
     failed = False
-    on_error = None
+    on_error: Callable[[logging.Handler, BaseException | None], None] | None = None
 
-    def handleError(self, record):
+    def handleError(self, record: logging.LogRecord | None) -> None:
         if self.failed:
             return
         self.failed = True
@@ -42,25 +46,29 @@ class _OwnHandler:
             pass
 
 
-class _StreamHandler(_OwnHandler, logging.StreamHandler):
+class OwnStreamHandler(OwnHandler, logging.StreamHandler):
     pass
 
 
-class _FileHandler(_OwnHandler, logging.FileHandler):
+class OwnFileHandler(OwnHandler, logging.FileHandler):
     pass
 
 
-def _syslog_handler(**kwargs) -> logging.Handler:
+# The handlers AccessWriter writes to: a stream, and a handleError that takes no record.
+OwnStream: TypeAlias = "OwnStreamHandler | OwnFileHandler"
+
+
+def syslog_handler(**kwargs: Any) -> OwnHandler:
     # logging.handlers pulls in pickle and queue: only pay for them when syslog is on.
     import logging.handlers
 
-    class _SysLogHandler(_OwnHandler, logging.handlers.SysLogHandler):
+    class _SysLogHandler(OwnHandler, logging.handlers.SysLogHandler):
         pass
 
     return _SysLogHandler(**kwargs)
 
 
-def parse_syslog_address(addr: str):
+def parse_syslog_address(addr: str) -> tuple[int | None, str | tuple[str, int]]:
     """(socket type, address) for SysLogHandler from `unix://path[#dgram|#stream]`,
     `udp://host[:port]` or `tcp://host[:port]` (port 514 by default)."""
     if addr.startswith("unix://"):
@@ -96,21 +104,22 @@ class AccessWriter:
     """
 
     def __init__(self) -> None:
-        self._loop = None
-        self._loop_thread = None
-        self._pending: collections.deque = collections.deque()
-        self._handler = None  # the handler of the pending lines
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._pending: collections.deque[str] = collections.deque()
+        self._handler: OwnStream | None = None  # the handler of the pending lines
         self._flush_scheduled = False
 
-    def batch(self, loop) -> None:
+    def batch(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Batch per turn of ``loop`` from now on; None goes back to a write per line."""
         self.flush()
         self._loop = loop
         self._loop_thread = threading.get_ident() if loop is not None else None
 
-    def write(self, handler, line: str) -> None:
-        if self._loop is None:
-            _write(handler, line + handler.terminator)
+    def write(self, handler: OwnStream, line: str) -> None:
+        loop = self._loop
+        if loop is None:
+            _write(handler, line)
             return
         self._handler = handler
         self._pending.append(line)
@@ -121,35 +130,38 @@ class AccessWriter:
         self._flush_scheduled = True
         try:
             if threading.get_ident() == self._loop_thread:
-                self._loop.call_soon(self.flush)
+                loop.call_soon(self.flush)
             else:
-                self._loop.call_soon_threadsafe(self.flush)
+                loop.call_soon_threadsafe(self.flush)
         except RuntimeError:  # the loop is closed: nobody is left to flush for us
             self.flush()
 
     def flush(self) -> None:
         self._flush_scheduled = False
         pending = self._pending
-        if not pending:
+        handler = self._handler
+        if not pending or handler is None:  # write() sets the handler before queueing a line
             return
         lines = []
         while pending:
             lines.append(pending.popleft())
-        handler = self._handler
-        text = handler.terminator.join(lines)
-        if handler.stream is None:  # a reopen failed: FileHandler.emit tries to open it again
-            handler.handle(logging.makeLogRecord(
-                {"name": "unicorn_aio.access", "msg": text, "levelno": logging.INFO,
-                 "levelname": "INFO"}))
-        else:
-            _write(handler, text + handler.terminator)
+        _write(handler, handler.terminator.join(lines))
 
 
-def _write(handler, text: str) -> None:
+def _write(handler: OwnStream, text: str) -> None:
     # What StreamHandler.emit does for records formatted as "%(message)s".
-    with handler.lock:
-        try:
-            handler.stream.write(text)
-            handler.stream.flush()
-        except Exception:
-            handler.handleError(None)
+    handler.acquire()
+    try:
+        stream = handler.stream
+        if stream is not None:
+            try:
+                stream.write(text + handler.terminator)
+                stream.flush()
+            except Exception:
+                handler.handleError(None)
+            return
+    finally:
+        handler.release()
+    # A reopen failed and left no stream: as a record, FileHandler.emit tries to open it again.
+    handler.handle(logging.makeLogRecord(
+        {"name": "unicorn_aio.access", "msg": text, "levelno": logging.INFO, "levelname": "INFO"}))

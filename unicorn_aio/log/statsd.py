@@ -27,8 +27,9 @@ from __future__ import annotations
 import logging
 import re
 import socket
+from typing import Any, Sequence, TypeAlias
 
-from unicorn_aio.log.access import _split_time, _status_code
+from unicorn_aio.log.access import split_time, status_code
 from unicorn_aio.log.logger import Logger
 
 __all__ = ["DEFAULT_PORT", "Statsd", "parse_address"]
@@ -39,8 +40,13 @@ ADDRESS_FORMS = "expected HOST:PORT, HOST (port 8125), [IPv6]:PORT or unix:PATH"
 # mtype of a log record's extra -> what follows the value on the wire.
 _TYPES = {"gauge": "|g", "counter": "|c|@1.0", "histogram": "|ms"}
 
+# statsd_host as gunicorn stores it: (host, port), or the path of a unix socket.
+Address: TypeAlias = "tuple[str, int] | str"
+# Where the datagrams go: a unix socket path, or the sockaddr getaddrinfo gave for (host, port).
+Destination: TypeAlias = "str | tuple[Any, ...]"
 
-def parse_address(val: str | None):
+
+def parse_address(val: str | None) -> Address | None:
     """statsd_host as gunicorn stores it: None, (host, port), or the path of a unix socket.
     Raises ValueError naming the value and the accepted forms."""
     if not val:
@@ -68,12 +74,14 @@ def parse_address(val: str | None):
     return host.lower(), int(port)
 
 
-def _open(address) -> tuple[socket.socket, object]:
+def _open(address: Address) -> tuple[socket.socket, Destination]:
     """A non-blocking datagram socket and where its datagrams go; OSError if neither can be had."""
+    dest: Destination
     if isinstance(address, str):
         family, dest = socket.AF_UNIX, address
     else:
-        infos = socket.getaddrinfo(*address, type=socket.SOCK_DGRAM)
+        host, port = address
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         # IPv4 first: gunicorn only speaks IPv4, so "localhost" must reach a statsd on 127.0.0.1.
         family, _, _, _, dest = min(infos, key=lambda info: info[0] != socket.AF_INET)
     sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -86,13 +94,13 @@ class Statsd(Logger):
     `histogram` are gunicorn's, for hooks that send metrics of their own (`worker.log`)."""
 
     sock: socket.socket | None = None
-    dest = None
+    dest: Destination | None = None
     prefix = ""
     tags = ""
     access_lines = False  # what access_enabled would be without statsd: is there an access log?
     _send_warned = False
 
-    def setup(self, cfg) -> None:
+    def setup(self, cfg: Any) -> None:
         problem = self._open_socket(cfg)
         super().setup(cfg)
         if problem:
@@ -100,7 +108,7 @@ class Statsd(Logger):
         self.access_lines = self.access_enabled
         self.access_enabled = True  # every request is measured, logged or not
 
-    def _open_socket(self, cfg) -> str | None:
+    def _open_socket(self, cfg: Any) -> str | None:
         if self.sock is not None:
             self.sock.close()
         self.sock = None
@@ -121,35 +129,35 @@ class Statsd(Logger):
     # ---- sending -----------------------------------------------------------------------------
 
     def _send(self, text: str) -> None:
-        sock = self.sock
-        if sock is None:
+        sock, dest = self.sock, self.dest
+        if sock is None or dest is None:  # set together by _open_socket
             return
         try:
-            sock.sendto(text.encode("utf-8"), self.dest)
+            sock.sendto(text.encode("utf-8"), dest)
         except Exception as exc:  # down, full, gone: the metric is lost, the request is not
             if not self._send_warned:
                 self._send_warned = True
                 # Logger.warning: this line must not count itself as gunicorn.log.warning.
                 Logger.warning(self, "statsd: cannot send to %s (%s: %s); metrics are dropped "
                                "while it fails, further failures are not reported",
-                               _describe(self.dest), type(exc).__name__, exc)
+                               _describe(dest), type(exc).__name__, exc)
 
-    def _line(self, name: str, value, kind: str) -> str:
+    def _line(self, name: str, value: object, kind: str) -> str:
         return f"{self.prefix}{name}:{value}{kind}{self.tags}"
 
-    def gauge(self, name: str, value) -> None:
+    def gauge(self, name: str, value: object) -> None:
         self._send(self._line(name, value, "|g"))
 
-    def increment(self, name: str, value, sampling_rate: float = 1.0) -> None:
+    def increment(self, name: str, value: object, sampling_rate: float = 1.0) -> None:
         self._send(self._line(name, value, f"|c|@{sampling_rate}"))
 
-    def decrement(self, name: str, value, sampling_rate: float = 1.0) -> None:
+    def decrement(self, name: str, value: object, sampling_rate: float = 1.0) -> None:
         self._send(self._line(name, f"-{value}", f"|c|@{sampling_rate}"))
 
-    def histogram(self, name: str, value) -> None:
+    def histogram(self, name: str, value: object) -> None:
         self._send(self._line(name, value, "|ms"))
 
-    def _extra_metric(self, kwargs: dict) -> None:
+    def _extra_metric(self, kwargs: dict[str, Any]) -> None:
         extra = kwargs.get("extra")
         if not extra:
             return
@@ -162,54 +170,55 @@ class Statsd(Logger):
 
     # ---- the logger's calls ------------------------------------------------------------------
 
-    def access(self, environ: dict, status: str, response_headers: list, sent: int, request_time: float) -> None:
+    def access(self, environ: dict[str, Any], status: str, response_headers: Sequence[tuple[str, str]],
+               sent: int | None, request_time: float) -> None:
         if self.access_lines:
             Logger.access(self, environ, status, response_headers, sent, request_time)
         if self.sock is None:
             return
         try:
-            whole, micro = _split_time(request_time)
+            whole, micro = split_time(request_time)
             ms = whole * 1000 + micro / 1000  # gunicorn's arithmetic on its timedelta: "12.345"
             p, t = self.prefix, self.tags
             self._send(f"{p}gunicorn.request.duration:{ms}|ms{t}\n"
                        f"{p}gunicorn.requests:1|c|@1.0{t}\n"
-                       f"{p}gunicorn.request.status.{_status_code(status)}:1|c|@1.0{t}")
+                       f"{p}gunicorn.request.status.{status_code(status)}:1|c|@1.0{t}")
         except Exception:
             pass
 
-    def critical(self, msg, *args, **kwargs):
+    def critical(self, msg: object, *args: object, **kwargs: Any) -> None:
         Logger.critical(self, msg, *args, **kwargs)
         self._counted("gunicorn.log.critical", kwargs)
 
-    def error(self, msg, *args, **kwargs):
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
         Logger.error(self, msg, *args, **kwargs)
         self._counted("gunicorn.log.error", kwargs)
 
-    def warning(self, msg, *args, **kwargs):
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
         Logger.warning(self, msg, *args, **kwargs)
         self._counted("gunicorn.log.warning", kwargs)
 
-    def exception(self, msg, *args, **kwargs):
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
         Logger.exception(self, msg, *args, **kwargs)
         self._counted("gunicorn.log.exception", kwargs)
 
-    def _counted(self, name: str, kwargs: dict) -> None:
+    def _counted(self, name: str, kwargs: dict[str, Any]) -> None:
         self.increment(name, 1)
         self._extra_metric(kwargs)
 
-    def info(self, msg, *args, **kwargs):
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
         self.log(logging.INFO, msg, *args, **kwargs)
 
-    def debug(self, msg, *args, **kwargs):
+    def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
         self.log(logging.DEBUG, msg, *args, **kwargs)
 
-    def log(self, lvl, msg, *args, **kwargs):
+    def log(self, lvl: int | str, msg: object, *args: object, **kwargs: Any) -> None:
         self._extra_metric(kwargs)
         if msg:  # as in gunicorn, a call that only carries a metric writes no line
             Logger.log(self, lvl, msg, *args, **kwargs)
 
 
-def _describe(dest) -> str:
+def _describe(dest: Destination) -> str:
     if isinstance(dest, str):
         return f"unix:{dest}"
     host, port = dest[:2]
