@@ -41,7 +41,9 @@ def default_text(setting: Setting) -> str:
     if setting.default_doc:
         text = f"`{setting.default_doc}`"
     elif callable(setting.default):
-        text = f"`def {setting.default.__name__}{inspect.signature(setting.default)}` (does nothing)"
+        # The parameters as a config file's hook takes them: the annotations are for mypy.
+        params = ", ".join(inspect.signature(setting.default).parameters)
+        text = f"`def {setting.default.__name__}({params})` (does nothing)"
         if setting.name == "ssl_context":
             text = "returns `default_ssl_context_factory()`"
     else:

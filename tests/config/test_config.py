@@ -141,6 +141,8 @@ def test_overrides_are_validated_and_normalized():
     ("bind", "unix:", "has no socket path"),
     ("bind", "fd://x", "is not a file descriptor number"),
     ("bind", [], "needs at least one address"),
+    ("bind", ["127.0.0.1:8000", None], "must be a string, got None"),  # was an AttributeError
+    ("raw_env", [None], "must be a string, got None"),
     ("loglevel", "loud", "must be one of debug, info, warning, error, critical"),
     ("dispatch", "fibers", "must be one of threads, inline"),
     ("interface", "cgi", "must be one of auto, wsgi, asgi"),

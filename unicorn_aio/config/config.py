@@ -21,7 +21,7 @@ import shlex
 import sys
 import traceback
 import types
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NoReturn
 
 from unicorn_aio import __version__
 from unicorn_aio.apploader import user_frames
@@ -227,14 +227,14 @@ def unknown_setting_message(name: str) -> str:
 
 class _Parser(argparse.ArgumentParser):
     # Errors become exceptions so each source can name itself and main() can choose the exit code.
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
 
 class _HelpFormatter(argparse.HelpFormatter):
     # argparse sizes help with shutil.get_terminal_size, and shutil drags bz2 and lzma into
     # every process (about 0.5 MB of RSS per worker) just to build the parser.
-    def __init__(self, prog, width=None, **kwargs):
+    def __init__(self, prog: str, width: int | None = None, **kwargs: Any) -> None:
         if width is None:
             try:
                 width = os.get_terminal_size().columns - 2
@@ -284,7 +284,8 @@ class _OptionalValue(argparse.Action):
     take the APP after a bare flag for its value; a word the setting refuses, with no APP given
     yet, is handed back as the APP, so ``--proxy-protocol myapp:app`` keeps its old meaning."""
 
-    def __call__(self, parser, namespace, value, option_string=None):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 value: Any, option_string: str | None = None) -> None:
         if value is not None and "app" not in vars(namespace):
             try:
                 BY_NAME[self.dest].validate(value)

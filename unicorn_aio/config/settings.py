@@ -75,28 +75,28 @@ class Setting:
 # -- default hooks: gunicorn's, doing nothing --------------------------------------------------------
 
 
-def on_starting(server): pass
-def on_reload(server): pass
-def when_ready(server): pass
-def pre_fork(server, worker): pass
-def post_fork(server, worker): pass
-def post_worker_init(worker): pass
-def worker_int(worker): pass
-def worker_abort(worker): pass
-def pre_exec(server): pass
-def pre_request(worker, req): pass
-def post_request(worker, req, environ, resp): pass
-def child_exit(server, worker): pass
-def worker_exit(server, worker): pass
-def nworkers_changed(server, new_value, old_value): pass
-def on_exit(server): pass
-def on_dirty_starting(arbiter): pass
-def dirty_post_fork(arbiter, worker): pass
-def dirty_worker_init(worker): pass
-def dirty_worker_exit(arbiter, worker): pass
+def on_starting(server: Any) -> None: pass
+def on_reload(server: Any) -> None: pass
+def when_ready(server: Any) -> None: pass
+def pre_fork(server: Any, worker: Any) -> None: pass
+def post_fork(server: Any, worker: Any) -> None: pass
+def post_worker_init(worker: Any) -> None: pass
+def worker_int(worker: Any) -> None: pass
+def worker_abort(worker: Any) -> None: pass
+def pre_exec(server: Any) -> None: pass
+def pre_request(worker: Any, req: Any) -> None: pass
+def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None: pass
+def child_exit(server: Any, worker: Any) -> None: pass
+def worker_exit(server: Any, worker: Any) -> None: pass
+def nworkers_changed(server: Any, new_value: Any, old_value: Any) -> None: pass
+def on_exit(server: Any) -> None: pass
+def on_dirty_starting(arbiter: Any) -> None: pass
+def dirty_post_fork(arbiter: Any, worker: Any) -> None: pass
+def dirty_worker_init(worker: Any) -> None: pass
+def dirty_worker_exit(arbiter: Any, worker: Any) -> None: pass
 
 
-def ssl_context(config, default_ssl_context_factory):
+def ssl_context(config: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     return default_ssl_context_factory()
 
 

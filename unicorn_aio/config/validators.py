@@ -67,8 +67,11 @@ def octal(val: Any) -> int:
 
 
 def string(val: Any) -> str | None:
-    if val is None:
-        return None
+    return None if val is None else _text(val)
+
+
+def _text(val: Any) -> str:
+    """A string setting's value; None is refused here, for when it stands for nothing."""
     if not isinstance(val, str):
         raise ValueError(f"must be a string, got {repr(val)}")
     return val.strip()
@@ -81,15 +84,15 @@ def string_list(val: Any) -> list[str]:
         val = [val]
     if not isinstance(val, (list, tuple)):
         raise ValueError(f"must be a string or a list of strings, got {repr(val)}")
-    return [string(v) for v in val]
+    return [_text(v) for v in val]
 
 
 def comma_list(val: Any) -> list[str]:
     if isinstance(val, (list, tuple)):
-        items = [string(v) for v in val]
+        items = [string(v) or "" for v in val]
     else:
         items = (string(val) or "").split(",")
-    return [item.strip() for item in items if item and item.strip()]
+    return [item.strip() for item in items if item.strip()]
 
 
 def upper_comma_list(val: Any) -> list[str]:
@@ -167,7 +170,7 @@ def logger_class(val: Any) -> Any:
         return val.strip()
     if isinstance(val, str) and val.strip() in _STATSD_LOGGERS:
         val = "unicorn_aio.log.statsd.Statsd"
-    cls = _import_dotted(string(val)) if isinstance(val, str) else val
+    cls = _import_dotted(_text(val)) if isinstance(val, str) else val
     from unicorn_aio.log.logger import Logger
 
     if not (inspect.isclass(cls) and issubclass(cls, Logger)):
@@ -232,7 +235,7 @@ def _system_id(val: Any, current: Callable[[], int], lookup: Callable[[str], int
         return current()
     if isinstance(val, int) and not isinstance(val, bool):
         return val
-    text = string(val)
+    text = _text(val)
     if text.isdigit():
         return int(text)
     try:
