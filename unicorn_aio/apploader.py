@@ -21,29 +21,33 @@ import inspect
 import os
 import sys
 import traceback
-from typing import TYPE_CHECKING
+import types
+from typing import TYPE_CHECKING, Any, Callable, TypeAlias
 
 from unicorn_aio.errors import AppBootError, AppImportError, ConfigError
 
 if TYPE_CHECKING:
     from unicorn_aio.config.config import Config
 
+# A WSGI or ASGI application: which one, and its arguments, are told apart at run time.
+App: TypeAlias = Callable[..., Any]
 
-def load_app(app_uri: str):
+
+def load_app(app_uri: str) -> App:
     module_name, _, expr = app_uri.partition(":")
     if not module_name:
         raise AppImportError(f"invalid app {app_uri!r}: expected module:callable")
     expr = expr or "application"
-    name, args, kwargs = _parse_expression(app_uri, expr)
-    module = _import(module_name, app_uri)
-    obj = module
+    name, call = _parse_expression(app_uri, expr)
+    obj: Any = _import(module_name, app_uri)
     for part in name.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise AppImportError(
                 f"app {app_uri!r}: module {module_name!r} has no attribute {name!r}") from None
-    if args is not None:
+    if call is not None:
+        args, kwargs = call
         try:
             obj = obj(*args, **kwargs)
         except Exception as exc:
@@ -51,25 +55,32 @@ def load_app(app_uri: str):
                 f"app {app_uri!r}: factory {name}() failed: {one_line(exc)}") from exc
     if not callable(obj):
         kind = type(obj).__name__
-        what = f"{name}() returned" if args is not None else f"{name!r} is"
+        what = f"{name}() returned" if call is not None else f"{name!r} is"
         raise AppImportError(f"app {app_uri!r}: {what} {'an' if kind[0] in 'aeiou' else 'a'} "
                              f"{kind}, not a callable app")
     return obj
 
 
-def _parse_expression(app_uri: str, expr: str):
+def _parse_expression(app_uri: str, expr: str
+                      ) -> tuple[str, tuple[list[Any], dict[str, Any]] | None]:
+    """The dotted name in ``expr``, and the factory call's (args, kwargs) if it is one."""
     try:
         node = ast.parse(expr.strip(), mode="eval").body
     except SyntaxError:
         raise AppImportError(f"app {app_uri!r}: cannot parse {expr!r}") from None
-    args = kwargs = None
+    call = None
     if isinstance(node, ast.Call):
         try:
             args = [ast.literal_eval(a) for a in node.args]
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+            kwargs: dict[str, Any] = {}
+            for keyword in node.keywords:
+                if keyword.arg is None:  # **mapping: no more a literal than *args is
+                    raise ValueError(keyword)
+                kwargs[keyword.arg] = ast.literal_eval(keyword.value)
         except ValueError:
             raise AppImportError(
                 f"app {app_uri!r}: factory arguments must be literals") from None
+        call = (args, kwargs)
         node = node.func
     parts = []
     while isinstance(node, ast.Attribute):
@@ -78,10 +89,10 @@ def _parse_expression(app_uri: str, expr: str):
     if not isinstance(node, ast.Name):
         raise AppImportError(f"app {app_uri!r}: {expr!r} is not a name or a factory call")
     parts.append(node.id)
-    return ".".join(reversed(parts)), args, kwargs
+    return ".".join(reversed(parts)), call
 
 
-def _import(module_name: str, app_uri: str):
+def _import(module_name: str, app_uri: str) -> types.ModuleType:
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -112,7 +123,7 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def is_asgi_app(app) -> bool:
+def is_asgi_app(app: App) -> bool:
     """Interface auto-detection: a coroutine function, or an object with an async __call__.
 
     A class is never taken for ASGI: calling it builds an instance (a WSGI app may be a class
@@ -127,7 +138,7 @@ def is_asgi_app(app) -> bool:
     return inspect.iscoroutinefunction(getattr(app, "__call__", None))
 
 
-def _takes_two_positionals(app) -> bool:
+def _takes_two_positionals(app: App) -> bool:
     """A plain sync callable of exactly two positional arguments: app(environ, start_response)."""
     if inspect.isclass(app) or isinstance(app, functools.partial) or is_asgi_app(app):
         return False
@@ -142,7 +153,7 @@ def _takes_two_positionals(app) -> bool:
                for k in kinds) == 2
 
 
-def interface_mismatch(app, interface: str) -> str | None:
+def interface_mismatch(app: App, interface: str) -> str | None:
     """Why ``app`` cannot be served as ``interface`` ("wsgi" or "asgi"), or None.
 
     Only the plain cases are refused, so the mistake surfaces at boot and not as a 500 per
@@ -185,7 +196,7 @@ def has_logging_config(path: str) -> bool:
     return parser.has_section("loggers")
 
 
-def global_conf(cfg) -> dict[str, str]:
+def global_conf(cfg: Config) -> dict[str, str]:
     """--paste-global KEY=VALUE pairs, the ini's %(KEY)s defaults."""
     conf = {}
     for item in cfg.raw_paste_global_conf or []:
@@ -196,7 +207,7 @@ def global_conf(cfg) -> dict[str, str]:
     return conf
 
 
-def prepare_paste(cfg) -> None:
+def prepare_paste(cfg: Config) -> None:
     """What --paste sets before the app loads: an absolute ini path, proc name, logging."""
     path, name = config_path(cfg.paste)
     if not os.path.isfile(path):
@@ -208,7 +219,7 @@ def prepare_paste(cfg) -> None:
         cfg.set("logconfig", path)
 
 
-def load_paste_app(cfg):
+def load_paste_app(cfg: Config) -> App:
     """The WSGI app of cfg.paste, with a one-line AppImportError for anything that goes wrong."""
     path, name = config_path(cfg.paste)
     try:
@@ -232,13 +243,16 @@ def load_paste_app(cfg):
                            f"{one_line(exc)}") from exc
 
 
-def load_wsgi_app(cfg):
+def load_wsgi_app(cfg: Config) -> App:
     """The app the settings name: --paste when given, else APP (module:callable); refused when
     it plainly cannot be served as the interface asked for (--interface, or -k)."""
+    app_uri = cfg.app_uri
     if cfg.paste:
         app, name = load_paste_app(cfg), f"--paste {cfg.paste}"
-    else:
-        app, name = load_app(cfg.app_uri), f"app {cfg.app_uri!r}"
+    elif app_uri:
+        app, name = load_app(app_uri), f"app {app_uri!r}"
+    else:  # main() refuses this before; said here too for a Config built in code
+        raise AppImportError("no application given: set APP (wsgi_app) as module:callable")
     if cfg.interface != "auto":
         problem = interface_mismatch(app, cfg.interface)
         if problem:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from unicorn_aio.apploader import has_logging_config
+from unicorn_aio.apploader import App, has_logging_config
 from unicorn_aio.config.config import Config
 from unicorn_aio.errors import ConfigError
 
@@ -43,7 +43,7 @@ def paste_config(global_conf: dict[str, Any], local_conf: dict[str, Any]) -> Con
     return cfg
 
 
-def serve_paste(app, global_conf: dict[str, Any], **local_conf: Any) -> int:
+def serve_paste(app: App, global_conf: dict[str, Any], **local_conf: Any) -> int:
     """The ``paste.server_runner`` entry point: ``[server:main] use = egg:unicorn_aio``."""
     from unicorn_aio.prefork.arbiter import Arbiter
 
@@ -54,7 +54,7 @@ def serve_paste(app, global_conf: dict[str, Any], **local_conf: Any) -> int:
         raise SystemExit(exc.exit_code) from None
 
     class PasteArbiter(Arbiter):
-        def load_config(self):
+        def load_config(self) -> Config:
             return paste_config(global_conf, local_conf)
 
     arbiter = PasteArbiter(cfg)

@@ -7,7 +7,8 @@ import textwrap
 
 import pytest
 
-from unicorn_aio.apploader import load_app
+from unicorn_aio.apploader import load_app, load_wsgi_app
+from unicorn_aio.config.config import Config
 from unicorn_aio.errors import AppImportError
 
 
@@ -58,6 +59,7 @@ def test_forms(modules):
     ("ua_app:none_factory()", "none_factory() returned a NoneType, not a callable app"),
     ("ua_app:failing_factory()", "factory failing_factory() failed: RuntimeError: no database"),
     ("ua_app:factory(open('x'))", "factory arguments must be literals"),
+    ("ua_app:factory(**{'k': 1})", "factory arguments must be literals"),
     ("ua_app:1+", "cannot parse"),
     (":app", "expected module:callable"),
     ("ua_broken", "importing ua_broken failed: ZeroDivisionError: division by zero"),
@@ -73,3 +75,9 @@ def test_errors_are_one_line(modules, uri, message):
         load_app(uri)
     text = str(info.value)
     assert message in text and "\n" not in text
+
+
+def test_no_app_named_is_one_line():
+    # The command line refuses it first; a Config built in code reaches the loader without one.
+    with pytest.raises(AppImportError, match="^no application given"):
+        load_wsgi_app(Config({}))
