@@ -20,8 +20,8 @@ import time
 from unicorn_aio import __version__
 from unicorn_aio.config.config import Config
 from unicorn_aio.errors import ConfigError
+from unicorn_aio.http.forwarded import AddressList, ProxyHeaders
 from unicorn_aio.http.protocol import NEVER, HttpProtocol, request_limits
-from unicorn_aio.http.proxy_protocol import AddressList
 from unicorn_aio.sockets import bind_all, describe, unix_files, unlink_own_files
 from unicorn_aio.wsgi.threadpool import ThreadPool
 
@@ -68,8 +68,8 @@ class Server:
         self.body_min_rate = cfg.body_min_rate
         self.inline_body_max = cfg.inline_body_max
         self.header_map = cfg.header_map
-        self.forwarder_headers = frozenset(name.encode("latin-1")
-                                           for name in cfg.forwarder_headers or ())
+        self.proxy_headers = ProxyHeaders(cfg)  # what a trusted proxy may say of a request
+        self.forwarder_headers = self.proxy_headers.underscore_names
         self.limits = request_limits(cfg)
         self.max_connections = cfg.worker_connections or 0
         self.date_and_server = ""

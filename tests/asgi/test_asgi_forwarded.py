@@ -11,6 +11,7 @@ import json
 import aiohttp
 import pytest
 from asgi_apps import starlette_app
+from rawhttp import exchange
 
 from unicorn_aio.server import Server
 
@@ -162,6 +163,19 @@ async def test_websocket_scope_follows_the_same_rules(start_server):
     seen = await websocket_scope(untrusted.port, "/ws", {"SCRIPT_NAME": "/evil"})
     assert (seen["root_path"], seen["path"]) == ("", "/ws")
     assert "script_name" not in seen["headers"]
+
+
+async def test_websocket_scheme_from_a_trusted_proxy(start_server):
+    pytest.importorskip("wsproto")
+    server = await start_server(echo_scope)
+    seen = await websocket_scope(server.port, "/ws", {"X-Forwarded-Proto": "https"})
+    assert seen["scheme"] == "wss"
+    # headers that disagree are refused before the upgrade, as for any request (gunicorn: 400)
+    [resp] = await exchange(server.port, b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+                            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            b"X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n\r\n")
+    assert resp.status == 400 and b"disagree" in resp.body
 
 
 async def test_starlette_behind_a_proxy_that_strips_the_prefix(start_server):

@@ -1,4 +1,5 @@
-"""secure_scheme_headers from forwarded_allow_ips -> wsgi.url_scheme, as gunicorn decides it."""
+"""What a trusted proxy may say (http/forwarded.py): secure_scheme_headers and forwarder_headers
+from forwarded_allow_ips, as gunicorn decides them, for WSGI and ASGI alike."""
 
 from __future__ import annotations
 
@@ -9,7 +10,18 @@ import pytest
 from apps import make_app
 from rawhttp import exchange
 
+from unicorn_aio.http.forwarded import AddressList
+
 pytestmark = [pytest.mark.both_loops, pytest.mark.timeout(30)]
+
+
+def test_address_list():
+    allowed = AddressList(["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"])
+    assert "127.0.0.1" in allowed and "10.20.30.40" in allowed and "2001:db8::5" in allowed
+    assert "127.0.0.2" not in allowed and "11.0.0.1" not in allowed and "::1" not in allowed
+    assert "fe80::1%eth0" not in allowed and "not an address" not in allowed
+    assert "" in allowed and None in allowed  # a unix-socket peer, as gunicorn allows
+    assert "1.2.3.4" in AddressList(["*"]) and "1.2.3.4" not in AddressList(None)
 
 
 async def scheme(port: int, headers: dict) -> str:
@@ -114,3 +126,34 @@ async def test_forwarder_headers_pass_header_map_refuse(start_server):
     assert env["REMOTE_USER"] == "alice"
     [resp] = await exchange(server.port, b"GET /env HTTP/1.1\r\nHost: t\r\nX_Other: 1\r\n\r\n")
     assert resp.status == 400
+
+
+def wsgi_scheme(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["wsgi.url_scheme"].encode()]
+
+
+async def asgi_scheme(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": scope["scheme"].encode()})
+
+
+@pytest.mark.parametrize("lines, status, body", [
+    (b"X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n", 400, None),
+    (b"X-Forwarded-Proto: https\r\nX-Forwarded-Proto: http\r\n", 400, None),
+    (b"X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: on\r\n", 200, b"https"),
+    (b"X-Forwarded-Proto: http\r\n", 200, b"http"),
+    (b"X-Forwarded-Proto: https, https\r\n", 200, b"http"),  # one value, compared whole
+])
+async def test_wsgi_and_asgi_answer_the_same(start_server, lines, status, body):
+    # gunicorn decides the scheme as it reads the head: headers that disagree are a 400
+    # (InvalidSchemeHeaders) before any app runs, whichever interface would have served it.
+    for app in (wsgi_scheme, asgi_scheme):
+        server = await start_server(app)
+        [resp] = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\n" + lines
+                                + b"Connection: close\r\n\r\n")
+        assert resp.status == status, (app.__name__, resp.body)
+        if body is not None:
+            assert resp.body == body, app.__name__

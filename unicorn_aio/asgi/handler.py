@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from unicorn_aio.asgi.lifespan import Lifespan
 from unicorn_aio.http.body import ClientDisconnected
-from unicorn_aio.http.proxy_protocol import AddressList
+from unicorn_aio.http.forwarded import url_scheme
 from unicorn_aio.http.response import (
     LAST_CHUNK,
     NO_BODY_STATUS,
@@ -29,7 +29,7 @@ from unicorn_aio.http.response import (
     status_line,
 )
 from unicorn_aio.http.response import head as response_head
-from unicorn_aio.http.rules import PERCENT, forwarded_fields, header_name
+from unicorn_aio.http.rules import PERCENT
 
 # spec_version 2.4: send() raises an OSError once the client is gone, so apps (Starlette) need
 # not listen for http.disconnect while they stream.
@@ -107,16 +107,6 @@ class ASGIHandler:
         # root_path: --root-path or the SCRIPT_NAME variable, unless a trusted proxy sends one
         self.root_path = cfg.mount_point
         self.raw_root = encode_path(self.root_path)
-        # forwarder_headers (SCRIPT_NAME, PATH_INFO...) as the scope spells them: honoured from
-        # forwarded_allow_ips, dropped from other peers (http_rules.forwarded_fields)
-        self.forwarders = frozenset(name.lower().encode("latin-1")
-                                    for name in cfg.forwarder_headers or ())
-        self.header_map = cfg.header_map
-        # header name -> the value meaning https, honoured from forwarded_allow_ips only (as
-        # for WSGI's wsgi.url_scheme)
-        self.secure_headers = {k.lower().encode("latin-1"): v for k, v in
-                               (cfg.secure_scheme_headers or {}).items()}
-        self.trusted = AddressList(cfg.forwarded_allow_ips)
         self.lifespan = Lifespan(app, cfg.lifespan, server.log)
         self.tasks: set[asyncio.Task] = set()  # strong references: the loop keeps weak ones
         self.websocket_max_size = cfg.websocket_max_size
@@ -199,24 +189,21 @@ class ASGIHandler:
             peer, sock = protocol.peername, protocol.sockname
             conn = protocol.app_state = (
                 peer[:2] if isinstance(peer, tuple) else None,
-                sock[:2] if isinstance(sock, tuple) else (str(sock or ""), None),
-                # a unix socket peer (nginx in front) is trusted, as in gunicorn and WSGI
-                (peer[0] if isinstance(peer, tuple) else "") in self.trusted)
-        client, server, trusted = conn
+                sock[:2] if isinstance(sock, tuple) else (str(sock or ""), None))
+        client, server = conn
         headers = [(name.lower(), value) for name, value in req.headers]
         root = self.root_path
-        forwarders = self.forwarders
-        if forwarders and not forwarders.isdisjoint(map(header_name, headers)):
-            headers, fields = forwarded_fields(headers, forwarders, trusted, self.header_map)
-            if fields:
-                root, path, raw_path = self._forwarded_path(fields, path, raw_path)
+        proxied = req.proxied
+        if proxied is not None:
+            scheme = url_scheme(proxied, scheme)
+            if proxied.fields:  # a trusted proxy's forwarder headers stay for the app to read
+                headers += proxied.fields.items()
+                root, path, raw_path = self._forwarded_path(proxied.fields, path, raw_path)
         if root and not (path.startswith(root) and path[len(root):len(root) + 1] in ("", "/")):
             # path includes root_path (ASGI; uvicorn --root-path): a proxy that stripped the
             # prefix has it put back
             raw_root = self.raw_root if root is self.root_path else encode_path(root)
             path, raw_path = root + path, raw_root + raw_path
-        if trusted and self.secure_headers:
-            scheme = self._forwarded_scheme(headers, scheme)
         return {
             "type": kind,
             "asgi": ASGI_VERSION,
@@ -249,14 +236,6 @@ class ASGIHandler:
             path = root + path or "/"
             raw_path = encode_path(path)
         return root, path, raw_path
-
-    def _forwarded_scheme(self, headers: list, scheme: str) -> str:
-        """https (wss) when every secure_scheme_header a trusted proxy sent says so."""
-        verdicts = {value.decode("latin-1").strip() == self.secure_headers[name]
-                    for name, value in headers if name in self.secure_headers}
-        if verdicts == {True}:
-            return scheme if scheme.endswith("s") else scheme + "s"
-        return scheme
 
     def access_environ(self, protocol, req) -> dict:
         """The WSGI-style environ the access logger reads."""

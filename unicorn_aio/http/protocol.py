@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from unicorn_aio.http.body import ClientDisconnected, RequestBody
+from unicorn_aio.http.forwarded import Verdict
 from unicorn_aio.http.proxy_protocol import HeaderReader
 from unicorn_aio.http.response import error_response
 from unicorn_aio.http.rules import Reject, check_headers, check_request_target, check_version, is_token
@@ -41,7 +42,7 @@ class Request:
     """One request as the parser saw it: the head, its framing, and its body stream."""
 
     __slots__ = ("method", "url", "version", "headers", "framing", "keep_alive", "body",
-                 "dispatched", "cycle", "start", "trailers", "upgrade")
+                 "dispatched", "cycle", "start", "trailers", "upgrade", "proxied")
 
     def __init__(self, start: float) -> None:
         self.url = b""
@@ -52,6 +53,7 @@ class Request:
         self.start = start
         self.trailers = 0
         self.upgrade: bytes | None = None  # after a protocol upgrade: the bytes that followed
+        self.proxied: Verdict | None = None  # what a trusted proxy said of it (forwarded.py)
 
 
 def request_limits(cfg) -> tuple[int, int, int, int, int]:
@@ -264,6 +266,8 @@ class HttpProtocol(asyncio.Protocol):
         server = self.server
         req.framing, req.headers = check_headers(req.headers, req.version, server.header_map,
                                                  server.forwarder_headers)
+        if server.proxy_headers.enabled:
+            req.headers, req.proxied = server.proxy_headers.read(req.headers, self.peername)
         if req.framing.upgrade and (req.framing.chunked or req.framing.content_length):
             # We switch protocols for none of these (h2c is what curl --http2 -d sends), so it
             # is an ordinary request - whose body llhttp takes for the new protocol's bytes.

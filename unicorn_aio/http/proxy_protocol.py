@@ -1,5 +1,4 @@
-"""What a proxy in front of us may say about the client: the PROXY protocol header, and the
-allow-lists (``proxy_allow_ips``, ``forwarded_allow_ips``) of peers trusted to say it.
+"""The PROXY protocol header, by which a TCP proxy in front of us names the client.
 
 The PROXY protocol (haproxy's proxy-protocol.txt) prefixes a connection with the client's
 address: version 1 as one text line, version 2 as a binary block.  ``parse(data)`` reads it from
@@ -19,6 +18,8 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+
+from unicorn_aio.http.forwarded import AddressList
 
 V1_PREFIX = b"PROXY "
 V1_MAX = 107  # "PROXY TCP6 " + two full IPv6 addresses + two ports + CRLF (spec 2.1)
@@ -95,39 +96,6 @@ def _parse_v2(data: bytes) -> tuple[int, str | None, int | None] | None:
         src = ipaddress.IPv6Address(data[16:32])
         port = struct.unpack_from("!H", data, 48)[0]
     return total, str(src), port
-
-
-class AddressList:
-    """An allow-list of IP addresses and networks (``*`` is everyone), for ``addr in list``.
-
-    As in gunicorn, a peer without an IP address (a unix socket: "" or None) is allowed: only a
-    local process can connect there.
-    """
-
-    def __init__(self, items) -> None:
-        items = list(items or ())
-        self.everyone = "*" in items
-        self.exact = frozenset(i for i in items if i != "*" and "/" not in i)
-        self.networks = [ipaddress.ip_network(i, strict=False) for i in items
-                         if i != "*" and "/" in i]
-        self._seen: dict[str, bool] = {}
-
-    def __contains__(self, addr) -> bool:
-        if self.everyone or not addr or addr in self.exact:
-            return True
-        if not self.networks:
-            return False
-        found = self._seen.get(addr)
-        if found is None:
-            try:
-                ip = ipaddress.ip_address(addr.partition("%")[0])
-            except ValueError:
-                found = False
-            else:
-                found = any(ip in net for net in self.networks)
-            if len(self._seen) < 4096:
-                self._seen[addr] = found
-        return found
 
 
 class HeaderReader:

@@ -9,10 +9,8 @@ does not, we refuse here (tests/test_http_strict.py holds a raw-socket case for 
 from __future__ import annotations
 
 import re
-from operator import itemgetter
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-header_name = itemgetter(0)  # of a (name, value) header
 # Byte values for membership tests: `95 in name` is one memchr, where `b"_" in name` sets up a
 # substring search - ten times slower, and these run for every header of every request.
 UNDERSCORE, PERCENT, HASH = ord("_"), ord("%"), ord("#")
@@ -76,8 +74,8 @@ def check_headers(headers: list, version: str, header_map: str,
     ``header_map`` follows gunicorn: names with underscores are dropped ("drop"), refused
     ("refuse") or passed on ("dangerous").  Underscore names would otherwise reach the app as
     ``HTTP_X_FORWARDED_FOR``, indistinguishable from the dash form a proxy vouches for.  The
-    ``forwarder_headers`` (upper-case, in ``forwarders``) pass: the app side keeps them only
-    from a trusted proxy (wsgi.WSGICycle._forwarded_keys, and forwarded_fields for ASGI).
+    ``forwarder_headers`` (upper-case, in ``forwarders``) pass: forwarded.ProxyHeaders keeps
+    them from a trusted proxy only.
     """
     f = Framing()
     kept = headers
@@ -123,25 +121,6 @@ def check_headers(headers: list, version: str, header_map: str,
     if f.host is None and version == "1.1":
         raise Reject(400, "missing Host header (required in HTTP/1.1)")
     return f, kept
-
-
-def forwarded_fields(headers: list, forwarders: frozenset, trusted: bool,
-                     header_map: str) -> tuple[list, dict]:
-    """gunicorn's forwarder_headers for one request, once check_headers has let them through.
-
-    ``forwarders`` holds the names as ``headers`` spells them (the ASGI scope's lower case).
-    From a trusted proxy (its address in forwarded_allow_ips) they come back as {name: value},
-    the last of a repeated name winning, and stay in the list; from anyone else the list loses
-    them, as header_map loses other underscore names ("dangerous" keeps them as plain headers),
-    and nothing comes back.  Returns (the headers the app sees, the trusted fields).
-    """
-    if forwarders.isdisjoint(map(header_name, headers)):
-        return headers, {}
-    if trusted:
-        return headers, {name: value for name, value in headers if name in forwarders}
-    if header_map == "dangerous":
-        return headers, {}
-    return [(name, value) for name, value in headers if name not in forwarders], {}
 
 
 def is_token(value: bytes) -> bool:

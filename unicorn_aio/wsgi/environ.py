@@ -1,9 +1,9 @@
 """The WSGI environ (PEP 3333): what each request's dict holds, and where it comes from.
 
 Two halves, mixed into the WSGI adapter's classes so the per-request path pays no extra call:
-``ServerEnviron`` into ``WSGIHandler`` (one per server: the keys every request shares, the proxy
-settings) and ``RequestEnviron`` into ``WSGICycle`` (one per request: the keys from its line and
-headers, and what a trusted proxy may change).
+``ServerEnviron`` into ``WSGIHandler`` (one per server: the keys every request shares) and
+``RequestEnviron`` into ``WSGICycle`` (one per request: the keys from its line and headers, and
+what a trusted proxy said of it, decided in http/forwarded.py as for ASGI).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from urllib.parse import unquote_to_bytes
 
-from unicorn_aio.http.proxy_protocol import AddressList
-from unicorn_aio.http.rules import PERCENT, Reject
+from unicorn_aio.http.forwarded import url_scheme
+from unicorn_aio.http.rules import PERCENT
 
 # Header name -> environ key, shared across requests: real traffic repeats a few dozen names.
 _ENVIRON_KEYS: dict[bytes, str] = {b"Content-Type": "CONTENT_TYPE", b"Content-Length": "CONTENT_LENGTH"}
@@ -55,20 +55,10 @@ class FileWrapper:
 
 
 class ServerEnviron:
-    """The server's half: the keys shared by every request, and gunicorn's proxy settings."""
+    """The server's half: the keys shared by every request."""
 
     def __init__(self, server) -> None:
         cfg = server.cfg
-        # environ key -> the value meaning https, honoured from forwarded_allow_ips only
-        self.secure_headers = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in
-                               (cfg.secure_scheme_headers or {}).items()}
-        self.trusted = AddressList(cfg.forwarded_allow_ips)
-        # forwarder_headers: environ key as a header ("HTTP_SCRIPT_NAME") -> its own key
-        self.forwarders = {"HTTP_" + name.replace("-", "_"): name
-                           for name in cfg.forwarder_headers or ()}
-        # The keys that need a look after the headers are in: most requests carry none.
-        self.proxy_keys = frozenset(self.secure_headers) | frozenset(self.forwarders)
-        self.header_map = cfg.header_map
         self.base_environ = {
             "wsgi.version": (1, 0),
             "wsgi.multithread": cfg.dispatch != "inline" and server.pool.size > 1,
@@ -121,17 +111,20 @@ class RequestEnviron:
         env["REMOTE_ADDR"] = remote_addr
         env["REMOTE_PORT"] = remote_port
         keys = _ENVIRON_KEYS
-        proxy_keys = self.handler.proxy_keys
-        proxied = False
         for name, value in req.headers:
             key = keys.get(name) or environ_key(name)
-            if key in proxy_keys:
-                proxied = True
             value = value.decode("latin-1")
             if key in env:
                 value = env[key] + "," + value  # RFC 9110 5.3: a repeated field is one list
             env[key] = value
-        forwarded_path = proxied and self.handler.forwarders and self._forwarded_keys(env)
+        proxied = req.proxied
+        forwarded_path = False
+        if proxied is not None:
+            env["wsgi.url_scheme"] = url_scheme(proxied, env["wsgi.url_scheme"])
+            # forwarder_headers: a trusted proxy's "SCRIPT_NAME: /app" is environ["SCRIPT_NAME"]
+            for name, value in proxied.fields.items():
+                env[name.decode("latin-1").upper()] = value.decode("latin-1")
+            forwarded_path = b"path_info" in proxied.fields
         url = req.url
         path, _, query = url.partition(b"?")
         if not forwarded_path:
@@ -155,64 +148,4 @@ class RequestEnviron:
         env["SERVER_PROTOCOL"] = _PROTOCOLS.get(req.version) or "HTTP/" + req.version
         env["wsgi.input"] = req.body
         self.environ = env
-        if proxied and self.handler.secure_headers:
-            self._forwarded_scheme(env)
         return env
-
-    def _forwarded_keys(self, env: dict) -> bool:
-        """gunicorn's forwarder_headers: a trusted proxy's ``SCRIPT_NAME: /app`` header becomes
-        environ["SCRIPT_NAME"] (and PATH_INFO likewise); from anyone else such headers are
-        dropped, as header_map drops underscore names.  True if PATH_INFO came this way.
-
-        Only the name as listed counts: ``Script-Name`` shares the environ key HTTP_SCRIPT_NAME
-        but is an ordinary header a client can send through the proxy, so it stays one.
-        """
-        forwarders = self.handler.forwarders
-        present = [key for key in forwarders if key in env]
-        if not present:
-            return False
-        trusted = env["REMOTE_ADDR"] in self.handler.trusted
-        path_info = False
-        for key in present:
-            name = forwarders[key]
-            listed, other = [], []
-            for raw, value in self.req.headers:
-                if (_ENVIRON_KEYS.get(raw) or environ_key(raw)) == key:
-                    same = raw.upper() == name.upper().encode("latin-1")
-                    (listed if same else other).append(value.decode("latin-1"))
-            del env[key]
-            if trusted and listed:
-                env[name] = ",".join(listed)
-                path_info = path_info or key == "HTTP_PATH_INFO"
-            elif self.handler.header_map == "dangerous":
-                other = listed + other  # what any other header would have been
-            if other:
-                env[key] = ",".join(other)
-        return path_info
-
-    def _forwarded_scheme(self, env: dict) -> None:
-        """wsgi.url_scheme from secure_scheme_headers sent by a trusted proxy, as gunicorn does.
-
-        Each header present says https (its value matches exactly) or http (any other value);
-        headers that disagree are refused (400).  Trust goes by REMOTE_ADDR, which is the client
-        a PROXY protocol header named, if any: a client behind a TCP proxy cannot vouch for
-        itself, where trusting the proxy's socket address (gunicorn's choice) would let it.
-        """
-        scheme = None
-        for key, secure_value in self.handler.secure_headers.items():
-            value = env.get(key)
-            if value is None:
-                continue
-            if env["REMOTE_ADDR"] not in self.handler.trusted:
-                return
-            # A repeated header arrives joined with "," - the same value twice is still one.
-            secure = value == secure_value or all(
-                part.strip() == secure_value for part in value.split(","))
-            this = "https" if secure else "http"
-            if scheme is not None and this != scheme:
-                raise Reject(400, "secure scheme headers disagree ("
-                             + ", ".join(k[5:] for k in self.handler.secure_headers if k in env)
-                             + ")")
-            scheme = this
-        if scheme is not None:
-            env["wsgi.url_scheme"] = scheme

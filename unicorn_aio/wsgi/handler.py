@@ -46,7 +46,8 @@ class HookRequest:
         self.uri = req.url.decode("latin-1")
         self.path, _, self.query = self.uri.partition("?")
         self.version = tuple(int(n) for n in req.version.split("."))
-        self.headers = [(n.decode("latin-1").upper(), v.decode("latin-1")) for n, v in req.headers]
+        headers = req.headers if req.proxied is None else [*req.headers, *req.proxied.fields.items()]
+        self.headers = [(n.decode("latin-1").upper(), v.decode("latin-1")) for n, v in headers]
 
 
 class HookResponse:
