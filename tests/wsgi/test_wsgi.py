@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
+import time
 from wsgiref.validate import validator
 
 import aiohttp
@@ -266,6 +268,75 @@ async def test_file_wrapper_sends_the_file(start_server, mode, tmp_path):
             async with session.get(f"http://127.0.0.1:{server.port}/") as resp:
                 assert resp.headers["Content-Length"] == str(len(data))
                 assert await resp.read() == data
+
+
+@pytest.mark.parametrize("settings, variable, used", [
+    ({}, None, True),
+    ({"sendfile": False}, None, False),  # --no-sendfile
+    ({}, "0", False),
+    ({}, "false", False),
+    ({"sendfile": False}, "1", False),
+])
+async def test_sendfile_follows_no_sendfile_and_the_variable(start_server, tmp_path, monkeypatch,
+                                                            settings, variable, used):
+    # gunicorn: --no-sendfile, or SENDFILE=0 in the environment, and the file is read and
+    # written instead.  The system call is counted (and still made) where the worker calls it.
+    calls = []
+    real_sendfile = os.sendfile
+
+    def counted_sendfile(*args):
+        calls.append(args)
+        return real_sendfile(*args)
+
+    monkeypatch.setattr(os, "sendfile", counted_sendfile)
+    if variable is not None:
+        monkeypatch.setenv("SENDFILE", variable)
+    path = tmp_path / "file.bin"
+    data = os.urandom(300_000)
+    path.write_bytes(data)
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](open(path, "rb"))
+
+    server = await start_server(app, **settings)
+    [resp] = await exchange(server.port, get(b"/", b"Connection: close\r\n"))
+    assert resp.status == 200 and resp.body == data
+    assert bool(calls) is used
+
+
+def read_response_slowly(port: int, request: bytes, stall: float) -> bytes:
+    """A client with a small receive buffer that reads nothing for ``stall`` seconds, then all."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(20)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(request)
+        time.sleep(stall)  # the server's socket buffer fills: sendfile(2) must wait for room
+        chunks = []
+        while chunk := sock.recv(1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+@pytest.mark.timeout(40)
+async def test_file_wrapper_to_a_slow_reader_without_body_timeout(start_server, tmp_path):
+    # --body-timeout 0 is no limit: sendfile waits for the client as long as it takes (it
+    # raised OverflowError from poll(inf) and cut the body at what the buffers held).
+    path = tmp_path / "big.bin"
+    data = os.urandom(16 * 1024 * 1024)
+    path.write_bytes(data)
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](open(path, "rb"))
+
+    server = await start_server(app, body_timeout=0)
+    raw = await asyncio.to_thread(read_response_slowly, server.port,
+                                  b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 1.0)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and f"{len(data)}".encode() in head
+    assert len(body) == len(data) and body == data
 
 
 @pytest.mark.parametrize("dispatch", ["threads", "inline"])

@@ -493,11 +493,13 @@ class WSGICycle(RequestEnviron):
         The dup keeps the socket object alive even if the loop closes the transport meanwhile,
         so a recycled fd number can never receive this file.  Only on plain TCP/unix sockets,
         with the head flushed and nothing else queued: the loop writes nothing for this
-        connection while its head request is ours.
+        connection while its head request is ours.  Not with --no-sendfile (or SENDFILE=0).
         """
         fileno = wrapper.fileno()
         sock = self.protocol.transport.get_extra_info("socket")
-        if fileno is None or sock is None or self.handler.server.is_ssl or self.on_loop:
+        server = self.handler.server
+        if fileno is None or sock is None or server.is_ssl or self.on_loop \
+                or not server.cfg.sendfile:
             return False
         try:
             offset = os.lseek(fileno, 0, os.SEEK_CUR)
@@ -527,6 +529,7 @@ class WSGICycle(RequestEnviron):
         fd = holder[0]
         if fd is None:
             raise ClientDisconnected("client disconnected")
+        stall = self.handler.stall_timeout  # None: --body-timeout 0, wait as long as it takes
         try:
             poller = select.poll()
             poller.register(fd, select.POLLOUT)
@@ -534,7 +537,7 @@ class WSGICycle(RequestEnviron):
                 try:
                     n = os.sendfile(fd, fileno, offset, min(size, 1 << 20))
                 except BlockingIOError:
-                    if not poller.poll(self.handler.server.body_timeout * 1000 or None):
+                    if not poller.poll(None if stall is None else stall * 1000):
                         raise ClientDisconnected("client stopped reading") from None
                     continue
                 except (BrokenPipeError, ConnectionResetError) as exc:
