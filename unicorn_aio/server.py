@@ -59,7 +59,7 @@ class Server:
         self.on_request_finished = None  # the worker's max-requests check
         self.worker = None  # the Worker, for gunicorn's request hooks; None when embedded
         self.software = f"unicorn_aio/{__version__}"
-        self.is_ssl = bool(cfg.certfile)
+        self.is_ssl = bool(cfg.is_ssl)  # gunicorn's test: a certfile or a keyfile asks for TLS
         self.proxy_allow = AddressList(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
         # Settings read on every request, copied out of Config once.
         self.keepalive = cfg.keepalive

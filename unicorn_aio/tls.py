@@ -52,7 +52,7 @@ def ssl_context(cfg) -> ssl.SSLContext:
 
 def check_tls(cfg) -> None:
     """Build the context once in the master, so a bad certificate stops the server at startup."""
-    if cfg.certfile or cfg.keyfile:
+    if cfg.is_ssl:
         ssl_context(cfg)
 
 

@@ -14,6 +14,10 @@ import trustme
 from apps import make_app
 from procs import ROOT, ServerProcess, free_port
 
+from unicorn_aio.config.config import Config
+from unicorn_aio.errors import ConfigError
+from unicorn_aio.server import Server
+
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -90,6 +94,8 @@ async def test_ssl_context_hook_adjusts_the_default_context(start_server, pki):
 
     def hook(config, default_ssl_context_factory):
         ctx = default_ssl_context_factory()
+        # gunicorn's Config API, which hooks written for gunicorn read
+        assert config.is_ssl and config.ssl_options["certfile"] == config.certfile
         seen.append((config.certfile, ctx.verify_mode))
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         return ctx
@@ -102,6 +108,26 @@ async def test_ssl_context_hook_adjusts_the_default_context(start_server, pki):
         await fetch(f"https://127.0.0.1:{server.port}/", old)
     status, _ = await fetch(f"https://127.0.0.1:{server.port}/", client_context(pki))
     assert status == 200
+
+
+def test_config_is_ssl_and_ssl_options_as_gunicorn(pki):
+    assert not Config().is_ssl
+    assert Config(certfile=pki["both"]).is_ssl and Config(keyfile=pki["key"]).is_ssl
+    options = Config(certfile=pki["cert"], keyfile=pki["key"]).ssl_options
+    assert set(options) == {"keyfile", "certfile", "ssl_version", "cert_reqs", "ca_certs",
+                            "suppress_ragged_eofs", "do_handshake_on_connect", "ciphers"}
+    assert (options["certfile"], options["keyfile"]) == (pki["cert"], pki["key"])
+    assert options["cert_reqs"] == ssl.CERT_NONE and options["ca_certs"] is None
+
+
+async def test_a_keyfile_alone_asks_for_tls_not_plain_http(pki):
+    # is_ssl, as gunicorn's: the server must not quietly serve cleartext where TLS was asked for
+    server = Server(make_app(), bind="127.0.0.1:0", keyfile=pki["key"])
+    try:
+        with pytest.raises(ConfigError, match="TLS needs certfile"):
+            await server.start()
+    finally:
+        await server.shutdown(timeout=1)
 
 
 async def test_master_serves_https(pki, tmp_path):
