@@ -112,6 +112,15 @@ def test_sendfile_follows_environment_unless_disabled():
     assert Config({"SENDFILE": "1"}, sendfile=False).sendfile is False
 
 
+def test_mount_point_reads_the_environment_config_was_given(monkeypatch):
+    monkeypatch.setenv("SCRIPT_NAME", "/from-os-environ")
+    assert Config({"SCRIPT_NAME": "/base/"}).mount_point == "/base"
+    assert Config({}).mount_point == ""
+    # raw_env (-e SCRIPT_NAME=...) sets the process environment the app sees, so it counts too
+    assert Config({"SCRIPT_NAME": "/base"}, raw_env=["SCRIPT_NAME=/app"]).mount_point == "/app"
+    assert Config({"SCRIPT_NAME": "/base"}, root_path="/root").mount_point == "/root"
+
+
 # -- validation through Config(**overrides) and set() -----------------------------------------------
 
 

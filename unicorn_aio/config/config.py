@@ -167,8 +167,10 @@ class Config:
     @property
     def mount_point(self) -> str:
         """Where the app is mounted: ASGI's root_path, WSGI's SCRIPT_NAME.  --root-path, else
-        the SCRIPT_NAME environment variable (gunicorn's way); "/app/" mounts at "/app"."""
-        return (self._values["root_path"] or os.environ.get("SCRIPT_NAME", "")).rstrip("/")
+        the SCRIPT_NAME environment variable (gunicorn's way: raw_env's, else the environment
+        this Config was given); "/app/" mounts at "/app"."""
+        return (self._values["root_path"] or self.env.get("SCRIPT_NAME")
+                or self._environ.get("SCRIPT_NAME", "")).rstrip("/")
 
     @property
     def proc_name(self) -> str:
