@@ -3,7 +3,7 @@
 llhttp already refuses, byte for byte: Content-Length with Transfer-Encoding, duplicate or
 non-digit Content-Length, bare CR and bare LF line ends, obs-fold, non-token header names and
 methods, control characters in header values, oversized chunk sizes.  What it accepts and RFC 9112
-does not, we refuse here (tests/test_http_strict.py holds a raw-socket case for every rule).
+does not, we refuse here (tests/http/test_http_strict.py holds a raw-socket case for each rule).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # Byte values for membership tests: `95 in name` is one memchr, where `b"_" in name` sets up a
-# substring search - ten times slower, and these run for every header of every request.
+# substring search first, and these run for every header of every request.
 UNDERSCORE, PERCENT, HASH = ord("_"), ord("%"), ord("#")
 
 

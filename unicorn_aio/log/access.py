@@ -1,7 +1,7 @@
 """Access-log lines: gunicorn's atoms, computed lazily from a request's WSGI environ.
 
 Every atom gunicorn documents (h l u t r s m U q H b B f a T M D L p, {header}i, {header}o,
-{var}e) gives the same text as gunicorn's `SafeAtoms` for the same request; `logs.Logger.access`
+{var}e) gives the same text as gunicorn's `SafeAtoms` for the same request; `logger.Logger.access`
 formats them into a line or a JSON object.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 
 class Clock(Protocol):
-    """What the atoms need of the logger: %t, formatted by it (`logs.Logger.now` caches it)."""
+    """What the atoms need of the logger: %t, formatted by it (`logger.Logger.now` caches it)."""
 
     def now(self) -> str: ...
 

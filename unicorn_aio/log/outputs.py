@@ -1,4 +1,4 @@
-"""Where log lines go: the handlers `logs.Logger` installs, syslog addresses, and the writer
+"""Where log lines go: the handlers `logger.Logger` installs, syslog addresses, and the writer
 that puts a loop iteration's access lines into one write.
 
 Our handlers differ from logging's in one way: a failing write (disk full, a path gone) warns
@@ -26,7 +26,7 @@ SYSLOG_FACILITIES = {
 
 
 class OwnHandler(logging.Handler):
-    """Base of the handlers logs.Logger installs: marked so a new setup replaces them, and a
+    """Base of the handlers logger.Logger installs: marked so a new setup replaces them, and a
     failing write (disk full, a path gone) warns once through `on_error` instead of printing a
     traceback per record. Listed first among the bases, before the logging handler it adapts."""
 
@@ -93,14 +93,13 @@ def parse_syslog_address(addr: str) -> tuple[int | None, str | tuple[str, int]]:
 
 class AccessWriter:
     """Access lines for a handler we own, written straight to its stream, skipping logging's
-    record machinery (`logs.Logger._direct_handler` says when, and why that pays).
+    record machinery (`logger.Logger._direct_handler` says when, and why that pays).
 
     With a loop (`batch`), the lines of one loop iteration go out in one ``write()`` and
-    flush. Per line, the write cost 2 µs, a third of a hello-world request: the access log took
-    27% of the throughput, and 12% batched. A line waits at most until the loop turns (an app
-    thread's line wakes it); a worker that exits or is stopped by the master (TERM, INT, QUIT,
-    a timeout it can still answer) writes them first. Only SIGKILL, or a loop stuck in C code,
-    loses the lines of the iteration it hit.
+    flush: a write per line is a large share of what a small request costs. A line waits at
+    most until the loop turns (an app thread's line wakes it); a worker that exits or is
+    stopped by the master (TERM, INT, QUIT, a timeout it can still answer) writes them first.
+    Only SIGKILL, or a loop stuck in C code, loses the lines of the iteration it hit.
     """
 
     def __init__(self) -> None:

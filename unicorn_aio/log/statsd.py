@@ -1,6 +1,6 @@
 """StatsD metrics, the ones gunicorn sends for `--statsd-host`.
 
-`Statsd` is a `logs.Logger` that also measures: with statsd_host set it replaces the default
+`Statsd` is a `logger.Logger` that also measures: with statsd_host set it replaces the default
 logger (as gunicorn's `instrument.statsd.Statsd` does), so the metrics ride on calls the server
 makes anyway:
 

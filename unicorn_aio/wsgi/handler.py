@@ -6,7 +6,7 @@ app): the app thread never touches the transport.  Everything it sends goes thro
 
 * a response the app returns whole (a list, the common case) is framed on the app thread and
   handed to the loop in one ``call_on_loop`` together with the end of the request;
-* a streamed response is pushed chunk by chunk with a bounded outbox: past ``HIGH_WATER`` queued
+* a streamed response is pushed chunk by chunk with a bounded outbox: past ``OUTBOX_MAX`` queued
   bytes, or while the transport has paused writing, the app thread blocks until the loop drains.
 
 The environ each app call receives is built in environ.py.
@@ -35,7 +35,9 @@ from unicorn_aio.http.response import head as response_head
 from unicorn_aio.http.rules import Reject
 from unicorn_aio.wsgi.environ import FileWrapper, RequestEnviron, ServerEnviron
 
-HIGH_WATER = 256 * 1024
+# Response bytes an app thread may queue for the loop before it waits for them to be written
+# (the request body's own bounds are body.HIGH_WATER and LOW_WATER).
+OUTBOX_MAX = 256 * 1024
 
 
 class HookRequest:
@@ -56,7 +58,7 @@ class HookResponse:
     def __init__(self, cycle: "WSGICycle") -> None:
         self.status = cycle.status
         self.status_code = int(cycle.status[:3]) if cycle.status else None
-        self.headers = cycle.headers
+        self.headers = getattr(cycle, "headers", [])
         self.sent = cycle.sent
 
 
@@ -112,7 +114,9 @@ class WSGICycle(RequestEnviron):
     # Per-request state starts as these class defaults: __init__ sets only what differs, since
     # it runs for every request (hello-world throughput is mostly per-request Python).
     status: str | None = None
-    headers: list = []
+    # No shared default: a list here would be one list for every request.  Set with the status
+    # (start_response, or an error answer); HookResponse alone may look before that.
+    headers: list[tuple[str, str]]
     head_sent = False
     chunked = False
     content_length: int | None = None
@@ -428,7 +432,7 @@ class WSGICycle(RequestEnviron):
         if schedule:
             self.handler.pool.call_on_loop(self._flush)
         with self.cond:
-            while (self.queued > HIGH_WATER or self.paused) and not self.lost:
+            while (self.queued > OUTBOX_MAX or self.paused) and not self.lost:
                 # Every flush and resume_writing notifies: a wait that times out means the
                 # client read nothing for body_timeout.  Without a bound, a client that stops
                 # reading would pin this app thread for ever (the sendfile path has the same).

@@ -30,11 +30,10 @@ def _schedule_as_batch() -> None:
     block or use up its slice, instead of preempting it.
 
     A woken app thread preempted the loop thread, found the GIL held by it, and slept again:
-    two context switches for nothing, per handoff. On one core, with Connection: close (one
-    request per batch) that was 1.85 switches per request; batch scheduling brings it to 0.2
-    and +6% rps (keep-alive: 0.23 to 0.04). Weight and nice are unchanged, so the threads
-    get the same CPU share; only wakeup preemption goes (threads and processes the app starts
-    from a request inherit the policy, with the same effect). Not Linux, or refused: no harm.
+    two context switches for nothing, per handoff; batch scheduling removes most of them.
+    Weight and nice are unchanged, so the threads get the same CPU share; only wakeup
+    preemption goes (threads and processes the app starts from a request inherit the policy,
+    with the same effect). Not Linux, or refused: no harm.
     """
     try:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
@@ -138,4 +137,4 @@ class ThreadPool:
             fn = get()
             if fn is _STOP:
                 return
-            fn()  # work items handle their own exceptions; see wsgi.WSGITask.run
+            fn()  # work items handle their own exceptions; see WSGICycle.run in wsgi/handler.py
