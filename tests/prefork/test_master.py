@@ -67,6 +67,7 @@ class Load:
             t.join(15)
 
 
+@pytest.mark.both_watchers
 def test_kill_9_worker_is_replaced_and_logged(server):
     srv = server(workers=2)
     victim = srv.workers()[0]
@@ -78,6 +79,7 @@ def test_kill_9_worker_is_replaced_and_logged(server):
     assert zombies(srv.pid) == []
 
 
+@pytest.mark.both_watchers
 def test_hup_under_load_replaces_workers_with_zero_failures(server):
     srv = server(workers=2)
     before = set(srv.workers())
@@ -91,6 +93,7 @@ def test_hup_under_load_replaces_workers_with_zero_failures(server):
     srv.wait_log("Reload complete")
 
 
+@pytest.mark.both_watchers
 def test_term_lets_an_inflight_slow_request_finish(server):
     srv = server(workers=1)
     result = {}
@@ -108,6 +111,7 @@ def test_term_lets_an_inflight_slow_request_finish(server):
     assert "Graceful shutdown" in srv.log()
 
 
+@pytest.mark.both_watchers
 def test_term_under_load_loses_no_accepted_request(server):
     srv = server(workers=2)
     with Load(srv.url + "/slow?s=0.2", clients=4) as load:
@@ -119,6 +123,7 @@ def test_term_under_load_loses_no_accepted_request(server):
     assert lost == []
 
 
+@pytest.mark.both_watchers
 def test_hung_worker_is_killed_with_its_stack_and_replaced(server):
     srv = server("master_apps:app", "--dispatch", "inline", "--timeout", "2", workers=1)
     victim = srv.workers()[0]
@@ -145,6 +150,7 @@ def test_streaming_longer_than_timeout_is_not_a_hang(server):
     assert "WORKER TIMEOUT" not in srv.log()
 
 
+@pytest.mark.both_watchers
 def test_ttin_ttou_change_the_worker_count(server):
     srv = server(workers=2)
     srv.signal(signal.SIGTTIN)
@@ -157,6 +163,7 @@ def test_ttin_ttou_change_the_worker_count(server):
     assert get(srv.url + "/")[0] == 200
 
 
+@pytest.mark.both_watchers
 def test_max_requests_retires_and_replaces_without_failures(server):
     srv = server("master_apps:hello", "--max-requests", "20", workers=1)
     first = srv.workers()
@@ -231,6 +238,7 @@ def test_keep_alive_clients_lose_nothing_while_workers_retire(server):
     assert failures == []
 
 
+@pytest.mark.both_watchers
 def test_term_while_a_worker_boots_stops_it_too(server, tmp_path):
     # A TERM that reached a worker before it had its own handlers (here: during a slow
     # post_fork hook) ran the master's and was lost: the master then waited out
@@ -245,6 +253,7 @@ def test_term_while_a_worker_boots_stops_it_too(server, tmp_path):
     assert srv.proc.returncode == 0
 
 
+@pytest.mark.both_watchers
 def test_boot_failure_exits_nonzero_with_one_clear_line(tmp_path):
     # gunicorn's exit codes: 3 when the app's code fails as it loads (worker failed to boot),
     # 4 when the name given is wrong (app failed to load).
@@ -265,6 +274,7 @@ def test_boot_failure_exits_nonzero_with_one_clear_line(tmp_path):
         assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.both_watchers
 def test_usr2_then_quit_old_master_loses_nothing(server, tmp_path):
     pidfile = str(tmp_path / "master.pid")
     srv = server("master_apps:hello", "--pid", pidfile, workers=1)
@@ -291,6 +301,7 @@ def test_usr2_then_quit_old_master_loses_nothing(server, tmp_path):
              open(f"/proc/{new_master}/stat").read().split()[2] == "Z", 15, what="new master exit")
 
 
+@pytest.mark.both_watchers
 def test_no_zombies_or_fd_leaks_across_worker_churn(server):
     srv = server(workers=2)
     fds_before = open_fds(srv.pid)
@@ -320,6 +331,7 @@ def test_usr1_reopens_logs(server, tmp_path):
              what="access line in the reopened file")
 
 
+@pytest.mark.both_watchers
 def test_crashing_workers_are_respawned_with_backoff(server):
     srv = server(workers=1)
     for _ in range(5):
@@ -332,3 +344,46 @@ def test_crashing_workers_are_respawned_with_backoff(server):
         srv.wait_log(f"Worker (pid:{victim}) exited with code 7")
         srv.wait_ready(1)
     assert "worker crashes in the last minute; next spawn in" in srv.log()
+
+
+def pidfds(pid: int) -> int:
+    fds = os.listdir(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds if _link(f"/proc/{pid}/fd/{fd}") == "anon_inode:[pidfd]")
+
+
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
+
+
+@pytest.mark.both_watchers
+def test_the_master_reaps_with_the_child_watcher_it_was_told(server, child_watcher):
+    srv = server(workers=2)
+    assert pidfds(srv.pid) == (2 if child_watcher == "pidfd" else 0)
+    victim = srv.workers()[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: victim not in srv.workers() and len(srv.workers()) == 2, 10,
+             what="a replacement worker")
+    assert zombies(srv.pid) == []
+
+
+@pytest.mark.both_watchers
+def test_a_new_master_that_cannot_start_leaves_the_old_one_serving(server, tmp_path):
+    # USR2 after an edit that broke the config: the new master exits at once; the old one
+    # must notice (the reexec path of the child watcher), take its pid file back and serve on.
+    conf, pidfile = tmp_path / "conf.py", tmp_path / "app.pid"
+    conf.write_text("keepalive = 2\n")
+    srv = server("master_apps:hello", "-c", str(conf), "--pid", str(pidfile))
+    conf.write_text("keepalive = (\n")
+    srv.signal(signal.SIGUSR2)
+    log = srv.wait_log("exited with code 1; this master carries on")
+    assert "USR2: started new master" in log
+    wait_for(lambda: pidfile.exists() and not os.path.exists(f"{pidfile}.oldbin"), 5,
+             what="the pid file moved back")
+    assert pidfile.read_text().strip() == str(srv.pid)
+    assert zombies(srv.pid) == []
+    assert get(srv.url + "/")[0] == 200
+    srv.signal(signal.SIGUSR2)  # and it can try again
+    wait_for(lambda: srv.log().count("this master carries on") == 2, 10, what="a second try")

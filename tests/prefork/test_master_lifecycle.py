@@ -100,6 +100,7 @@ def test_process_titles(server):
         assert f.read().strip() == "unicorn_aio:wor"
 
 
+@pytest.mark.both_watchers
 def test_daemon_detaches_and_writes_pidfile(tmp_path):
     pidfile = tmp_path / "daemon.pid"
     port = free_port()
@@ -233,6 +234,7 @@ def test_a_second_master_with_the_same_pidfile_refuses_to_start(server, tmp_path
     assert pidfile.read_text().strip() == str(first.pid)  # the first one's file, untouched
 
 
+@pytest.mark.both_watchers
 def test_int_during_a_graceful_stop_makes_it_quick(server):
     srv = server("master_apps:app", "--graceful-timeout", "30", "--threads", "2")
     def slow_request() -> None:

@@ -1,21 +1,22 @@
 """The master process: binds, forks workers, and keeps the right number of them alive.
 
-One loop a newcomer can read top to bottom (``_supervise``): wait for a signal, a worker
-message, a worker exit or a one-second tick, then ``murder_workers`` (hung ones) and
-``manage_workers`` (spawn or retire to reach the target).  Each signal has its own small
-``handle_*`` method, found by name.  Everything arrives as an asyncio event: signals through
-``loop.add_signal_handler``, heartbeats as readable socketpairs, exits as readable pidfds
-(uvloop keeps SIGCHLD for itself, and a pidfd never confuses our children with anyone else's).
+One loop a newcomer can read top to bottom (``_supervise``): wait for a signal, a worker's
+news or a tick, then ``murder_workers`` (hung ones) and ``manage_workers`` (spawn or retire to
+reach the target).  Each signal has its own small ``handle_*`` method, found by name.
+Everything arrives as an asyncio event: signals through ``loop.add_signal_handler``, heartbeats
+as readable socketpairs, exits through the child watcher (children.py: pidfds on Linux).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import os
 import signal
 import socket
 import sys
+from typing import Any, Callable
 
 import uvloop
 
@@ -29,20 +30,29 @@ from unicorn_aio.apploader import load_wsgi_app, one_line, prepare_process
 from unicorn_aio.config.config import load_config
 from unicorn_aio.errors import AppImportError, ConfigError
 from unicorn_aio.log import logger_for
-from unicorn_aio.prefork.daemon import daemonize, report_start, write_pidfile
-from unicorn_aio.prefork.proctitle import set_proc_title
-from unicorn_aio.prefork.systemd import notify
-from unicorn_aio.prefork.worker import (
+from unicorn_aio.prefork.children import (
     APP_LOAD_ERROR,
     BOOTED,
-    DRAIN,
+    CHILD_WATCHER_ENV,
+    HAND_OFF,
     RETIRE,
     WORKER_BOOT_ERROR,
-    WORKER_STOP_SIGNALS,
-    Worker,
+    ChildWatcher,
     WorkerProcess,
-    run_worker,
+    child_watcher,
+    heartbeat_interval,
 )
+from unicorn_aio.prefork.daemon import (
+    daemonize,
+    exec_new_master,
+    move_pidfile,
+    remove_pidfile,
+    report_start,
+    write_pidfile,
+)
+from unicorn_aio.prefork.proctitle import set_proc_title
+from unicorn_aio.prefork.systemd import notify
+from unicorn_aio.prefork.worker import WORKER_STOP_SIGNALS, run_forked_worker
 from unicorn_aio.sockets import (
     INHERIT_ENV,
     accept_queue,
@@ -56,7 +66,7 @@ from unicorn_aio.tls import check_tls
 
 MASTER_PID_ENV = "UNICORN_AIO_MASTER_PID"
 ABORT_GRACE = 1.0      # after SIGABRT (stack dump), seconds before SIGKILL
-TICK = 0.5             # the supervisor's idle wake-up, for timeouts and respawn delays
+TICK = 0.5             # the supervisor's longest sleep: respawn delays end on time
 CRASH_WINDOW = 60.0    # crashes within this many seconds slow respawning down
 BACKLOG_PERIOD = 1.0   # gunicorn.backlog: gunicorn samples once per turn of its 1 s loop
 
@@ -79,7 +89,7 @@ class Arbiter:
     def __init__(self, cfg) -> None:
         self.cfg = cfg
         self.log = logger_for(cfg)
-        self.app = None
+        self.app: Callable[..., Any] | None = None  # --preload (or paste): loaded here
         self.num_workers = cfg.workers
         self.workers: dict[int, WorkerProcess] = {}
         self.listeners: list[socket.socket] = []
@@ -98,8 +108,11 @@ class Arbiter:
         self.start_cwd = os.getcwd()
         self._start_report: int | None = None  # --daemon: the pipe to the starting command
         self._unix_files: dict[str, tuple[int, int]] = {}  # what we may unlink at exit
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._wakeups: asyncio.Queue | None = None
+        self.loop: asyncio.AbstractEventLoop  # these two exist while the master runs (_main)
+        self.children: ChildWatcher
+        self._watcher_choice = os.environ.get(CHILD_WATCHER_ENV)
+        self._signals: collections.deque[str] = collections.deque()  # names, oldest first
+        self._woken = asyncio.Event()  # set by a signal or by a worker's news
         self._halt: HaltServer | None = None  # raised by the supervisor, set by callbacks
         self._binds = list(cfg.bind)
 
@@ -130,7 +143,6 @@ class Arbiter:
 
     async def _main(self) -> int:
         self.loop = asyncio.get_running_loop()
-        self._wakeups = asyncio.Queue()
         try:
             self.start()
         except (ConfigError, AppImportError, OSError) as exc:
@@ -155,18 +167,24 @@ class Arbiter:
         if fd is not None:
             report_start(fd, code, message)
 
-    def _startup_hook(self, name: str, *args) -> None:
-        """A master hook at startup: one that raises stops the start with one line, not a
-        traceback (gunicorn: "Error: <message>")."""
+    def _hook(self, name: str, *args, startup: bool = False) -> bool:
+        """Run a master hook.  At startup one that raises stops the start in one line
+        (gunicorn: "Error: <message>"); later it is logged with its traceback and what it was
+        part of goes on, unless the caller cancels that on False (pre_exec)."""
         try:
             getattr(self.cfg, name)(self, *args)
         except Exception as exc:
-            raise ConfigError(f"{name} hook failed: {one_line(exc)}") from None
+            if startup:
+                raise ConfigError(f"{name} hook failed: {one_line(exc)}") from None
+            self.log.exception("%s hook failed", name)
+            return False
+        return True
 
     def start(self) -> None:
         cfg = self.cfg
-        self._startup_hook("on_starting")
-        self._startup_hook("nworkers_changed", self.num_workers, None)  # as gunicorn, at boot
+        self.children = child_watcher(self.loop, self._watcher_choice)
+        self._hook("on_starting", startup=True)
+        self._hook("nworkers_changed", self.num_workers, None, startup=True)  # as gunicorn
         self.log.info("Starting unicorn_aio %s", __version__)
         for message in cfg.warnings:
             self.log.warning("%s", message)
@@ -186,36 +204,39 @@ class Arbiter:
         if cfg.preload_app:
             self.app = load_wsgi_app(cfg)
         for name in self.SIGNALS:
-            self.loop.add_signal_handler(getattr(signal, "SIG" + name), self._wakeups.put_nowait,
-                                         name)
+            self.loop.add_signal_handler(getattr(signal, "SIG" + name), self._on_signal, name)
+        self.log.debug("Child watcher: %s", self.children.name)
         set_proc_title(f"unicorn_aio: master [{self.proc_name}]")
-        self._startup_hook("when_ready")
+        self._hook("when_ready", startup=True)
 
     async def _supervise(self) -> None:
         while True:
             self.manage_workers()
-            try:
-                name = await asyncio.wait_for(self._wakeups.get(), self._next_wake())
-            except TimeoutError:
-                name = None
-            if name is not None:
-                getattr(self, "handle_" + name.lower())()
+            await self._wait(min(TICK, heartbeat_interval(self.cfg.timeout)))
+            while self._signals:
+                getattr(self, "handle_" + self._signals.popleft().lower())()
             if self._halt is not None:
                 raise self._halt
             self.murder_workers()
             self._report_backlog()
 
-    def _next_wake(self) -> float:
-        timeout = self.cfg.timeout
-        return min(TICK, timeout / 4) if timeout else TICK
+    async def _wait(self, timeout: float) -> None:
+        """Until a signal comes, a worker's news wakes us, or ``timeout`` seconds pass."""
+        try:
+            await asyncio.wait_for(self._woken.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._woken.clear()
+
+    def _on_signal(self, name: str) -> None:
+        self._signals.append(name)
+        self._woken.set()
 
     def wake(self) -> None:
-        self._wakeups.put_nowait(None)
+        """A worker booted, retired or exited: manage_workers has work before the next tick."""
+        self._woken.set()
 
     # -- signals ----------------------------------------------------------------------------
-
-    def handle_none(self) -> None:
-        """A worker booted, retired or exited: only manage_workers has work to do."""
 
     def handle_term(self) -> None:
         raise StopServing(graceful=True)
@@ -261,7 +282,7 @@ class Arbiter:
         """Spawn or retire workers until the current generation has ``num_workers`` serving."""
         if self.stopping:
             return
-        self._drain_retirees()  # before spawning: a fork takes milliseconds of serving
+        self._hand_off_retirees()  # before spawning: a fork takes milliseconds of serving
         current = [w for w in self.workers.values()
                    if w.generation == self.generation and not w.retiring and not w.stopping]
         missing = self.num_workers - len(current)
@@ -281,16 +302,16 @@ class Arbiter:
             self.stop_worker(w, signal.SIGTERM)  # TTOU: the oldest go first, gracefully
         self._report_worker_count()
 
-    def _drain_retirees(self) -> None:
+    def _hand_off_retirees(self) -> None:
         """A retiring worker serves until its replacement boots; if a sibling serves meanwhile,
         it takes the new clients instead, or a busy worker overshoots --max-requests by all
         it serves in that time (hundreds, where gunicorn's overshoot is a handful)."""
         for w in self.workers.values():
-            if w.retiring and not w.draining and not w.stopping and any(
+            if w.retiring and not w.handed_off and not w.stopping and any(
                     o.booted and not (o.retiring or o.stopping) for o in self.workers.values()):
-                w.draining = True
+                w.handed_off = True
                 try:
-                    w.channel.send(DRAIN)
+                    w.channel.send(HAND_OFF)
                 except OSError:
                     pass  # gone or busy: it still stops when its replacement serves
 
@@ -325,8 +346,8 @@ class Arbiter:
 
     def spawn_worker(self) -> WorkerProcess:
         self.worker_age += 1
-        record = WorkerProcess(self.worker_age, self.generation)
         parent_end, child_end = socket.socketpair()
+        record = WorkerProcess(self.worker_age, self.generation, parent_end)
         try:
             self.cfg.pre_fork(self, record)
         except Exception as exc:
@@ -345,30 +366,17 @@ class Arbiter:
                     os.close(self._start_report)
                 for other in self.workers.values():
                     other.channel.close()
-                    os.close(other.pidfd)
-                worker = Worker(record.age, self.pid, self.listeners, self.app, self.cfg,
-                                self.log, child_end, arbiter=self)
-                record.pid = os.getpid()
-                set_proc_title(f"unicorn_aio: worker [{self.proc_name}]")
-                try:
-                    self.cfg.post_fork(self, worker)
-                except Exception as exc:
-                    # It would fail the same way in every replacement: the master halts.
-                    self.log.error("Worker failed to boot: post_fork hook failed: %s",
-                                   one_line(exc))
-                    os._exit(WORKER_BOOT_ERROR)
-                run_worker(worker)
+                self.children.forget_in_child()
+                run_forked_worker(self, record, child_end)
             finally:
                 os._exit(1)
         child_end.close()
         parent_end.setblocking(False)
         record.pid = pid
-        record.channel = parent_end
         record.last_beat = self.loop.time()
-        record.pidfd = os.pidfd_open(pid)
-        self.loop.add_reader(record.pidfd, self._on_worker_exit, record)
-        self.loop.add_reader(parent_end.fileno(), self._on_worker_message, record)
         self.workers[pid] = record
+        self.children.watch(pid, functools.partial(self._on_worker_exit, record))
+        self.loop.add_reader(parent_end.fileno(), self._on_worker_message, record)
         self.log.info("Booting worker with pid: %d", pid)
         return record
 
@@ -379,8 +387,9 @@ class Arbiter:
             return
         except OSError:
             data = b""
-        if not data:
+        if not data:  # the worker closed its end: it is exiting
             self.loop.remove_reader(w.channel.fileno())
+            self.children.hint()
             return
         w.last_beat = self.loop.time()
         if BOOTED in data and not w.booted:
@@ -390,41 +399,17 @@ class Arbiter:
             w.retiring = True
             self.wake()
 
-    def _on_worker_exit(self, w: WorkerProcess) -> None:
-        self.loop.remove_reader(w.pidfd)
-        os.close(w.pidfd)
-        try:
-            self.loop.remove_reader(w.channel.fileno())
-        except (ValueError, OSError):
-            pass
+    def _on_worker_exit(self, w: WorkerProcess, code: int) -> None:
+        self.loop.remove_reader(w.channel.fileno())
         w.channel.close()
-        _, status = os.waitpid(w.pid, 0)  # the pidfd is readable: it has exited, no wait
         self.workers.pop(w.pid, None)
-        code = os.waitstatus_to_exitcode(status)
-        expected = w.stopping or w.killed
-        if code < 0:
-            name = signal.Signals(-code).name
-            if -code == signal.SIGKILL and not w.killed:
-                self.log.error("Worker (pid:%d) was sent SIGKILL! Perhaps out of memory?", w.pid)
-            elif w.aborted or w.killed:
-                self.log.warning("Worker (pid:%d) killed by %s after its timeout", w.pid, name)
-            elif not expected:
-                self.log.error("Worker (pid:%d) was sent %s!", w.pid, name)
-        elif code in (WORKER_BOOT_ERROR, APP_LOAD_ERROR) and not w.booted:
+        if code in (WORKER_BOOT_ERROR, APP_LOAD_ERROR) and not w.booted:
             self._boot_failed(w, code)
-        elif w.aborted:
-            self.log.warning("Worker (pid:%d) exited after its timeout (its stacks are above)",
-                             w.pid)
-        elif code != 0:
-            self.log.error("Worker (pid:%d) exited with code %d", w.pid, code)
-        else:
-            self.log.info("Worker exiting (pid: %d)", w.pid)
-        if not expected and not self.stopping:
+        elif report := w.exit_report(code):
+            self.log.log(*report)
+        if not (w.stopping or w.killed or self.stopping):
             self._crashed()
-        try:
-            self.cfg.child_exit(self, w)
-        except Exception:
-            self.log.exception("child_exit hook failed")
+        self._hook("child_exit", w)
         self.wake()
 
     def _boot_failed(self, w: WorkerProcess, code: int) -> None:
@@ -482,10 +467,12 @@ class Arbiter:
             self._kill(w, sig)
 
     def _kill(self, w: WorkerProcess, sig: int) -> None:
+        # By pid, safely: an unreaped child's pid is never reused, and its record goes when
+        # the child watcher reaps it.
         try:
-            signal.pidfd_send_signal(w.pidfd, sig)
-        except (ProcessLookupError, OSError):
-            pass  # already gone; its pidfd will report it
+            os.kill(w.pid, sig)
+        except OSError:
+            pass  # already gone; the child watcher will report it
 
     # -- reload, upgrade, stop --------------------------------------------------------------
 
@@ -494,15 +481,10 @@ class Arbiter:
         try:
             cfg = self.load_config()
             check_tls(cfg)  # a certificate renewed wrong must not take the workers down
-        except ConfigError as exc:
-            self.log.error("Reload failed, keeping the current configuration: %s", exc)
-            notify("READY=1")
-            return
-        try:
             prepare_process(cfg)  # raw_env, chdir, pythonpath: the new workers start from them
-        except OSError as exc:
+        except (ConfigError, OSError) as exc:
             self.log.error("Reload failed, keeping the current configuration: %s", exc)
-            prepare_process(self.cfg)
+            prepare_process(self.cfg)  # undo what the new one may have done
             notify("READY=1")
             return
         old_binds = [describe(s) for s in self.listeners]
@@ -515,7 +497,7 @@ class Arbiter:
         if cfg.preload_app:
             self.log.info("--preload: the app was imported by the master; a HUP reloads the "
                           "configuration but not the code (restart or USR2 for new code)")
-        cfg.on_reload(self)
+        self.cfg.on_reload(self)
         if cfg.workers != self.num_workers:
             self.set_num_workers(cfg.workers)
         self.generation += 1
@@ -548,40 +530,24 @@ class Arbiter:
             self.log.warning("USR2 ignored: the old master (pid:%d) still runs", self.master_pid)
             return
         self.cfg.pre_exec(self)
-        if self.pidfile:
-            os.replace(self.pidfile, self.pidfile + ".oldbin")
-            self.pidfile += ".oldbin"
+        if self.pidfile:  # the new master writes its own; ours is the old one now
+            self.pidfile = move_pidfile(self.pidfile, self.pidfile + ".oldbin")
         env = dict(os.environ)
         env[INHERIT_ENV] = ",".join(str(s.fileno()) for s in self.listeners)
         env[MASTER_PID_ENV] = str(self.pid)
-        argv = [sys.executable, "-m", "unicorn_aio",
-                *(self.cfg.argv if self.cfg.argv is not None else sys.argv[1:])]
-        pid = os.fork()
-        if pid == 0:
-            try:
-                for sock in self.listeners:
-                    os.set_inheritable(sock.fileno(), True)
-                os.chdir(self.start_cwd)
-                os.execve(sys.executable, argv, env)
-            finally:
-                os._exit(1)
+        argv = self.cfg.argv if self.cfg.argv is not None else sys.argv[1:]
+        pid = exec_new_master(["-m", "unicorn_aio", *argv], env, self.listeners, self.start_cwd)
         self.reexec_pid = pid
         self.log.info("USR2: started new master (pid:%d); send QUIT or TERM to this one (pid:%d) "
                       "once it serves", pid, self.pid)
-        pidfd = os.pidfd_open(pid)
-        self.loop.add_reader(pidfd, self._on_reexec_exit, pidfd)
+        self.children.watch(pid, self._new_master_exited)
 
-    def _on_reexec_exit(self, pidfd: int) -> None:
-        self.loop.remove_reader(pidfd)
-        os.close(pidfd)
-        _, status = os.waitpid(self.reexec_pid, 0)
+    def _new_master_exited(self, code: int) -> None:
         self.log.warning("New master (pid:%d) exited with code %d; this master carries on",
-                         self.reexec_pid, os.waitstatus_to_exitcode(status))
+                         self.reexec_pid, code)
         self.reexec_pid = 0
         if self.pidfile and self.pidfile.endswith(".oldbin"):
-            original = self.pidfile[: -len(".oldbin")]
-            os.replace(self.pidfile, original)
-            self.pidfile = original
+            self.pidfile = move_pidfile(self.pidfile, self.pidfile.removesuffix(".oldbin"))
         set_proc_title(f"unicorn_aio: master [{self.proc_name}]")
 
     def _old_master_alive(self) -> bool:
@@ -592,28 +558,26 @@ class Arbiter:
         self.stopping = True
         notify("STOPPING=1")
         self.log.info("%s shutdown", "Graceful" if graceful else "Quick")
-        # Our copies first: once the workers drain and close theirs, the kernel refuses new
+        # Our copies first: once the workers finish and close theirs, the kernel refuses new
         # clients cleanly instead of queueing them for nobody (see Server._drain_backlog).
         self._close_listeners()
         self.kill_workers(signal.SIGTERM if graceful else signal.SIGQUIT)
         limit = self.loop.time() + (self.cfg.graceful_timeout if graceful else 0) + 2
         while self.workers and self.loop.time() < limit:
-            try:
-                name = await asyncio.wait_for(self._wakeups.get(), 0.05)
-            except TimeoutError:
-                continue
-            if graceful and name in ("INT", "QUIT"):
+            await self._wait(limit - self.loop.time())
+            if graceful and {"INT", "QUIT"} & set(self._signals):
                 # The operator will not wait for the graceful stop: make it quick, as gunicorn.
                 graceful = False
                 self.log.info("Quick shutdown requested")
                 self.kill_workers(signal.SIGQUIT)
                 limit = min(limit, self.loop.time() + 2)
+            self._signals.clear()
         for w in list(self.workers.values()):
             w.killed = True
             self._kill(w, signal.SIGKILL)
         limit = self.loop.time() + 5
         while self.workers and self.loop.time() < limit:
-            await asyncio.sleep(0.05)
+            await self._wait(limit - self.loop.time())
 
     def _close_listeners(self) -> None:
         for sock in self.listeners:
@@ -624,15 +588,7 @@ class Arbiter:
             unlink_own_files(self._unix_files)
         self._close_listeners()
         if self.pidfile:
-            try:
-                with open(self.pidfile) as f:
-                    if int(f.read().strip() or 0) == self.pid:
-                        os.unlink(self.pidfile)
-            except (OSError, ValueError):
-                pass
-        try:
-            self.cfg.on_exit(self)
-        except Exception:
-            self.log.exception("on_exit hook failed")
+            remove_pidfile(self.pidfile, self.pid)
+        self._hook("on_exit")
         self.log.info("Shutting down: Master")
 

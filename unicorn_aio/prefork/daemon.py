@@ -1,4 +1,4 @@
-"""The master's process plumbing: --daemon, and its --pid file.
+"""The master's process plumbing: --daemon, its --pid file, and USR2's new master.
 
 ``daemonize`` detaches as gunicorn does (double fork, new session, stdio to /dev/null), with one
 difference: the command that started us waits on a pipe until the master reports its first
@@ -9,6 +9,7 @@ and exits with the master's status) - a failed start never looks like a successf
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 from unicorn_aio.errors import ConfigError
@@ -84,3 +85,39 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def move_pidfile(path: str, new_path: str) -> str:
+    """USR2 and back: rename the pid file (app.pid.oldbin names the old master); returns the
+    path it has now.  One deleted by hand, or in a read-only directory, stays as it is: never
+    a reason to refuse an upgrade (remove_pidfile leaves another master's file alone)."""
+    try:
+        os.replace(path, new_path)
+    except OSError:
+        return path
+    return new_path
+
+
+def remove_pidfile(path: str, pid: int) -> None:
+    """Remove ``path`` if it still names ``pid``: after USR2 it may be the new master's."""
+    try:
+        with open(path) as f:
+            if int(f.read().strip() or 0) == pid:
+                os.unlink(path)
+    except (OSError, ValueError):
+        pass
+
+
+def exec_new_master(args: list[str], env: dict[str, str], listeners: list[socket.socket],
+                    cwd: str) -> int:
+    """USR2: fork, and exec ``python *args`` in ``cwd`` with the listeners inherited."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for sock in listeners:
+                os.set_inheritable(sock.fileno(), True)
+            os.chdir(cwd)
+            os.execve(sys.executable, [sys.executable, *args], env)
+        finally:
+            os._exit(1)
+    return pid

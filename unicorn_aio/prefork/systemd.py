@@ -17,7 +17,8 @@ def notify(state: str, environ=os.environ) -> bool:
     if address.startswith("@"):  # abstract namespace
         address = "\0" + address[1:]
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        # Close-on-exec already, as every Python socket (PEP 446): no SOCK_CLOEXEC, Linux's own.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.connect(address)
             sock.sendall(state.encode())
         return True

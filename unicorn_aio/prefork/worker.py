@@ -4,11 +4,9 @@ The master forks while its own loop is running.  The child must not touch that l
 fd and signal pipe are shared with the parent), so ``Worker.run`` starts from scratch: default
 signal dispositions, no wakeup fd, a new uvloop loop, and only its own end of its socketpair.
 
-Messages on the socketpair are single bytes.  To the master: ``B`` booted and serving, ``.``
-heartbeat, ``R`` please replace me (max-requests, memory, --reload).  From it: ``D`` drain
-(siblings serve: hand them new clients).  Beats come from the loop thread, so a long response
-never looks like a hang - only a loop that stops turning does.  ``WorkerProcess`` is the
-master's record of a worker.
+It speaks to the master in the single bytes of children.py: booted, beats, retire; and hears
+hand-off.  Beats come from the loop thread, so a long response never looks like a hang - only
+a loop that stops turning does.
 """
 
 from __future__ import annotations
@@ -21,17 +19,26 @@ import signal
 import socket
 import sys
 import time
+from typing import TYPE_CHECKING, NoReturn
 
-from unicorn_aio.apploader import load_wsgi_app
+from unicorn_aio.apploader import load_wsgi_app, one_line
 from unicorn_aio.errors import AppBootError, AppImportError
+from unicorn_aio.prefork.children import (
+    APP_LOAD_ERROR,
+    BEAT,
+    BOOTED,
+    HAND_OFF,
+    RETIRE,
+    WORKER_BOOT_ERROR,
+    WorkerProcess,
+    heartbeat_interval,
+)
+from unicorn_aio.prefork.proctitle import set_proc_title
 from unicorn_aio.sockets import worker_listeners
 
-WORKER_BOOT_ERROR = 3  # gunicorn's codes: the master halts instead of respawning
-APP_LOAD_ERROR = 4
+if TYPE_CHECKING:
+    from unicorn_aio.server import Server
 
-# Worker to master: booted, alive, replace me.  Master to worker: drain (siblings serve, so
-# hand them new clients while your replacement boots).
-BOOTED, BEAT, RETIRE, DRAIN = b"B", b".", b"R", b"D"
 QUICK_GRACE = 1.0  # seconds a quick shutdown gives requests already being answered
 # Signals the master handles; a child must not inherit its handlers (or its wakeup fd).
 MASTER_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGINT", "SIGTERM", "SIGTTIN", "SIGTTOU", "SIGUSR1",
@@ -39,30 +46,6 @@ MASTER_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGINT", "SIGTERM", "SIGTTIN", "SIGTTOU"
 # What the master sends its workers; blocked from fork until the worker's handlers are set.
 WORKER_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
                        signal.SIGHUP, signal.SIGWINCH, signal.SIGABRT}
-
-
-def heartbeat_interval(timeout: float) -> float:
-    # Well inside the timeout, but never a busy loop: at most one write a second.
-    return min(1.0, timeout / 4) if timeout else 1.0
-
-
-class WorkerProcess:
-    """The master's record of one worker (the ``worker`` gunicorn's master hooks receive)."""
-
-    def __init__(self, age: int, generation: int) -> None:
-        self.age = age
-        self.generation = generation
-        self.pid = 0
-        self.channel: socket.socket | None = None
-        self.pidfd = -1
-        self.last_beat = time.monotonic()
-        self.booted = False
-        self.aborted = False
-        self.aborted_at = 0.0
-        self.killed = False     # we sent SIGKILL, so its death is no mystery
-        self.retiring = False   # asked to be replaced (max-requests, memory)
-        self.draining = False   # told to hand new clients to its siblings
-        self.stopping = False   # we sent TERM/QUIT
 
 
 class Worker:
@@ -84,7 +67,7 @@ class Worker:
         self.aborted = False
         self.alive = True
         self.nr = 0
-        self.server = None
+        self.server: Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.max_requests = 0
         if cfg.max_requests > 0:
@@ -92,7 +75,7 @@ class Worker:
 
             self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
         self._retire_sent = False
-        self._stopping: asyncio.Future | None = None
+        self._stopping: asyncio.Future[bool] | None = None  # its result: graceful or not
 
     # -- process setup ----------------------------------------------------------------------
 
@@ -247,7 +230,7 @@ class Worker:
             self.log.info("Worker (pid:%d) RSS %.0f MB is over --max-worker-memory %d MB; "
                           "retiring", os.getpid(), rss_mb(), limit)
             self._retire()
-        self.loop.call_later(heartbeat_interval(self.timeout), self._beat)
+        asyncio.get_running_loop().call_later(heartbeat_interval(self.timeout), self._beat)
 
     def _send(self, message: bytes) -> None:
         try:
@@ -266,9 +249,9 @@ class Worker:
             data = b""
         if not data:  # EOF: the master died; do not serve as an orphan
             self.log.warning("Master is gone; worker (pid:%d) shutting down", os.getpid())
-            self.loop.remove_reader(self.channel.fileno())
+            asyncio.get_running_loop().remove_reader(self.channel.fileno())
             self._graceful()
-        elif DRAIN in data and self.server is not None:
+        elif HAND_OFF in data and self.server is not None:
             self.server.drain()
 
     def _on_request_finished(self, total: int) -> None:
@@ -286,21 +269,23 @@ class Worker:
 
     def _retire(self) -> None:
         # The master starts our replacement first and sends TERM once it is serving, so
-        # capacity never dips; until then we keep serving, or drain if siblings serve.
+        # capacity never dips; until then we keep serving, or hand off if siblings serve.
         self._retire_sent = True
         self._send(RETIRE)
 
     def _graceful(self) -> None:
-        if not self._stopping.done():
-            self._stopping.set_result(True)
+        self._stop(graceful=True)
 
     def _quick(self) -> None:
         try:
             self.cfg.worker_int(self)
         except Exception:
             self.log.exception("worker_int hook failed")
-        if not self._stopping.done():
-            self._stopping.set_result(False)
+        self._stop(graceful=False)
+
+    def _stop(self, graceful: bool) -> None:
+        if self._stopping is not None and not self._stopping.done():  # the first word counts
+            self._stopping.set_result(graceful)
 
     def _reopen_logs(self) -> None:
         self.log.reopen_files()
@@ -320,11 +305,39 @@ def error_stream(log):
 
 
 def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    """This process's resident memory; without /proc (macOS, the BSDs), its peak, which errs
+    only towards retiring a worker early."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    except OSError:
+        return peak_rss_mb()
 
 
-def run_worker(worker: Worker) -> None:
+def peak_rss_mb() -> float:
+    import resource  # only where there is no /proc
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes, or KB
+
+
+def run_forked_worker(arbiter, record: WorkerProcess, channel: socket.socket) -> NoReturn:
+    """The body of a child the master just forked, holding only its own end of ``channel``:
+    the post_fork hook, then the worker; never returns."""
+    worker = Worker(record.age, arbiter.pid, arbiter.listeners, arbiter.app, arbiter.cfg,
+                    arbiter.log, channel, arbiter=arbiter)
+    record.pid = worker.pid
+    set_proc_title(f"unicorn_aio: worker [{arbiter.proc_name}]")
+    try:
+        arbiter.cfg.post_fork(arbiter, worker)
+    except Exception as exc:
+        # It would fail the same way in every replacement: the master halts.
+        worker.log.error("Worker failed to boot: post_fork hook failed: %s", one_line(exc))
+        os._exit(WORKER_BOOT_ERROR)
+    run_worker(worker)
+
+
+def run_worker(worker: Worker) -> NoReturn:
     """The body of a forked child; never returns."""
     code = 1
     try:
