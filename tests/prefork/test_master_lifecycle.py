@@ -1,5 +1,5 @@
-"""Master features beyond the signals: hooks, busy-aware accept, reuse-port, memory limit,
-daemon mode and process titles - each with real processes."""
+"""Master features beyond the signals: busy-aware accept, reuse-port, memory limit, daemon
+mode and process titles - each with real processes (hooks: test_hooks.py)."""
 
 from __future__ import annotations
 
@@ -25,32 +25,6 @@ def server(process_server, tmp_path):
         return process_server(app, "--workers", str(workers), *args, workers=workers, env=env,
                               cwd=str(tmp_path), **kw)
     return start
-
-
-def test_gunicorn_conf_hooks_run_at_their_points(server, tmp_path):
-    hook_log = tmp_path / "hooks.log"
-    srv = server("master_apps:hello", "-c", os.path.join(TESTS, "hooks_conf.py"), workers=2,
-                 env={"HOOK_LOG": str(hook_log)})
-    get(srv.url + "/hooked")
-    srv.signal(signal.SIGTTIN)
-    wait_for(lambda: len(srv.workers()) == 3, 10, what="3 workers")
-    srv.signal(signal.SIGHUP)
-    wait_for(lambda: "on_reload" in hook_log.read_text(), 10, what="on_reload")
-    srv.wait_log("Reload complete")
-    assert srv.stop() == 0
-    lines = hook_log.read_text().splitlines()
-    names = [line.rsplit(" ", 1)[0] for line in lines]
-    master = str(srv.pid)
-    for hook in ("on_starting", "when_ready", "on_reload", "on_exit"):
-        assert f"{hook} {master}" in lines, hook
-    assert "nworkers_changed 2->3" in names
-    assert names.count("pre_fork") >= 5 and names.count("post_fork") >= 5
-    assert names.count("post_worker_init") >= 5 and names.count("child_exit") >= 5
-    assert "worker_exit" in names
-    assert "pre_request GET /hooked" in names and "post_request /hooked 200 OK" in names
-    # post_fork and post_worker_init run in the workers, not the master
-    assert all(line.split()[-1] != master for line in lines if line.startswith("post_"))
-    assert names.index("on_starting") < names.index("when_ready") < names.index("pre_fork")
 
 
 def test_saturated_worker_stops_accepting_so_idle_sibling_serves(server):
@@ -193,32 +167,6 @@ def test_bad_logger_class_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert "not a subclass of unicorn_aio.log.Logger" in proc.stderr
     assert "Traceback" not in proc.stderr
-
-
-def test_worker_int_and_worker_abort_hooks(server, tmp_path):
-    hook_log = tmp_path / "hooks.log"
-    conf = tmp_path / "conf.py"
-    conf.write_text(
-        "import os\n"
-        "def _record(name):\n"
-        "    open(os.environ['HOOK_LOG'], 'a').write(name + '\\n')\n"
-        "def worker_int(worker): _record('worker_int')\n"
-        "def worker_abort(worker): _record('worker_abort')\n"
-        "def pre_exec(server): _record('pre_exec')\n")
-    srv = server("master_apps:app", "-c", str(conf), "--dispatch", "inline", "--timeout", "2",
-                 env={"HOOK_LOG": str(hook_log)})
-    try:
-        get(srv.url + "/hang", timeout=8)
-    except OSError:
-        pass
-    wait_for(lambda: hook_log.exists() and "worker_abort" in hook_log.read_text(), 10,
-             what="worker_abort")
-    srv.wait_ready(1)
-    srv.signal(signal.SIGUSR2)  # pre_exec runs in the master just before the re-exec
-    wait_for(lambda: "pre_exec" in hook_log.read_text(), 10, what="pre_exec")
-    srv.signal(signal.SIGINT)
-    srv.proc.wait(10)
-    assert "worker_int" in hook_log.read_text()
 
 
 def test_a_second_master_with_the_same_pidfile_refuses_to_start(server, tmp_path):

@@ -274,7 +274,7 @@ class Arbiter:
 
     def set_num_workers(self, value: int) -> None:
         old, self.num_workers = self.num_workers, value
-        self.cfg.nworkers_changed(self, value, old)
+        self._hook("nworkers_changed", value, old)
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -497,7 +497,7 @@ class Arbiter:
         if cfg.preload_app:
             self.log.info("--preload: the app was imported by the master; a HUP reloads the "
                           "configuration but not the code (restart or USR2 for new code)")
-        self.cfg.on_reload(self)
+        self._hook("on_reload")
         if cfg.workers != self.num_workers:
             self.set_num_workers(cfg.workers)
         self.generation += 1
@@ -529,7 +529,9 @@ class Arbiter:
         if self._old_master_alive():
             self.log.warning("USR2 ignored: the old master (pid:%d) still runs", self.master_pid)
             return
-        self.cfg.pre_exec(self)
+        if not self._hook("pre_exec"):
+            self.log.error("USR2 cancelled: the pre_exec hook failed; this master serves on")
+            return
         if self.pidfile:  # the new master writes its own; ours is the old one now
             self.pidfile = move_pidfile(self.pidfile, self.pidfile + ".oldbin")
         env = dict(os.environ)

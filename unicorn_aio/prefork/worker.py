@@ -136,7 +136,7 @@ class Worker:
         try:
             self.cfg.worker_abort(self)
         except Exception:
-            pass
+            self.log.exception("worker_abort hook failed")
         try:
             self.log.flush_access()  # the lines of the iteration that hung
         except Exception:
