@@ -11,8 +11,13 @@ import os
 import socket
 import stat
 import struct
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from unicorn_aio.errors import ConfigError
+
+if TYPE_CHECKING:
+    from unicorn_aio.config.config import Config
 
 # The fds a re-exec'd master inherits from the old one, as a comma-separated list.
 INHERIT_ENV = "UNICORN_AIO_FD"
@@ -26,8 +31,9 @@ _TCP_INFO_HEAD = struct.Struct("=8B6I")
 _TCP_LISTEN = 10
 
 
-def parse_address(bind: str, default_port: int = 8000):
-    """'HOST:PORT', '[v6]:PORT', 'HOST', 'unix:PATH' or 'fd://N' -> (family, address)."""
+def parse_address(bind: str, default_port: int = 8000) -> tuple[socket.AddressFamily | None, Any]:
+    """'HOST:PORT', '[v6]:PORT', 'HOST', 'unix:PATH' or 'fd://N' -> (family, address): a path
+    for AF_UNIX, (host, port) for AF_INET(6), an fd number for None."""
     if bind.startswith("unix:"):
         path = bind[5:]
         if not path:
@@ -59,7 +65,7 @@ def parse_address(bind: str, default_port: int = 8000):
         host = "0.0.0.0"
     elif ":" not in host and not _is_ipv4(host):
         try:  # 'localhost' and other names: bind what the name resolves to
-            host = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)[0][4][0]
+            host = str(socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)[0][4][0])
         except socket.gaierror as exc:
             raise ConfigError(f"bind {bind!r}: cannot resolve host {host!r}: {exc.strerror}") from None
     return family, (host, int(port))
@@ -141,7 +147,7 @@ def describe(sock: socket.socket) -> str:
     return f"{name[0]}:{name[1]}"
 
 
-def unix_files(socks) -> dict[str, tuple[int, int]]:
+def unix_files(socks: Iterable[socket.socket]) -> dict[str, tuple[int, int]]:
     """The files of the unix sockets among ``socks``, with their (device, inode) now: what
     unlink_own_files may remove later."""
     files = {}
@@ -189,7 +195,7 @@ def accept_queue(sock: socket.socket) -> int | None:
     return fields[12] if fields[0] == _TCP_LISTEN else None
 
 
-def inherited_sockets(environ=os.environ) -> list[socket.socket]:
+def inherited_sockets(environ: Mapping[str, str] = os.environ) -> list[socket.socket]:
     """Listeners passed by an old master (USR2) or by systemd socket activation."""
     fds = environ.get(INHERIT_ENV)
     if fds:
@@ -200,7 +206,7 @@ def inherited_sockets(environ=os.environ) -> list[socket.socket]:
     return []
 
 
-def bind_all(cfg) -> list[socket.socket]:
+def bind_all(cfg: Config) -> list[socket.socket]:
     inherited = inherited_sockets()
     if inherited:
         return inherited
@@ -222,7 +228,7 @@ def bind_all(cfg) -> list[socket.socket]:
     return listeners
 
 
-def _chown_to_workers(path: str, cfg) -> None:
+def _chown_to_workers(path: str, cfg: Config) -> None:
     """A unix socket belongs to --user/--group, as in gunicorn: with --umask 007 and
     --group www-data, nginx (in www-data) can connect and other users cannot."""
     uid, gid = getattr(cfg, "uid", None), getattr(cfg, "gid", None)
@@ -235,7 +241,7 @@ def _chown_to_workers(path: str, cfg) -> None:
                           f"{exc.strerror}") from None
 
 
-def worker_listeners(sockets: list[socket.socket], cfg) -> list[socket.socket]:
+def worker_listeners(sockets: list[socket.socket], cfg: Config) -> list[socket.socket]:
     """A worker's own listeners: SO_REUSEPORT siblings of the master's TCP sockets."""
     if not cfg.reuse_port:
         return sockets

@@ -11,11 +11,15 @@ certificate ends the server at startup with one line, instead of every worker fa
 from __future__ import annotations
 
 import ssl
+from typing import TYPE_CHECKING
 
 from unicorn_aio.errors import ConfigError
 
+if TYPE_CHECKING:
+    from unicorn_aio.config.config import Config
 
-def default_ssl_context(cfg) -> ssl.SSLContext:
+
+def default_ssl_context(cfg: Config) -> ssl.SSLContext:
     """The context the SSL settings describe (gunicorn's ``default_ssl_context_factory``)."""
     try:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=cfg.ca_certs)
@@ -36,7 +40,7 @@ def default_ssl_context(cfg) -> ssl.SSLContext:
     return context
 
 
-def ssl_context(cfg) -> ssl.SSLContext:
+def ssl_context(cfg: Config) -> ssl.SSLContext:
     """The server's context: whatever the ``ssl_context`` hook returns."""
     if not cfg.certfile:
         raise ConfigError("TLS needs certfile (the key may be in it, or in keyfile)")
@@ -50,7 +54,7 @@ def ssl_context(cfg) -> ssl.SSLContext:
     return context
 
 
-def check_tls(cfg) -> None:
+def check_tls(cfg: Config) -> None:
     """Build the context once in the master, so a bad certificate stops the server at startup."""
     if cfg.is_ssl:
         ssl_context(cfg)

@@ -52,7 +52,8 @@ class RequestBody:
 
     # -- loop thread ------------------------------------------------------------------------
 
-    def start_streaming(self, resume_reading: Callable[[], None], send_continue, timeout,
+    def start_streaming(self, resume_reading: Callable[[], None],
+                        send_continue: Callable[[], None] | None, timeout: float | None,
                         min_rate: int = 0) -> None:
         """Called before the app is dispatched with the body still incomplete.
 
@@ -137,8 +138,7 @@ class RequestBody:
             send, self._continue = self._continue, None
             send()
         if self._paused:
-            self._paused = False
-            self._resume()
+            self._unpause()
 
     # -- app side (an app thread, or the loop in inline mode with a complete body) ---------
 
@@ -151,18 +151,21 @@ class RequestBody:
             data = bytes(buf[:size])
             del buf[:size]
         if self._paused and len(buf) < LOW_WATER:
-            self._paused = False
-            self._resume()
+            self._unpause()
         return data
 
-    def _wait_for_data(self) -> None:
-        """Block (holding ``_cond``) until bytes arrive, the body ends, or it fails."""
+    def _unpause(self) -> None:
+        self._paused = False
+        if self._resume is not None:  # set by start_streaming, before anything can pause
+            self._resume()
+
+    def _wait_for_data(self, cond: threading.Condition) -> None:
+        """Block (holding ``cond``, the body's) until bytes arrive, the body ends, or it fails."""
         if self._continue is not None:
             send, self._continue = self._continue, None
             send()
         if self._paused:  # we are about to wait for bytes the paused loop would never read
-            self._paused = False
-            self._resume()
+            self._unpause()
         timeout, rate = self._timeout, self._min_rate
         if rate:
             # Wait no longer than the average can bear: the bytes fed so far pay for
@@ -171,7 +174,7 @@ class RequestBody:
             if timeout is None or budget < timeout:
                 timeout = max(budget, 0.0)
         start = time.monotonic()
-        arrived = self._cond.wait(timeout)
+        arrived = cond.wait(timeout)
         self._waited += time.monotonic() - start
         if arrived:
             return
@@ -199,12 +202,12 @@ class RequestBody:
                     if self._complete:
                         return b"".join(chunks)
                     self._check_error()
-                    self._wait_for_data()
+                    self._wait_for_data(cond)
             # Like a file (and gunicorn's Body): read(n) returns n bytes unless the body ends
             # first. Apps such as Django read Content-Length bytes in one call and trust it.
             while len(self._buf) < size and not self._complete:
                 self._check_error()
-                self._wait_for_data()
+                self._wait_for_data(cond)
             return self._take(size)
 
     def readline(self, size: int | None = -1) -> bytes:
@@ -220,7 +223,7 @@ class RequestBody:
                 if nl >= 0 or self._complete or 0 <= size <= len(buf):
                     return self._readline_buffered(size)
                 self._check_error()
-                self._wait_for_data()
+                self._wait_for_data(cond)
 
     def _readline_buffered(self, size: int) -> bytes:
         nl = self._buf.find(b"\n")
@@ -230,7 +233,8 @@ class RequestBody:
         return self._take(end)
 
     def readlines(self, hint: int = -1) -> list[bytes]:
-        lines, total = [], 0
+        lines: list[bytes] = []
+        total = 0
         while True:
             line = self.readline()
             if not line:
@@ -240,7 +244,7 @@ class RequestBody:
             if 0 < hint <= total:
                 return lines
 
-    def __iter__(self):
+    def __iter__(self) -> RequestBody:
         return self
 
     def __next__(self) -> bytes:

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from unicorn_aio.http.rules import Reject
+
+if TYPE_CHECKING:
+    from unicorn_aio.config.config import Config
 
 # An address list is asked for the same few peers over and over (a proxy's address, a unix
 # socket's ""): answers are remembered up to this many addresses.
@@ -89,7 +93,7 @@ def url_scheme(verdict: Verdict | None, scheme: str) -> str:
 class ProxyHeaders:
     """gunicorn's trusted-proxy settings for one server, applied to each request's head."""
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg: Config) -> None:
         self.trusted = AddressList(cfg.forwarded_allow_ips)
         # lower-case header name -> the value that means https; any other value means http
         self.secure_values = {name.lower().encode("latin-1"): value.encode("latin-1")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httptools
 
@@ -22,7 +22,14 @@ from unicorn_aio.http.body import ClientDisconnected, RequestBody
 from unicorn_aio.http.forwarded import Verdict
 from unicorn_aio.http.proxy_protocol import HeaderReader
 from unicorn_aio.http.response import error_response
-from unicorn_aio.http.rules import Reject, check_headers, check_request_target, check_version, is_token
+from unicorn_aio.http.rules import (
+    Framing,
+    Reject,
+    check_headers,
+    check_request_target,
+    check_version,
+    is_token,
+)
 
 if TYPE_CHECKING:
     from unicorn_aio.server import Server
@@ -43,6 +50,11 @@ class Request:
 
     __slots__ = ("method", "url", "version", "headers", "framing", "keep_alive", "body",
                  "dispatched", "cycle", "start", "trailers", "upgrade", "proxied")
+    # Set once the head is parsed (on_headers_complete), before any handler sees the request.
+    method: bytes
+    version: str
+    framing: Framing
+    keep_alive: bool
 
     def __init__(self, start: float) -> None:
         self.url = b""
@@ -85,7 +97,8 @@ class HttpProtocol(asyncio.Protocol):
         self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self.quiet = False  # no byte since the server's last sweep (it sets this, data clears it)
         self.transport: asyncio.Transport | None = None
-        self.peername = None
+        # (host, port, ...) for TCP, a path or "" for a unix socket; PROXY header's client
+        self.peername: tuple[Any, ...] | str | None = None
         # A list, not a deque: it holds one request or none nearly always, and an empty deque
         # costs 600 bytes on every idle connection.
         self.requests: list[Request] = []

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from typing import TYPE_CHECKING
 
 from unicorn_aio.http.forwarded import AddressList
+
+if TYPE_CHECKING:
+    from unicorn_aio.http.protocol import HttpProtocol
 
 V1_PREFIX = b"PROXY "
 V1_MAX = 107  # "PROXY TCP6 " + two full IPv6 addresses + two ports + CRLF (spec 2.1)
@@ -90,12 +94,12 @@ def _parse_v2(data: bytes) -> tuple[int, str | None, int | None] | None:
     if command == 0 or family in (0x0, 0x3):
         return total, None, None
     if family == 0x1:
-        src = ipaddress.IPv4Address(data[16:20])
+        src = str(ipaddress.IPv4Address(data[16:20]))
         port = struct.unpack_from("!H", data, 24)[0]
     else:
-        src = ipaddress.IPv6Address(data[16:32])
+        src = str(ipaddress.IPv6Address(data[16:32]))
         port = struct.unpack_from("!H", data, 48)[0]
-    return total, str(src), port
+    return total, src, port
 
 
 class HeaderReader:
@@ -107,7 +111,7 @@ class HeaderReader:
         self.buffer = b""
         self.allowed = allowed
 
-    def feed(self, protocol, data: bytes) -> bytes:
+    def feed(self, protocol: HttpProtocol, data: bytes) -> bytes:
         """The bytes after the header (the HTTP stream); b"" while the header is incomplete.
 
         Sets ``protocol.peername`` to the client the header names, and ``protocol.proxy_header``

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import http
 import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unicorn_aio.http.protocol import Request
+    from unicorn_aio.log.logger import Logger
 
 NO_BODY_STATUS = ("1", "204", "304")  # RFC 9110 6.4.1: never a body, whatever the app says
 # RFC 9110 7.6.1: framing and connection management belong to the server, not the app.
@@ -30,7 +36,7 @@ _CHECKED_STATUSES: dict[str, str] = {}
 _DATE_SERVER = frozenset(("date", "server"))
 
 
-def check_status(status) -> str:
+def check_status(status: Any) -> str:
     """A WSGI status line: three digits, then an optional reason (PEP 3333).  Returns it as the
     status line needs it: "200" becomes "200 ", since the SP before the reason is not optional
     (RFC 9112 4)."""
@@ -48,7 +54,7 @@ def check_status(status) -> str:
     return checked
 
 
-def _checked_name(name) -> str:
+def _checked_name(name: Any) -> str:
     if type(name) is not str or not HEADER_NAME.match(name):
         raise ValueError(f"invalid response header name {name!r}")
     lname = name.lower()
@@ -57,7 +63,8 @@ def _checked_name(name) -> str:
     return lname
 
 
-def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool, frozenset | None]:
+def app_headers(headers: Iterable[Any]) -> tuple[list[tuple[str, str]], int | None, bool,
+                                                  frozenset[str] | None]:
     """Check the app's ``(name, value)`` str pairs; returns what to send, its Content-Length
     (None if not given), whether the app asked for ``Connection: close``, and which of Date and
     Server it set itself (None, or their lower-case names): those it sets replace ours.
@@ -94,7 +101,8 @@ def app_headers(headers) -> tuple[list[tuple[str, str]], int | None, bool, froze
     return kept, content_length, close, own
 
 
-def clip_to_length(data: bytes, content_length: int | None, sent: int, log) -> tuple[bytes, bool]:
+def clip_to_length(data: bytes, content_length: int | None, sent: int,
+                   log: Logger) -> tuple[bytes, bool]:
     """The part of ``data`` that fits the Content-Length the app promised, and whether some was
     cut: the client then has its whole body and the connection must close after it."""
     if content_length is None or len(data) <= content_length - sent:
@@ -108,8 +116,9 @@ def bodyless(method: bytes, status: str) -> bool:
     return method == b"HEAD" or status.startswith(NO_BODY_STATUS)
 
 
-def head(req, status: str, headers: list, content_length: int | None, keep_alive: bool,
-         date_and_server: str, own: frozenset | None = None) -> tuple[bytes, bool, bool]:
+def head(req: Request, status: str, headers: list[tuple[str, str]], content_length: int | None,
+         keep_alive: bool, date_and_server: str,
+         own: frozenset[str] | None = None) -> tuple[bytes, bool, bool]:
     """The response head for ``req``; returns it with (chunked, keep_alive).
 
     ``keep_alive`` is what the request, the app and the server's state allow; the framing may
@@ -156,7 +165,7 @@ def error_response(status: int, reason: str = "", method: bytes = b"") -> bytes:
 _STATUS_LINES: dict[int, str] = {}
 
 
-def status_line(status) -> str:
+def status_line(status: Any) -> str:
     line = _STATUS_LINES.get(status)
     if line is None:
         if type(status) is not int or not 100 <= status <= 999:
