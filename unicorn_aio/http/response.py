@@ -166,7 +166,8 @@ _STATUS_LINES: dict[int, str] = {}
 
 
 def status_line(status: Any) -> str:
-    line = _STATUS_LINES.get(status)
+    # The type first: 200.0 and True are equal to cached ints, and would pass as them.
+    line = _STATUS_LINES.get(status) if type(status) is int else None
     if line is None:
         if type(status) is not int or not 100 <= status <= 999:
             raise ValueError(f"invalid ASGI status {status!r}: expected an int like 200")
