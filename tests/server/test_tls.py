@@ -77,6 +77,27 @@ async def test_file_wrapper_over_tls_is_not_sendfile(start_server, pki, tmp_path
     assert status == 200 and body == data
 
 
+async def asgi_scheme(scope, receive, send):
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["scheme"].encode()})
+
+
+def wsgi_scheme(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["wsgi.url_scheme"].encode()]
+
+
+@pytest.mark.parametrize("app", [wsgi_scheme, asgi_scheme])
+async def test_a_trusted_proxy_saying_http_over_tls_is_believed(start_server, pki, app):
+    # gunicorn takes a trusted proxy's word either way: TLS between the proxy and us, plain
+    # HTTP between the client and the proxy, is http - for WSGI and ASGI alike.
+    server = await start_server(app, certfile=pki["both"])
+    url = f"https://127.0.0.1:{server.port}/"
+    assert await fetch(url, client_context(pki)) == (200, b"https")
+    assert await fetch(url, client_context(pki), {"X-Forwarded-Proto": "http"}) == (200, b"http")
+
+
 async def test_client_certificate_required(start_server, pki):
     server = await start_server(make_app(), certfile=pki["cert"], keyfile=pki["key"],
                                 ca_certs=pki["ca"], cert_reqs=ssl.CERT_REQUIRED)
