@@ -207,7 +207,7 @@ class Worker:
             return WORKER_BOOT_ERROR
         # What is alive now (the app, its modules, the server) lives as long as the worker.
         # Frozen, the collector stops walking it on every full collection: those walks were
-        # pauses of up to 12 ms, and took a hello-world p99 from 2 ms to 5 ms.
+        # pauses that showed in the tail latency of every request.
         gc.collect()
         gc.freeze()
         self.booted = True
