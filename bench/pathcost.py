@@ -83,7 +83,7 @@ async def measure(request: bytes, count: int, rounds: int, accesslog: str | None
     server = Server(hello, bind="127.0.0.1:0", dispatch="inline", accesslog=accesslog)
     await server.start()
     try:
-        protocol = HttpProtocol(server)
+        protocol = HttpProtocol(server, server.handler, server.options)
         transport = CountingTransport()
         protocol.connection_made(transport)
         for _ in range(count // 10):  # warm the caches (header names, statuses)

@@ -15,15 +15,22 @@ or simply ``await unicorn_aio.serve(app, bind=...)``, which returns when cancell
 from __future__ import annotations
 
 import asyncio
-import time
+import socket
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable
 
 from unicorn_aio import __version__
 from unicorn_aio.config.config import Config
 from unicorn_aio.errors import ConfigError
-from unicorn_aio.http.forwarded import AddressList, ProxyHeaders
-from unicorn_aio.http.protocol import NEVER, HttpProtocol, request_limits
+from unicorn_aio.http.contract import AppHandler, HttpOptions, ServerHeaders, TrackedConnection
+from unicorn_aio.http.protocol import HttpProtocol
 from unicorn_aio.sockets import bind_all, describe, unix_files, unlink_own_files
 from unicorn_aio.wsgi.threadpool import ThreadPool
+
+if TYPE_CHECKING:
+    import ssl
+
+    from unicorn_aio.log.logger import Logger
 
 # Connection timeouts are checked by one sweep a second instead of a timer per connection:
 # a timer per request costs more than one sweep over every idle connection.
@@ -31,8 +38,11 @@ SWEEP_INTERVAL = 1.0
 
 
 class Server:
-    def __init__(self, app, cfg: Config | None = None, *, log=None, sockets=None,
-                 **settings) -> None:
+    """The serving side of one process; the ``ConnectionHost`` (http/contract.py) of every
+    connection it accepts."""
+
+    def __init__(self, app: object, cfg: Config | None = None, *, log: Logger | None = None,
+                 sockets: list[socket.socket] | None = None, **settings: Any) -> None:
         if cfg is None:
             cfg = Config(**settings)
         elif settings:
@@ -49,35 +59,27 @@ class Server:
         # Close the listening sockets on shutdown: ours, or a worker's inherited copies.
         self.close_listeners = self.own_sockets
         self.shutting_down = False  # connections accepted from now on get Connection: close
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # from start() on
         self.pool: ThreadPool | None = None
-        self.handler = None
+        self.handler: AppHandler | None = None
         self.interface: str | None = None  # wsgi or asgi, once the handler is made
-        self.connections: set[HttpProtocol] = set()
+        # An HttpProtocol, or the WebSocket that took its connection over.
+        self.connections: set[TrackedConnection] = set()
         self.ready = asyncio.Event()
         self.requests_total = 0
-        self.on_request_finished = None  # the worker's max-requests check
-        self.worker = None  # the Worker, for gunicorn's request hooks; None when embedded
+        self.on_request_finished: Callable[[int], None] | None = None  # the worker's max-requests
+        self.worker: object = None  # the Worker, for gunicorn's request hooks; None when embedded
         self.software = f"unicorn_aio/{__version__}"
         self.is_ssl = bool(cfg.is_ssl)  # gunicorn's test: a certfile or a keyfile asks for TLS
-        self.proxy_allow = AddressList(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
-        # Settings read on every request, copied out of Config once.
-        self.keepalive = cfg.keepalive
-        self.header_timeout = cfg.header_timeout or NEVER
-        self.body_timeout = cfg.body_timeout or NEVER
-        self.body_min_rate = cfg.body_min_rate
-        self.inline_body_max = cfg.inline_body_max
-        self.header_map = cfg.header_map
-        self.proxy_headers = ProxyHeaders(cfg)  # what a trusted proxy may say of a request
-        self.forwarder_headers = self.proxy_headers.underscore_names
-        self.limits = request_limits(cfg)
+        self.options = HttpOptions.from_config(cfg)  # what every connection reads
+        self.server_headers = ServerHeaders(self.software)  # Date and Server, for every response
         self.max_connections = cfg.worker_connections or 0
-        self.date_and_server = ""
         self._listeners: list[asyncio.AbstractServer] = []
         self._accepting = False
         self._listen_task: asyncio.Task | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._stopped: asyncio.Future | None = None
+        self._new_connection: Callable[[], HttpProtocol] | None = None  # the protocol factory
         self._busy_aware = cfg.workers > 1 or cfg.reuse_port
         self._unix_files: dict[str, tuple[int, int]] = {}  # unix sockets we bound, to unlink
 
@@ -87,50 +89,64 @@ class Server:
     def addresses(self) -> list[str]:
         return [describe(s) for s in self.sockets or []]
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop ``start()`` runs on."""
+        if self._loop is None:
+            raise RuntimeError("the server is not started: await start() or serve() first")
+        return self._loop
+
     async def start(self) -> None:
         """Bind, load and start accepting; raises if any of it fails (a port in use, an app of
         the wrong kind, a failed lifespan startup).  ``serve()`` after ``start()`` serves on."""
-        if self.ready.is_set() and not self._stopped.done():
+        if self.ready.is_set() and self._stopped is not None and not self._stopped.done():
             return  # already started: serve() after start()
         self.ready.clear()
-        self.loop = asyncio.get_running_loop()
-        self._stopped = self.loop.create_future()
-        self.pool = ThreadPool(self.loop, self.cfg.threads)
-        self.handler = self._make_handler()  # refuses an app it cannot serve, before binding
+        self._loop = loop = asyncio.get_running_loop()
+        self._stopped = loop.create_future()
+        self.pool = pool = ThreadPool(loop, self.cfg.threads)
+        # Refuses an app it cannot serve, before binding.
+        self.handler = handler = self._make_handler(loop, pool)
+        self._new_connection = partial(HttpProtocol, self, handler, self.options)
         if self.sockets is None:
             self.sockets = bind_all(self.cfg)
             self._unix_files = unix_files(self.sockets)
-        self.log.batch_access_lines(self.loop)
+        self.log.batch_access_lines(loop)
         if self._busy_aware:
-            self.pool.on_load_change = self._update_accepting
-        if self.interface == "asgi":
-            await self.handler.startup()  # lifespan: before the first connection is accepted
+            pool.on_load_change = self._update_accepting
+        await handler.startup()  # ASGI lifespan: before the first connection is accepted
         self.ssl_context = self._ssl_context()
         self._tick()
         await self._listen()
         self.ready.set()
 
-    def _make_handler(self):
+    def _make_handler(self, loop: asyncio.AbstractEventLoop, pool: ThreadPool) -> AppHandler:
+        """The app's handler, given what it uses: the one place that knows both kinds."""
         from unicorn_aio.apploader import interface_mismatch, is_asgi_app
 
-        if not callable(self.app):
-            raise TypeError(f"cannot serve {self.app!r}: an app is a callable, "
+        app = self.app
+        if not callable(app):
+            raise TypeError(f"cannot serve {app!r}: an app is a callable, "
                             f"app(environ, start_response) or async app(scope, receive, send)")
-        interface = self.cfg.interface
+        cfg = self.cfg
+        interface = cfg.interface
         if interface == "auto":
-            interface = "asgi" if is_asgi_app(self.app) else "wsgi"
+            interface = "asgi" if is_asgi_app(app) else "wsgi"
         else:
-            problem = interface_mismatch(self.app, interface)
+            problem = interface_mismatch(app, interface)
             if problem:
-                raise ValueError(f"cannot serve {self.app!r}: {problem} (interface={interface!r})")
+                raise ValueError(f"cannot serve {app!r}: {problem} (interface={interface!r})")
         self.interface = interface
         if interface == "asgi":
             from unicorn_aio.asgi.handler import ASGIHandler
-            return ASGIHandler(self.app, self)
+            return ASGIHandler(app, cfg, log=self.log, loop=loop, headers=self.server_headers,
+                               is_ssl=self.is_ssl, body_timeout=self.options.body_timeout)
         from unicorn_aio.wsgi.handler import WSGIHandler
-        return WSGIHandler(self.app, self)
+        return WSGIHandler(app, cfg, log=self.log, pool=pool, headers=self.server_headers,
+                           is_ssl=self.is_ssl, body_timeout=self.options.body_timeout,
+                           worker=self.worker)
 
-    def _ssl_context(self):
+    def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.is_ssl:
             return None
         from unicorn_aio.tls import ssl_context
@@ -140,6 +156,7 @@ class Server:
         """Serve until cancelled or until ``shutdown()``; shuts down gracefully either way."""
         try:
             await self.start()
+            assert self._stopped is not None  # made by start()
             await self._stopped
         finally:
             await asyncio.shield(self.shutdown())
@@ -149,12 +166,13 @@ class Server:
     async def _listen(self) -> None:
         if self._accepting:
             return
+        assert self._new_connection is not None and self.sockets is not None  # start()
         self._accepting = True
         for sock in self.sockets:
             # A dup per asyncio server: closing it to pause accepting leaves the real listening
             # socket, and its kernel queue, open for the sibling workers.
             listener = await self.loop.create_server(
-                lambda: HttpProtocol(self), sock=sock.dup(), backlog=self.cfg.backlog,
+                self._new_connection, sock=sock.dup(), backlog=self.cfg.backlog,
                 ssl=self.ssl_context, start_serving=True)
             self._listeners.append(listener)
 
@@ -172,39 +190,41 @@ class Server:
             self._listen_task = self.loop.create_task(self._listen())
             self._listen_task.add_done_callback(self._listen_done)
 
-    def _listen_done(self, task: asyncio.Task) -> None:
+    def _listen_done(self, task: asyncio.Task[None]) -> None:
         self._listen_task = None
         if not task.cancelled() and task.exception() is not None:
             self.log.error("cannot resume accepting: %s", task.exception())
 
-    def drain(self) -> None:
+    def hand_off(self) -> None:
         """This worker is on its way out and siblings serve: stop accepting for good, and close
-        each connection after the response it is on, so clients come back to a sibling."""
+        each HTTP connection after the response it is on, so its clients come back to a
+        sibling (the master's HAND_OFF)."""
         self.shutting_down = True
         self.pause_accepting()
-        for protocol in list(self.connections):
-            if isinstance(protocol, HttpProtocol):
-                protocol.shutdown()
+        for conn in list(self.connections):
+            if isinstance(conn, HttpProtocol):
+                conn.shutdown()
 
     def _update_accepting(self) -> None:
         """Stop accepting while full, so the kernel hands new connections to idle siblings."""
         full = self.max_connections and len(self.connections) >= self.max_connections
-        busy = self._busy_aware and self.pool.in_flight >= self.pool.size
+        pool = self.pool
+        busy = self._busy_aware and pool is not None and pool.in_flight >= pool.size
         if self._accepting:
             if full or busy:
                 self.pause_accepting()
         elif not full and not busy:
             self.resume_accepting()
 
-    # -- connection bookkeeping (called by HttpProtocol) ------------------------------------
+    # -- connection bookkeeping (ConnectionHost: called by the connections) -----------------
 
-    def connection_made(self, protocol: HttpProtocol) -> None:
-        self.connections.add(protocol)
+    def connection_made(self, conn: TrackedConnection) -> None:
+        self.connections.add(conn)
         if self.max_connections and len(self.connections) >= self.max_connections:
             self._update_accepting()
 
-    def connection_lost(self, protocol: HttpProtocol) -> None:
-        self.connections.discard(protocol)
+    def connection_lost(self, conn: TrackedConnection) -> None:
+        self.connections.discard(conn)
         if not self._accepting:
             self._update_accepting()
 
@@ -217,20 +237,20 @@ class Server:
 
     def _tick(self) -> None:
         # Next sweep first: a failure below must not stop the timeouts for the worker's life.
-        self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._tick)
-        self.date_and_server = (f"Date: {http_date()}\r\n"
-                                f"Server: {self.software}\r\n\r\n")
-        now = self.loop.time()
+        loop = self.loop
+        self._sweeper = loop.call_later(SWEEP_INTERVAL, self._tick)
+        self.server_headers.refresh()
+        now = loop.time()
         expired = []
-        for protocol in self.connections:
-            if protocol.deadline <= now:
-                expired.append(protocol)
-            elif protocol.quiet:
-                protocol.shed()
+        for conn in self.connections:
+            if conn.deadline <= now:
+                expired.append(conn)
+            elif conn.quiet:
+                conn.shed()
             else:
-                protocol.quiet = True  # until its next byte
-        for protocol in expired:
-            protocol.on_timeout()
+                conn.quiet = True  # until its next byte
+        for conn in expired:
+            conn.on_timeout()
 
     # -- stop -------------------------------------------------------------------------------
 
@@ -242,8 +262,9 @@ class Server:
     async def shutdown(self, timeout: float | None = None) -> None:
         """Stop accepting, let in-flight requests finish (up to ``graceful_timeout``), close."""
         self.stop()
-        if self.loop is None:
-            return
+        loop = self._loop
+        if loop is None:
+            return  # never started
         if timeout is None:
             timeout = self.cfg.graceful_timeout
         self.shutting_down = True
@@ -251,7 +272,7 @@ class Server:
         if self._listen_task is not None:
             self._listen_task.cancel()
         if self.close_listeners and self.sockets:
-            await self._drain_backlog()
+            await self._accept_backlog()
             for sock in self.sockets:
                 sock.close()
             # Ours are bound again by a later start(); given ones are gone for good.
@@ -262,31 +283,33 @@ class Server:
         # just before we stopped register, or they would look like nothing and die with us.
         for _ in range(2):
             await asyncio.sleep(0)
-        for protocol in list(self.connections):
-            protocol.shutdown()
-        deadline = self.loop.time() + timeout
-        while self.connections and self.loop.time() < deadline:
+        for conn in list(self.connections):
+            conn.shutdown()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        for protocol in list(self.connections):
-            if protocol.transport is not None:
-                protocol.transport.abort()
+        for conn in list(self.connections):
+            conn.transport.abort()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
         if self.pool is not None:
             self.pool.shutdown(wait=False)
-        if self.interface == "asgi" and self.handler is not None:
-            await self.handler.shutdown()  # leftover app tasks, then lifespan shutdown
+        if self.handler is not None:
+            await self.handler.shutdown()  # ASGI: leftover app tasks, then lifespan shutdown
         # App threads still running past the grace period log on their own from here on.
         self.log.batch_access_lines(None)
 
-    async def _drain_backlog(self) -> None:
+    async def _accept_backlog(self) -> None:
         """Take the connections the kernel already completed, before closing the listeners.
 
         Their clients have sent (or are sending) requests; closing a listener with a
         non-empty accept queue resets them all.  Once every process has closed its copy,
         new clients get a clean 'connection refused' instead.
         """
+        new_connection = self._new_connection
+        if new_connection is None or self.sockets is None:
+            return  # start() failed before there was a handler to serve them
         for sock in self.sockets:
             while True:
                 try:
@@ -295,24 +318,12 @@ class Server:
                     break
                 try:
                     await self.loop.connect_accepted_socket(
-                        lambda: HttpProtocol(self), conn, ssl=self.ssl_context)
+                        new_connection, conn, ssl=self.ssl_context)
                 except OSError:
                     conn.close()
 
 
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def http_date(now: float | None = None) -> str:
-    """RFC 9110 5.6.7 IMF-fixdate; by hand because email.utils costs 600 KB per worker and
-    strftime's names follow the locale."""
-    t = time.gmtime(now)
-    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
-
-
-async def serve(app, bind="127.0.0.1:8000", **settings) -> None:
+async def serve(app: object, bind: str | list[str] = "127.0.0.1:8000", **settings: Any) -> None:
     """Serve ``app`` (WSGI or ASGI) on the running loop until cancelled; ``bind`` is one or a
     list."""
     if settings.get("workers", 1) != 1:

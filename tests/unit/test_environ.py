@@ -1,6 +1,7 @@
 """The WSGI environ (wsgi/environ.py) for given request bytes, built by the real classes: the
-bytes go over a real 127.0.0.1 socket into an ``HttpProtocol`` of a ``Server`` that is never
-started, and each parsed request's environ is built by a ``WSGICycle`` - no app runs.
+bytes go over a real 127.0.0.1 socket into an ``HttpProtocol`` (with no ``Server``: a stand-in
+host keeps its connections), and each parsed request's environ is built by a ``WSGICycle`` - no
+app runs.
 
 Trusted-proxy keys are left to the forwarded tests: what they read is moving.
 """
@@ -8,11 +9,14 @@ Trusted-proxy keys are left to the forwarded tests: what they read is moving.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import pytest
 
+from unicorn_aio.config.config import Config
+from unicorn_aio.http.contract import HttpOptions, ServerHeaders
 from unicorn_aio.http.protocol import HttpProtocol
-from unicorn_aio.server import Server
+from unicorn_aio.log import logger_for
 from unicorn_aio.wsgi.handler import WSGICycle, WSGIHandler
 from unicorn_aio.wsgi.threadpool import ThreadPool
 
@@ -21,12 +25,33 @@ def app(environ, start_response):  # never called: the environ is built, the app
     raise AssertionError("the app is not run here")
 
 
+class Host:
+    """The connections' host (http/contract.ConnectionHost) where no Server runs."""
+
+    shutting_down = False
+
+    def __init__(self, loop, log) -> None:
+        self.loop, self.log = loop, log
+
+    def connection_made(self, conn) -> None:
+        pass
+
+    def connection_lost(self, conn) -> None:
+        pass
+
+    def request_finished(self) -> None:
+        pass
+
+
 class EnvironOnly:
-    """The server's handler for these tests: builds each request's environ, as
+    """The connections' handler for these tests: builds each request's environ, as
     WSGIHandler.start's cycle would before calling the app, and hands it over."""
+
+    eof_is_disconnect = False
 
     def __init__(self, wsgi: WSGIHandler) -> None:
         self.wsgi = wsgi
+        self.loop_callback = wsgi.loop_callback
         self.environs: asyncio.Queue = asyncio.Queue()
 
     def start(self, protocol, req) -> None:
@@ -40,10 +65,15 @@ async def environ_for():
 
     async def build(raw: bytes, **settings):
         loop = asyncio.get_running_loop()
-        server = Server(app, **settings)
-        server.loop, server.pool = loop, ThreadPool(loop, server.cfg.threads)
-        handler = server.handler = EnvironOnly(WSGIHandler(app, server))
-        listener = await loop.create_server(lambda: HttpProtocol(server), "127.0.0.1", 0)
+        cfg = Config(**settings)
+        log = logger_for(cfg)
+        options = HttpOptions.from_config(cfg)
+        handler = EnvironOnly(WSGIHandler(
+            app, cfg, log=log, pool=ThreadPool(loop, cfg.threads),
+            headers=ServerHeaders("unicorn_aio/test"), is_ssl=cfg.is_ssl,
+            body_timeout=options.body_timeout))
+        listener = await loop.create_server(partial(HttpProtocol, Host(loop, log), handler, options),
+                                            "127.0.0.1", 0)
         listeners.append(listener)
         port = listener.sockets[0].getsockname()[1]
         _, writer = await asyncio.open_connection("127.0.0.1", port)

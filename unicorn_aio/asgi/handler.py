@@ -1,6 +1,7 @@
 """ASGI 3 on the worker's event loop: one task per request, no threads.
 
-``ASGIHandler.start`` is called on the loop when a request can run (see ``protocol.py``).  An
+``ASGIHandler.start`` is called on the loop when a request can run (see ``protocol.py``, and the
+contract between the two in ``contract.py``).  An
 HTTP request gets an ``HTTPCycle``: the app's ``receive`` hands it the body as the protocol
 feeds it (``RequestBody.watch`` wakes it), its ``send`` writes straight to the transport and
 waits while the transport has paused writing.  A WebSocket upgrade is handed to
@@ -14,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
 from urllib.parse import quote, unquote_to_bytes
 
 from unicorn_aio.asgi.lifespan import Lifespan
 from unicorn_aio.http.body import ClientDisconnected
+from unicorn_aio.http.contract import NEVER, Address, Connection, ServerHeaders, or_never
 from unicorn_aio.http.forwarded import url_scheme
 from unicorn_aio.http.response import (
     LAST_CHUNK,
@@ -31,10 +34,16 @@ from unicorn_aio.http.response import (
 from unicorn_aio.http.response import head as response_head
 from unicorn_aio.http.rules import PERCENT
 
+if TYPE_CHECKING:
+    from unicorn_aio.asgi.websocket import WebSocket
+    from unicorn_aio.config.config import Config
+    from unicorn_aio.http.protocol import Request
+    from unicorn_aio.log.logger import Logger
+
 # spec_version 2.4: send() raises an OSError once the client is gone, so apps (Starlette) need
 # not listen for http.disconnect while they stream.
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-EXTENSIONS = {"http.response.pathsend": {}}
+EXTENSIONS: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
 SENDFILE_CHUNK = 256 * 1024
 
 
@@ -42,7 +51,7 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 _HEADER_NAMES: dict[bytes, str] = {}  # apps send the same few names on every response
 
 
-def decode_headers(headers) -> list[tuple[str, str]]:
+def decode_headers(headers: Any) -> list[tuple[str, str]]:
     """ASGI's byte pairs as the str pairs ``response.app_headers`` checks."""
     names = _HEADER_NAMES
     try:
@@ -92,31 +101,39 @@ def mount_point(script_name: str) -> str:
 
 
 class ASGIHandler:
-    """Starts an ``HTTPCycle`` (or a WebSocket) for each request; holds the shared state."""
+    """Starts an ``HTTPCycle`` (or a WebSocket) for each request; holds the shared state.
+
+    The ``AppHandler`` of http/contract.py for ASGI apps."""
 
     # A client's FIN is its disconnect (see HttpProtocol.eof_received): async apps wait on
     # clients for a long time, and must be told when one is gone.
     eof_is_disconnect = True
 
-    def __init__(self, app, server) -> None:
+    def __init__(self, app: Callable[..., Any], cfg: Config, *, log: Logger,
+                 loop: asyncio.AbstractEventLoop, headers: ServerHeaders, is_ssl: bool,
+                 body_timeout: float) -> None:
         self.app = app
-        self.server = server
-        self.log = server.log
-        self.loop = server.loop
-        cfg = server.cfg
+        self.log = log
+        self.loop = loop
+        self.server_headers = headers
+        self.http_scheme, self.ws_scheme = ("https", "wss") if is_ssl else ("http", "ws")
+        self.body_timeout = body_timeout  # seconds receive() waits for body bytes; NEVER: none
         # root_path: --root-path or the SCRIPT_NAME variable, unless a trusted proxy sends one
         self.root_path = cfg.mount_point
         self.raw_root = encode_path(self.root_path)
-        self.lifespan = Lifespan(app, cfg.lifespan, server.log)
-        self.tasks: set[asyncio.Task] = set()  # strong references: the loop keeps weak ones
+        self.lifespan = Lifespan(app, cfg.lifespan, log)
+        # As ever for --graceful-timeout here, 0 lets the app's lifespan shutdown take its time.
+        self.lifespan_timeout = or_never(cfg.graceful_timeout)
+        # strong references: the loop keeps weak ones
+        self.tasks: set[asyncio.Task[None]] = set()
         self.websocket_max_size = cfg.websocket_max_size
-        self._ws_class = None
+        self._ws_class: type[WebSocket] | None = None
         self._ws_warned = False
 
     # -- lifespan (Server.start / Server.shutdown) ------------------------------------------
 
     @property
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         return self.lifespan.state
 
     async def startup(self) -> None:
@@ -129,30 +146,33 @@ class ASGIHandler:
             task.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=5)
-        await self.lifespan.shutdown(self.server.cfg.graceful_timeout or None)
+        await self.lifespan.shutdown(self.lifespan_timeout)
 
     # -- requests ---------------------------------------------------------------------------
 
-    def start(self, protocol, req) -> None:
+    def loop_callback(self, fn: Callable[[], None]) -> Callable[[], None]:
+        return fn  # the app reads the body on the loop itself
+
+    def start(self, conn: Connection, req: Request) -> None:
         if req.framing.upgrade and req.method == b"GET" and self._websocket_class(req):
             # The parser raises its upgrade signal only after this callback returns; the
             # bytes after the head are on ``req.upgrade`` by the time this runs.
-            self.loop.call_soon(self._start_websocket, protocol, req)
+            self.loop.call_soon(self._start_websocket, conn, req)
             return
-        self._start_http(protocol, req)
+        self._start_http(conn, req)
 
-    def _start_http(self, protocol, req) -> None:
-        cycle = HTTPCycle(self, protocol, req)
+    def _start_http(self, conn: Connection, req: Request) -> None:
+        cycle = HTTPCycle(self, conn, req)
         req.cycle = cycle
         self.spawn(cycle.run())
 
-    def spawn(self, coro) -> asyncio.Task:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self.loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
 
-    def _websocket_class(self, req):
+    def _websocket_class(self, req: Request) -> type[WebSocket] | None:
         if not any(n.lower() == b"upgrade" and v.strip().lower() == b"websocket"
                    for n, v in req.headers):
             return None
@@ -168,20 +188,18 @@ class ASGIHandler:
             self._ws_class = WebSocket
         return self._ws_class
 
-    def _start_websocket(self, protocol, req) -> None:
-        if not protocol.requests or protocol.requests[0] is not req:
+    def _start_websocket(self, conn: Connection, req: Request) -> None:
+        if not conn.answering(req):
             return  # the connection is gone
         if req.upgrade is None:  # the parser did not switch protocols after all
-            self._start_http(protocol, req)
+            self._start_http(conn, req)
             return
-        transport = protocol.detach(req)
-        ws = self._ws_class(self, protocol, req)
-        transport.set_protocol(ws)
-        ws.connection_made(transport)
+        assert self._ws_class is not None  # start() found it
+        conn.detach(req, self._ws_class(self, conn, req))
 
     # -- scope ------------------------------------------------------------------------------
 
-    def scope(self, kind: str, protocol, req, scheme: str) -> dict:
+    def scope(self, kind: str, protocol: Connection, req: Request, scheme: str) -> dict[str, Any]:
         raw_path, query = request_path(req.url)
         path = decode_path(raw_path)
         conn = protocol.app_state
@@ -220,7 +238,8 @@ class ASGIHandler:
             "state": self.lifespan.state.copy(),
         }
 
-    def _forwarded_path(self, fields: dict, path: str, raw_path: bytes) -> tuple:
+    def _forwarded_path(self, fields: dict[bytes, bytes], path: str,
+                        raw_path: bytes) -> tuple[str, str, bytes]:
         """A trusted proxy's SCRIPT_NAME and PATH_INFO headers (forwarder_headers), WSGI's halves
         of the path: -> (root_path, path, raw_path).  A forwarded PATH_INFO comes after the
         root_path, decoded, as WSGI's does."""
@@ -237,10 +256,9 @@ class ASGIHandler:
             raw_path = encode_path(path)
         return root, path, raw_path
 
-    def access_environ(self, protocol, req) -> dict:
+    def access_environ(self, peer: Address, req: Request) -> dict[str, Any]:
         """The WSGI-style environ the access logger reads."""
         raw_path, query = request_path(req.url)
-        peer = protocol.peername
         env = {
             "REQUEST_METHOD": req.method.decode("ascii"),
             "RAW_URI": req.url.decode("latin-1"),
@@ -250,28 +268,29 @@ class ASGIHandler:
             "REMOTE_ADDR": peer[0] if isinstance(peer, tuple) else "",
             "REMOTE_PORT": str(peer[1]) if isinstance(peer, tuple) else "",
         }
-        for name, value in req.headers:
+        for name, raw in req.headers:
             key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-            value = value.decode("latin-1")
+            value = raw.decode("latin-1")
             env[key] = env[key] + "," + value if key in env else value
         return env
 
 
 class HTTPCycle:
-    """One HTTP request's trip through an ASGI app, on the loop."""
+    """One HTTP request's trip through an ASGI app, on the loop; the ``RequestCycle`` of
+    http/contract.py."""
 
     __slots__ = ("handler", "protocol", "req", "transport", "status", "headers",
                  "content_length", "keep_alive", "chunked", "started", "head_sent", "complete",
-                 "failed", "lost", "paused", "sent", "body_done", "waiter", "drain",
+                 "failed", "lost", "paused", "sent", "body_done", "waiter", "writable",
                  "start_time", "bodyless", "own_headers")
 
-    def __init__(self, handler: ASGIHandler, protocol, req) -> None:
+    def __init__(self, handler: ASGIHandler, protocol: Connection, req: Request) -> None:
         self.handler = handler
         self.protocol = protocol
         self.req = req
         self.transport = protocol.transport
         self.status: str | None = None
-        self.headers: list = []
+        self.headers: list[tuple[str, str]] = []
         self.content_length: int | None = None
         self.own_headers: frozenset | None = None  # which of Date and Server the app set
         self.keep_alive = req.keep_alive
@@ -284,8 +303,10 @@ class HTTPCycle:
         self.paused = protocol.write_paused
         self.sent = 0
         self.body_done = False  # the last http.request message was handed out
-        self.waiter: asyncio.Future | None = None  # receive() waiting for body or disconnect
-        self.drain: asyncio.Future | None = None  # send() waiting for the transport
+        # receive() waiting for body or disconnect
+        self.waiter: asyncio.Future[None] | None = None
+        # send() waiting for the transport to take more (resume_writing)
+        self.writable: asyncio.Future[None] | None = None
         self.start_time = time.time() if handler.log.access_enabled else 0.0
         self.bodyless = False
         if not req.body.complete:
@@ -293,13 +314,14 @@ class HTTPCycle:
 
     async def run(self) -> None:
         handler = self.handler
-        scope = handler.scope("http", self.protocol, self.req,
-                              "https" if handler.server.is_ssl else "http")
+        scope = handler.scope("http", self.protocol, self.req, handler.http_scheme)
         scope["extensions"] = EXTENSIONS
         try:
             await handler.app(scope, self.receive, self.send)
         except asyncio.CancelledError as exc:
-            if asyncio.current_task().cancelling():
+            task = asyncio.current_task()
+            assert task is not None  # run() is the request's task
+            if task.cancelling():
                 raise  # we cancelled it (shutdown, client gone): not the app's error
             # The app's own (an anyio cancel scope leaking out, say): answer, do not hang.
             self._on_error(RuntimeError(f"the ASGI app raised CancelledError: {exc}"))
@@ -331,7 +353,7 @@ class HTTPCycle:
             if self.lost:
                 break
             body.want_more()
-            if not await self._wait(self.handler.server.body_timeout):
+            if not await self._wait(self.handler.body_timeout):
                 self.handler.log.info("request body from %s stalled; closing",
                                       self.protocol.peername)
                 self.keep_alive = False
@@ -340,14 +362,14 @@ class HTTPCycle:
                 break
         # The whole body was handed out: what remains to report is the end of the exchange.
         while not self.lost and not self.complete:
-            await self._wait(None)
+            await self._wait(NEVER)
         return {"type": "http.disconnect"}
 
-    async def _wait(self, timeout) -> bool:
+    async def _wait(self, timeout: float) -> bool:
         """Until _wake (body progress, response complete, disconnect); False on timeout."""
         waiter = self.waiter = self.handler.loop.create_future()
         try:
-            if timeout is None or timeout == float("inf"):
+            if timeout == NEVER:
                 await waiter
             else:
                 await asyncio.wait_for(waiter, timeout)
@@ -377,7 +399,7 @@ class HTTPCycle:
             self._write(message.get("body", b""), more)
             if more:
                 if self.paused:
-                    await self._drain()
+                    await self._until_writable()
             else:
                 self._finish()
         elif kind == "http.response.start":
@@ -404,16 +426,18 @@ class HTTPCycle:
     def _write(self, data: bytes, more: bool) -> None:
         head = b""
         if not self.head_sent:
-            if not more and self.content_length is None and not self.status.startswith(
+            status = self.status
+            assert status is not None  # send() takes a body only after http.response.start
+            if not more and self.content_length is None and not status.startswith(
                     NO_BODY_STATUS) and (data or self.req.method != b"HEAD"):
                 # The whole body is in this one message: a length beats chunked framing (and
                 # a HEAD answer shows the length its GET would have).
                 self.content_length = len(data)
                 self.headers.append(("content-length", str(len(data))))
             head, self.chunked, self.keep_alive = response_head(
-                self.req, self.status, self.headers, self.content_length,
+                self.req, status, self.headers, self.content_length,
                 self.keep_alive and not self.protocol.closing,
-                self.handler.server.date_and_server, self.own_headers)
+                self.handler.server_headers.lines, self.own_headers)
             self.head_sent = True
         if self.bodyless:
             if head:
@@ -451,17 +475,17 @@ class HTTPCycle:
                     if self.lost:
                         raise ClientDisconnected("client disconnected")
                     if self.paused:
-                        await self._drain()
+                        await self._until_writable()
         self._write(b"", False)
         self._finish()
 
-    async def _drain(self) -> None:
+    async def _until_writable(self) -> None:
         while self.paused and not self.lost:
-            self.drain = self.handler.loop.create_future()
+            self.writable = self.handler.loop.create_future()
             try:
-                await self.drain
+                await self.writable
             finally:
-                self.drain = None
+                self.writable = None
         if self.lost:
             raise ClientDisconnected("client disconnected")
 
@@ -476,7 +500,7 @@ class HTTPCycle:
         self.req.body.unwatch()
         self.protocol.finish_request(self.req, self.keep_alive)
 
-    def _on_error(self, exc: Exception) -> None:
+    def _on_error(self, exc: BaseException) -> None:
         if self.lost:
             return  # the client left: not a server error
         self.handler.log.error("Exception in ASGI application for %s",
@@ -502,7 +526,7 @@ class HTTPCycle:
         log = self.handler.log
         if log.access_enabled and self.status is not None:
             try:
-                environ = self.handler.access_environ(self.protocol, self.req)
+                environ = self.handler.access_environ(self.protocol.peername, self.req)
                 log.access(environ, self.status, self.headers, self.sent,
                            time.time() - self.start_time)
             except Exception:
@@ -515,9 +539,9 @@ class HTTPCycle:
 
     def resume_writing(self) -> None:
         self.paused = False
-        drain = self.drain
-        if drain is not None and not drain.done():
-            drain.set_result(None)
+        writable = self.writable
+        if writable is not None and not writable.done():
+            writable.set_result(None)
 
     def connection_lost(self) -> None:
         self.lost = True

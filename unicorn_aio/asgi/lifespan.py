@@ -12,6 +12,12 @@ error; ``off`` never calls the app with a lifespan scope.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, Any, Callable
+
+from unicorn_aio.http.contract import NEVER
+
+if TYPE_CHECKING:
+    from unicorn_aio.log.logger import Logger
 
 SCOPE_ASGI = {"version": "3.0", "spec_version": "2.0"}
 
@@ -21,15 +27,16 @@ class LifespanFailure(Exception):
 
 
 class Lifespan:
-    def __init__(self, app, mode: str, log) -> None:
+    def __init__(self, app: Callable[..., Any], mode: str, log: Logger) -> None:
         self.app = app
         self.mode = mode
         self.log = log
-        self.state: dict = {}
+        self.state: dict[str, Any] = {}
         self.started = False  # startup completed: shutdown is owed
-        self._task: asyncio.Task | None = None
-        self._inbox: asyncio.Queue | None = None
-        self._answer: asyncio.Future | None = None  # the app's reply to the current event
+        self._task: asyncio.Task[None] | None = None
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # the app's reply to the current event: (message type, its "message")
+        self._answer: asyncio.Future[tuple[str, str]] | None = None
         self._error: BaseException | None = None
         self._phase = "startup"
 
@@ -38,12 +45,12 @@ class Lifespan:
             return
         loop = asyncio.get_running_loop()
         self._inbox = asyncio.Queue()
-        self._answer = loop.create_future()
+        self._answer = answer = loop.create_future()
         self._inbox.put_nowait({"type": "lifespan.startup"})
         self._task = loop.create_task(self._main())
-        await asyncio.wait([self._task, self._answer], return_when=asyncio.FIRST_COMPLETED)
-        if self._answer.done():
-            kind, message = self._answer.result()
+        await asyncio.wait([self._task, answer], return_when=asyncio.FIRST_COMPLETED)
+        if answer.done():
+            kind, message = answer.result()
             if kind == "lifespan.startup.failed":
                 raise LifespanFailure(f"ASGI lifespan startup failed: {message or 'no message'}")
             self.started = True
@@ -56,27 +63,28 @@ class Lifespan:
             raise LifespanFailure("ASGI lifespan startup failed: the app returned without "
                                   "answering lifespan.startup (--lifespan on requires it)")
 
-    async def shutdown(self, timeout: float | None = None) -> None:
-        if not self.started:
+    async def shutdown(self, timeout: float = NEVER) -> None:
+        task = self._task
+        if not self.started or task is None:
             return
         self.started = False
-        if self._task.done():
+        if task.done():
             return
         self._phase = "shutdown"
-        self._answer = asyncio.get_running_loop().create_future()
+        self._answer = answer = asyncio.get_running_loop().create_future()
         self._inbox.put_nowait({"type": "lifespan.shutdown"})
-        done, _ = await asyncio.wait([self._task, self._answer], timeout=timeout,
+        done, _ = await asyncio.wait([task, answer], timeout=timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
-        if self._answer.done():
-            kind, message = self._answer.result()
+        if answer.done():
+            kind, message = answer.result()
             if kind == "lifespan.shutdown.failed":
                 self.log.error("ASGI lifespan shutdown failed: %s", message or "no message")
         elif not done:
             self.log.error("ASGI lifespan shutdown did not finish within %gs", timeout)
-        if not self._task.done():
+        if not task.done():
             # The app answered and may still be awaiting receive(): it has nothing more to do.
-            self._task.cancel()
-            await asyncio.wait([self._task], timeout=1)
+            task.cancel()
+            await asyncio.wait([task], timeout=1)
 
     async def _main(self) -> None:
         scope = {"type": "lifespan", "asgi": SCOPE_ASGI, "state": self.state}
@@ -94,10 +102,10 @@ class Lifespan:
             else:
                 self.log.error("Exception in the ASGI lifespan protocol", exc_info=exc)
 
-    async def _receive(self) -> dict:
+    async def _receive(self) -> dict[str, Any]:
         return await self._inbox.get()
 
-    async def _send(self, message: dict) -> None:
+    async def _send(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind not in (f"lifespan.{self._phase}.complete", f"lifespan.{self._phase}.failed") or self._answer is None or self._answer.done():
             raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")

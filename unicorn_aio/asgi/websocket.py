@@ -1,9 +1,10 @@
 """A WebSocket connection (RFC 6455) running an ASGI ``websocket`` scope, on wsproto.
 
-The HTTP protocol parses the upgrade request and hands the transport over
-(``HttpProtocol.detach`` + ``transport.set_protocol``); from then on this object is the
-transport's protocol.  wsproto does the framing; here live the ASGI events, the message size
-limit, flow control both ways and the close handshake.  Needs the optional ``wsproto`` package
+The HTTP protocol parses the upgrade request and hands the connection over
+(``HttpProtocol.detach``); from then on this object is the transport's protocol, and the server
+keeps it among its connections like any other (``TrackedConnection`` in http/contract.py).
+wsproto does the framing; here live the ASGI events, the message size limit, flow control both
+ways and the close handshake.  Needs the optional ``wsproto`` package
 (``pip install 'unicorn_aio[asgi]'``).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from typing import TYPE_CHECKING, Any, cast
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
@@ -28,7 +30,11 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from unicorn_aio.http.body import ClientDisconnected
-from unicorn_aio.http.protocol import NEVER
+from unicorn_aio.http.contract import NEVER, Connection
+
+if TYPE_CHECKING:
+    from unicorn_aio.asgi.handler import ASGIHandler
+    from unicorn_aio.http.protocol import Request as HttpRequest
 
 CLOSE_TIMEOUT = 5.0  # seconds the peer has to answer our close frame (RFC 6455 7.1.1)
 INBOX_HIGH = 64  # received messages the app has not taken yet: stop reading past this
@@ -42,22 +48,23 @@ class WebSocket(asyncio.Protocol):
     def shed(self) -> None:
         pass
 
-    def __init__(self, handler, http_protocol, req) -> None:
+    transport: asyncio.Transport  # set by connection_made, before anything reads it
+
+    def __init__(self, handler: ASGIHandler, http_protocol: Connection, req: HttpRequest) -> None:
         self.handler = handler
-        self.server = handler.server
+        self.host = http_protocol.host  # the server, which keeps us among its connections
         self.loop = handler.loop
         self.req = req
         self.peername = http_protocol.peername
-        self.scope = handler.scope("websocket", http_protocol, req,
-                                   "wss" if self.server.is_ssl else "ws")
-        self.transport: asyncio.Transport | None = None
+        self.scope = handler.scope("websocket", http_protocol, req, handler.ws_scheme)
         self.conn = WSConnection(ConnectionType.SERVER)
         self.max_size = handler.websocket_max_size
         self.deadline = NEVER  # the server's sweep: only a pending close handshake expires
-        self.inbox: collections.deque[dict] = collections.deque()
-        self.waiter: asyncio.Future | None = None
-        self.drain: asyncio.Future | None = None
-        self.fragments: list = []
+        self.inbox: collections.deque[dict[str, Any]] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+        # send() waiting for the transport to take more (resume_writing)
+        self.writable: asyncio.Future[None] | None = None
+        self.fragments: list[Any] = []  # one message's: all str (text) or all bytes
         self.fragment_size = 0
         self.handshake_done = False  # accepted or rejected
         self.accepted = False
@@ -70,17 +77,18 @@ class WebSocket(asyncio.Protocol):
 
     # -- asyncio callbacks ------------------------------------------------------------------
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        self.server.connection_made(self)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream protocol is always given a full Transport.
+        self.transport = cast(asyncio.Transport, transport)
+        self.host.connection_made(self)
         try:
             self.conn.initiate_upgrade_connection(self.req.headers, self.req.url)
             request = next(e for e in self.conn.events() if isinstance(e, Request))
         except (RemoteProtocolError, StopIteration) as exc:
             self.handler.log.debug("bad WebSocket handshake from %s: %s", self.peername, exc)
-            transport.write(self.conn.send(RejectConnection(status_code=400))
-                            if self.conn.state is ConnectionState.CONNECTING else b"")
-            transport.close()
+            self.transport.write(self.conn.send(RejectConnection(status_code=400))
+                                 if self.conn.state is ConnectionState.CONNECTING else b"")
+            self.transport.close()
             return
         self.scope["subprotocols"] = request.subprotocols
         self.scope["extensions"] = {}
@@ -88,8 +96,8 @@ class WebSocket(asyncio.Protocol):
         self.inbox.append({"type": "websocket.connect"})
         self.handler.spawn(self.run())
 
-    def connection_lost(self, exc) -> None:
-        self.server.connection_lost(self)
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.host.connection_lost(self)
         self._disconnected(1006 if not self.close_sent else 1000)
         self.resume_writing()
 
@@ -101,7 +109,7 @@ class WebSocket(asyncio.Protocol):
             return
         self._handle_events()
 
-    def eof_received(self):
+    def eof_received(self) -> bool:
         try:
             self.conn.receive_data(None)
         except RemoteProtocolError:
@@ -114,15 +122,14 @@ class WebSocket(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        drain = self.drain
-        if drain is not None and not drain.done():
-            drain.set_result(None)
+        writable = self.writable
+        if writable is not None and not writable.done():
+            writable.set_result(None)
 
     def on_timeout(self) -> None:
         """The peer never answered our close frame."""
         self.deadline = NEVER
-        if self.transport is not None:
-            self.transport.close()
+        self.transport.close()
 
     def shutdown(self) -> None:
         """Graceful stop: 1001 Going Away (RFC 6455 7.4.1) to an open connection."""
@@ -171,7 +178,7 @@ class WebSocket(asyncio.Protocol):
             self.read_paused = True
             self.transport.pause_reading()
 
-    def _disconnected(self, code: int, reason: str = "") -> None:
+    def _disconnected(self, code: int, reason: str | None = "") -> None:
         if not self.closed:
             self.closed = True
             self.inbox.append({"type": "websocket.disconnect", "code": code,
@@ -183,7 +190,7 @@ class WebSocket(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _fail(self, hint, code: int) -> None:
+    def _fail(self, hint: object, code: int) -> None:
         self.handler.log.debug("WebSocket protocol error from %s", self.peername)
         if self.handshake_done:
             self._send_close(code, "protocol error")
@@ -250,7 +257,7 @@ class WebSocket(asyncio.Protocol):
             else:
                 raise RuntimeError("websocket.send needs 'text' or 'bytes'")
             if self.write_paused:
-                await self._drain()
+                await self._until_writable()
         elif kind == "websocket.close":
             self._send_close(message.get("code") or 1000, message.get("reason") or "")
         else:
@@ -307,13 +314,13 @@ class WebSocket(asyncio.Protocol):
         if data and not self.transport.is_closing():
             self.transport.write(data)
 
-    async def _drain(self) -> None:
+    async def _until_writable(self) -> None:
         while self.write_paused and not self.transport.is_closing():
-            self.drain = self.loop.create_future()
+            self.writable = self.loop.create_future()
             try:
-                await self.drain
+                await self.writable
             finally:
-                self.drain = None
+                self.writable = None
         if self.transport.is_closing():
             raise ClientDisconnected("the WebSocket is closed")
 
@@ -322,7 +329,7 @@ class WebSocket(asyncio.Protocol):
         if log.access_enabled:
             try:
                 from unicorn_aio.http.response import status_line
-                log.access(self.handler.access_environ(self, self.req), status_line(status), [],
-                           0, 0.0)
+                log.access(self.handler.access_environ(self.peername, self.req),
+                           status_line(status), [], 0, 0.0)
             except Exception:
                 log.exception("Error writing the access log")

@@ -2,10 +2,10 @@
 
 The protocol owns the socket; it knows nothing of WSGI or ASGI.  Each parsed request becomes a
 ``Request`` queued in ``requests``; the head of the queue is handed to the app handler
-(``server.handler.start``) once it can run without waiting on the client - when its body is in,
-or when the body is too large to buffer and must stream.  The handler answers through
-``transport`` and calls ``finish_request`` when done, which starts the next pipelined request:
-responses leave strictly in request order.
+(``handler.start``) once it can run without waiting on the client - when its body is in, or when
+the body is too large to buffer and must stream.  The handler answers through ``transport`` and
+calls ``finish_request`` when done, which starts the next pipelined request: responses leave
+strictly in request order.  What each side may ask of the other is written down in contract.py.
 
 httptools' callbacks below only record what the parser saw; they never run application code.
 """
@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any, cast
 
 import httptools
 
 from unicorn_aio.http.body import ClientDisconnected, RequestBody
+from unicorn_aio.http.contract import (
+    NEVER,
+    Address,
+    AppHandler,
+    ConnectionHost,
+    HttpOptions,
+    RequestCycle,
+)
 from unicorn_aio.http.forwarded import Verdict
 from unicorn_aio.http.proxy_protocol import HeaderReader
 from unicorn_aio.http.response import error_response
@@ -31,13 +40,9 @@ from unicorn_aio.http.rules import (
     is_token,
 )
 
-if TYPE_CHECKING:
-    from unicorn_aio.server import Server
-
 # Past this many parsed-but-unanswered requests, stop reading: a client may pipeline, but not
 # make us hold an unbounded queue of its requests.
 MAX_PIPELINE = 16
-NEVER = float("inf")
 LINGER_SECONDS = 2.0
 # At a graceful stop an idle keep-alive connection stays this long, no longer: time for a request
 # already on the wire to land and be answered, not the whole --keep-alive (nginx's idle upstream
@@ -61,44 +66,39 @@ class Request:
         self.headers: list[tuple[bytes, bytes]] = []
         self.body = RequestBody()
         self.dispatched = False
-        self.cycle = None  # the handler's per-request object, for flow control and disconnects
+        # the handler's per-request object, for flow control and disconnects
+        self.cycle: RequestCycle | None = None
         self.start = start
         self.trailers = 0
         self.upgrade: bytes | None = None  # after a protocol upgrade: the bytes that followed
         self.proxied: Verdict | None = None  # what a trusted proxy said of it (forwarded.py)
 
 
-def request_limits(cfg) -> tuple[int, int, int, int, int]:
-    """(line, fields, field size, whole head, raw request-line window) in bytes, from gunicorn's
-    limit_request_* settings (0 = unlimited); computed once per server, read per connection."""
-    line, fields, field_size = (cfg.limit_request_line, cfg.limit_request_fields,
-                                cfg.limit_request_field_size)
-    # The largest legal head: a request line plus every field at its limit.
-    head = (line or 65536) + 2 + (fields or 32768) * ((field_size or 65536) + 2) + 2
-    return line, fields, field_size, head, (line or 65536) + 64
-
-
 class HttpProtocol(asyncio.Protocol):
     # One of these lives for every open connection, idle keep-alive ones included: slots keep
     # it to a few hundred bytes where an instance dict would take over a kilobyte.
-    __slots__ = ("server", "loop", "limit_line", "limit_fields", "limit_field_size", "limit_head",
-                 "limit_window", "parser", "transport", "peername", "requests",
+    __slots__ = ("host", "handler", "options", "loop", "limit_line", "limit_fields",
+                 "limit_field_size", "limit_head", "limit_window", "parser", "transport",
+                 "peername", "requests",
                  "current", "in_head", "head_bytes", "deadline", "read_paused", "write_paused",
                  "closing", "pending_error", "lingering", "client_eof", "at_boundary",
                  "line_at_start", "line_window", "feeding", "app_state", "proxy_header",
                  "quiet", "body_after_upgrade")
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.loop = server.loop
+    transport: asyncio.Transport  # set by connection_made, before anything reads it
+
+    def __init__(self, host: ConnectionHost, handler: AppHandler, options: HttpOptions) -> None:
+        self.host = host
+        self.handler = handler
+        self.options = options
+        self.loop = host.loop
         (self.limit_line, self.limit_fields, self.limit_field_size, self.limit_head,
-         self.limit_window) = server.limits
+         self.limit_window) = options.limits
         # None while the connection idles: see shed.
         self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self.quiet = False  # no byte since the server's last sweep (it sets this, data clears it)
-        self.transport: asyncio.Transport | None = None
         # (host, port, ...) for TCP, a path or "" for a unix socket; PROXY header's client
-        self.peername: tuple[Any, ...] | str | None = None
+        self.peername: Address = None
         # A list, not a deque: it holds one request or none nearly always, and an empty deque
         # costs 600 bytes on every idle connection.
         self.requests: list[Request] = []
@@ -108,7 +108,7 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = NEVER
         self.read_paused = False
         self.write_paused = False
-        self.closing = server.shutting_down  # answer what is in flight, then close
+        self.closing = host.shutting_down  # answer what is in flight, then close
         self.pending_error: bytes | None = None
         self.lingering = False
         self.client_eof = False  # the client half-closed: answer what it sent, then close
@@ -119,31 +119,33 @@ class HttpProtocol(asyncio.Protocol):
         self.line_at_start = False
         self.line_window: bytes | None = None
         self.feeding = b""
-        self.app_state = None  # the app handler's per-connection cache (e.g. base environ)
+        self.app_state: Any = None  # the app handler's per-connection cache (e.g. base environ)
         self.body_after_upgrade = False  # see _parse_body_after_upgrade
         # --proxy-protocol: reads the PROXY header (and sets peername) before any HTTP byte.
-        self.proxy_header = None if server.proxy_allow is None else HeaderReader(server.proxy_allow)
+        self.proxy_header = (None if options.proxy_allow is None
+                             else HeaderReader(options.proxy_allow))
 
     # -- asyncio callbacks ------------------------------------------------------------------
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream protocol is always given a full Transport.
+        self.transport = transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if type(peer) is tuple and len(peer) == 2:
             # Behind a proxy every connection comes from the same host: one string for all.
             peer = (sys.intern(peer[0]), peer[1])
         self.peername = peer
-        self.deadline = self.loop.time() + self.server.header_timeout
-        self.server.connection_made(self)
+        self.deadline = self.loop.time() + self.options.header_timeout
+        self.host.connection_made(self)
 
     @property
-    def sockname(self):
+    def sockname(self) -> Address:
         """The local address, asked of the socket when a request needs it rather than kept:
         146 bytes of every idle connection, the same for all connections to one address."""
         return self.transport.get_extra_info("sockname")
 
-    def connection_lost(self, exc) -> None:
-        self.server.connection_lost(self)
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.host.connection_lost(self)
         self.parser = None  # it refers back to us: without this, only the collector frees us
         self.deadline = NEVER
         gone = ClientDisconnected("client disconnected")
@@ -180,7 +182,7 @@ class HttpProtocol(asyncio.Protocol):
             if isinstance(exc.__context__, Reject):
                 self._reject(exc.__context__.status, exc.__context__.reason)
             else:
-                self.server.log.exception("internal error while parsing a request")
+                self.host.log.exception("internal error while parsing a request")
                 self._reject(500, "")
         except httptools.HttpParserInvalidMethodError:
             # llhttp knows a fixed list of methods: a well-formed one it lacks is ours to not
@@ -201,7 +203,7 @@ class HttpProtocol(asyncio.Protocol):
                 if self.head_bytes > self.limit_head:
                     self._reject(431, "request header block too large")
 
-    def eof_received(self):
+    def eof_received(self) -> bool:
         if self.lingering:
             return False  # the client has finished too: close now
         self.client_eof = True
@@ -217,7 +219,7 @@ class HttpProtocol(asyncio.Protocol):
         # A client that half-closes after its request still wants the answer (RFC 9112 9.6) -
         # unless the handler takes the end of input for the client leaving: an ASGI long-poll
         # must learn that its client is gone (uvicorn does the same).
-        return bool(self.requests) and not getattr(self.server.handler, "eof_is_disconnect", False)
+        return bool(self.requests) and not self.handler.eof_is_disconnect
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -239,16 +241,21 @@ class HttpProtocol(asyncio.Protocol):
         self.in_head = True
         self.head_bytes = 0
         if not self.requests:
-            self.deadline = now + self.server.header_timeout
+            self.deadline = now + self.options.header_timeout
+
+    # From on_message_begin to on_message_complete the parser fills in ``current``: the
+    # callbacks between them assert it, for the type checker.
 
     def on_url(self, url: bytes) -> None:
         req = self.current
+        assert req is not None
         req.url += url
         if self.limit_line and len(req.url) > self.limit_line:
             raise Reject(414, f"request line longer than {self.limit_line} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         req = self.current
+        assert req is not None
         if self.line_window is not None:
             self._check_request_line(req)
         if self.in_head:
@@ -267,32 +274,32 @@ class HttpProtocol(asyncio.Protocol):
                          + name[:64].decode("latin-1"))
 
     def on_headers_complete(self) -> None:
-        req = self.current
+        req, parser = self.current, self.parser
+        assert req is not None and parser is not None
         self.in_head = False
-        parser = self.parser
         req.method = parser.get_method()
         req.version = parser.get_http_version()
         if self.line_window is not None:
             self._check_request_line(req)
         check_version(req.version)
         check_request_target(req.method, req.url)
-        server = self.server
-        req.framing, req.headers = check_headers(req.headers, req.version, server.header_map,
-                                                 server.forwarder_headers)
-        if server.proxy_headers.enabled:
-            req.headers, req.proxied = server.proxy_headers.read(req.headers, self.peername)
+        options = self.options
+        req.framing, req.headers = check_headers(req.headers, req.version, options.header_map,
+                                                 options.forwarder_headers)
+        if options.proxy_headers.enabled:
+            req.headers, req.proxied = options.proxy_headers.read(req.headers, self.peername)
         if req.framing.upgrade and (req.framing.chunked or req.framing.content_length):
             # We switch protocols for none of these (h2c is what curl --http2 -d sends), so it
             # is an ordinary request - whose body llhttp takes for the new protocol's bytes.
             req.framing.upgrade = False
             self.body_after_upgrade = True
-        req.keep_alive = (parser.should_keep_alive() and self.server.keepalive > 0
+        req.keep_alive = (parser.should_keep_alive() and options.keepalive > 0
                           and not req.framing.upgrade)
         self.requests.append(req)
         if len(self.requests) > MAX_PIPELINE:
             self.pause_reading()
         if req is self.requests[0]:
-            self.deadline = self.loop.time() + self.server.body_timeout
+            self.deadline = self.loop.time() + options.body_timeout
             # A large declared Content-Length alone does not dispatch: the app runs once the
             # first inline_body_max bytes are in (on_body) or the body is.  Dispatching on the
             # head would let any client that declares 1 MB and trickles it pin an app thread
@@ -304,21 +311,23 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_body(self, data: bytes) -> None:
         req = self.current
+        assert req is not None
         if req.body.feed(data):
             self.pause_reading()
         if not req.dispatched:
-            if req.body.buffered > self.server.inline_body_max:
+            if req.body.buffered > self.options.inline_body_max:
                 if req is self.requests[0]:
                     self._start(req)
                 else:
                     self.pause_reading()  # resumed when it reaches the head of the queue
             elif req is self.requests[0]:
-                self.deadline = self.loop.time() + self.server.body_timeout
+                self.deadline = self.loop.time() + self.options.body_timeout
 
     def on_message_complete(self) -> None:
         if self.body_after_upgrade:
             return  # llhttp's idea of the end: the body comes next, see _on_upgrade
         req = self.current
+        assert req is not None
         self.current = None
         self.at_boundary = False  # whatever follows in this buffer begins mid-buffer
         req.body.finish()
@@ -329,6 +338,7 @@ class HttpProtocol(asyncio.Protocol):
         """The request line is complete: it must be exactly method SP target SP version CRLF."""
         window, self.line_window = self.line_window, None
         parser = self.parser
+        assert window is not None and parser is not None
         line = b"%s %s HTTP/%s\r\n" % (parser.get_method(), req.url,
                                         parser.get_http_version().encode())
         if self.line_at_start:
@@ -345,18 +355,19 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = NEVER  # the app is running; the client owes us nothing right now
         body = req.body
         if not body.complete:
-            call = self.server.pool.call_on_loop
+            # The handler makes these callable from where its app reads the body.
+            on_loop = self.handler.loop_callback
             body.start_streaming(
-                resume_reading=lambda: call(self.resume_reading),
-                send_continue=(lambda: call(self._send_continue, req))
+                resume_reading=on_loop(self.resume_reading),
+                send_continue=on_loop(partial(self._send_continue, req))
                 if req.framing.expect_continue else None,
-                timeout=self.server.body_timeout,
-                min_rate=self.server.body_min_rate,
+                timeout=self.options.body_timeout,
+                min_rate=self.options.body_min_rate,
             )
-        self.server.handler.start(self, req)
+        self.handler.start(self, req)
 
     def _send_continue(self, req: Request) -> None:
-        if self.transport is not None and not self.transport.is_closing() and not req.body.complete:
+        if not self.transport.is_closing() and not req.body.complete:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def finish_request(self, req: Request, keep_alive: bool) -> None:
@@ -368,7 +379,7 @@ class HttpProtocol(asyncio.Protocol):
         if not self.requests or self.requests[0] is not req:
             return  # connection already lost and cleared
         del self.requests[0]
-        self.server.request_finished()
+        self.host.request_finished()
         transport = self.transport
         if transport.is_closing():
             return
@@ -382,11 +393,11 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self.requests:
             nxt = self.requests[0]
-            if nxt.body.complete or nxt.body.buffered > self.server.inline_body_max or \
+            if nxt.body.complete or nxt.body.buffered > self.options.inline_body_max or \
                     nxt.framing.expect_continue:
                 self._start(nxt)
             else:
-                self.deadline = self.loop.time() + self.server.body_timeout
+                self.deadline = self.loop.time() + self.options.body_timeout
         elif self.pending_error is not None:
             transport.write(self.pending_error)
             self._close(linger=True)
@@ -397,9 +408,9 @@ class HttpProtocol(asyncio.Protocol):
             self._close(linger=False)
             return
         elif self.current is not None:
-            self.deadline = self.current.start + self.server.header_timeout
+            self.deadline = self.current.start + self.options.header_timeout
         else:
-            self.deadline = self.loop.time() + self.server.keepalive
+            self.deadline = self.loop.time() + self.options.keepalive
             if self.closing:
                 self.shutdown()  # idle while the server stops: STOP_IDLE_GRACE, not keep-alive
         if self.read_paused and len(self.requests) <= 1:
@@ -422,30 +433,41 @@ class HttpProtocol(asyncio.Protocol):
         with a head of the same framing whose callbacks are dropped, takes ``rest`` and all that
         follows as that body, then as the next requests."""
         self.body_after_upgrade = False
+        assert self.current is not None  # the request whose head announced the body
         framing = self.current.framing
-        head = b"POST / HTTP/1.1\r\nHost: x\r\n" + (
-            b"Transfer-Encoding: chunked\r\n" if framing.chunked
-            else b"Content-Length: %d\r\n" % framing.content_length) + b"\r\n"
+        if framing.chunked:
+            field = b"Transfer-Encoding: chunked\r\n"
+        else:  # on_headers_complete saw one or the other
+            assert framing.content_length is not None
+            field = b"Content-Length: %d\r\n" % framing.content_length
+        head = b"POST / HTTP/1.1\r\nHost: x\r\n" + field + b"\r\n"
         self.parser = httptools.HttpRequestParser(_AfterPrimingHead(self))
         self.parser.feed_data(head)
         if rest:
             self.data_received(rest)
 
-    def detach(self, req: Request) -> asyncio.Transport:
-        """The handler takes the connection over after ``req`` (an upgrade it accepted).
+    def answering(self, req: Request) -> bool:
+        """``req`` is the request this connection answers now (it is still open)."""
+        return bool(self.requests) and self.requests[0] is req
 
-        The HTTP side forgets the connection: the caller installs its own protocol with
-        ``transport.set_protocol`` and registers it with the server.
-        """
+    def detach(self, req: Request, successor: asyncio.Protocol) -> None:
+        """The handler takes the connection over after ``req`` (an upgrade it accepted):
+        ``successor`` becomes the transport's protocol and is told so, as asyncio would tell
+        it, by ``connection_made`` - where it registers with the host.  The HTTP side forgets
+        the connection."""
         self.requests.clear()
         self.deadline = NEVER
-        self.server.connections.discard(self)
-        self.server.request_finished()
-        return self.transport
+        transport = self.transport
+        transport.set_protocol(successor)
+        successor.connection_made(transport)
+        # After the successor registered: the host never counts one connection fewer than it
+        # holds (with --worker-connections that would resume accepting while full).
+        self.host.connection_lost(self)
+        self.host.request_finished()
 
     def _reject(self, status: int, reason: str) -> None:
         self.pause_reading()
-        self.server.log.debug("rejected request from %s: %d %s", self.peername, status, reason)
+        self.host.log.debug("rejected request from %s: %d %s", self.peername, status, reason)
         data = error_response(status, reason)
         if any(req.dispatched for req in self.requests):
             # Earlier pipelined requests are still being answered; the error goes after them.
@@ -472,7 +494,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_timeout(self) -> None:
         self.deadline = NEVER
-        if self.transport is None or self.transport.is_closing():
+        if self.transport.is_closing():
             return
         if self.lingering:
             self.transport.close()
@@ -500,12 +522,12 @@ class HttpProtocol(asyncio.Protocol):
             self.app_state = None
 
     def pause_reading(self) -> None:
-        if not self.read_paused and self.transport is not None:
+        if not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.read_paused and self.transport is not None and not self.transport.is_closing():
+        if self.read_paused and not self.transport.is_closing():
             self.read_paused = False
             self.transport.resume_reading()
 

@@ -182,7 +182,7 @@ class Worker:
         self.server = server = Server(self.app, self.cfg, log=self.log, sockets=self.sockets)
         server.on_request_finished = self._on_request_finished
         server.worker = self
-        server.close_listeners = True  # our inherited copies; see Server._drain_backlog
+        server.close_listeners = True  # our inherited copies; see Server._accept_backlog
         for name, handler in (("SIGTERM", self._graceful), ("SIGINT", self._quick),
                               ("SIGQUIT", self._quick), ("SIGUSR1", self._reopen_logs),
                               ("SIGWINCH", lambda: None), ("SIGHUP", lambda: None)):
@@ -252,7 +252,7 @@ class Worker:
             asyncio.get_running_loop().remove_reader(self.channel.fileno())
             self._graceful()
         elif HAND_OFF in data and self.server is not None:
-            self.server.drain()
+            self.server.hand_off()
 
     def _on_request_finished(self, total: int) -> None:
         self.nr = total

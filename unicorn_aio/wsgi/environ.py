@@ -9,10 +9,17 @@ what a trusted proxy said of it, decided in http/forwarded.py as for ASGI).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from unicorn_aio.http.forwarded import url_scheme
 from unicorn_aio.http.rules import PERCENT
+
+if TYPE_CHECKING:
+    from unicorn_aio.config.config import Config
+    from unicorn_aio.http.contract import Connection
+    from unicorn_aio.http.protocol import Request
 
 # Header name -> environ key, shared across requests: real traffic repeats a few dozen names.
 _ENVIRON_KEYS: dict[bytes, str] = {b"Content-Type": "CONTENT_TYPE", b"Content-Length": "CONTENT_LENGTH"}
@@ -33,13 +40,13 @@ def environ_key(name: bytes) -> str:
 class FileWrapper:
     """``wsgi.file_wrapper``: a file the server may send with sendfile(2) (PEP 3333)."""
 
-    def __init__(self, filelike, blksize: int = 65536) -> None:
+    def __init__(self, filelike: Any, blksize: int = 65536) -> None:
         self.filelike = filelike
         self.blksize = blksize
         if hasattr(filelike, "close"):
             self.close = filelike.close
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         read = self.filelike.read
         while True:
             data = read(self.blksize)
@@ -57,23 +64,23 @@ class FileWrapper:
 class ServerEnviron:
     """The server's half: the keys shared by every request."""
 
-    def __init__(self, server) -> None:
-        cfg = server.cfg
+    def __init__(self, cfg: Config, *, software: str, is_ssl: bool) -> None:
         self.base_environ = {
             "wsgi.version": (1, 0),
-            "wsgi.multithread": cfg.dispatch != "inline" and server.pool.size > 1,
+            "wsgi.multithread": cfg.dispatch != "inline" and cfg.threads > 1,
             "wsgi.multiprocess": cfg.workers > 1,
             "wsgi.run_once": False,
             "wsgi.errors": sys.stderr,
             "wsgi.file_wrapper": FileWrapper,
             "wsgi.input_terminated": True,
-            "SERVER_SOFTWARE": server.software,
+            "SERVER_SOFTWARE": software,
             "SCRIPT_NAME": cfg.mount_point,
-            "wsgi.url_scheme": "https" if server.is_ssl else "http",
+            "wsgi.url_scheme": "https" if is_ssl else "http",
         }
-        self._server_environs: dict = {}  # local address -> base environ with its server keys
+        # local address -> base environ with its server keys
+        self._server_environs: dict[Any, dict[str, Any]] = {}
 
-    def connection_environ(self, protocol) -> tuple[dict, str, str]:
+    def connection_environ(self, protocol: Connection) -> tuple[dict[str, Any], str, str]:
         """What a connection keeps for its requests: (base environ, REMOTE_ADDR, REMOTE_PORT).
 
         The base environ (base_environ with SERVER_NAME and SERVER_PORT) is
@@ -99,9 +106,12 @@ class ServerEnviron:
 class RequestEnviron:
     """The request's half, for ``WSGICycle``: needs its ``handler``, ``protocol`` and ``req``."""
 
-    environ: dict | None = None
+    handler: ServerEnviron
+    protocol: Connection
+    req: Request
+    environ: dict[str, Any] | None = None
 
-    def build_environ(self) -> dict:
+    def build_environ(self) -> dict[str, Any]:
         req, protocol = self.req, self.protocol
         conn = protocol.app_state
         if conn is None:
@@ -111,9 +121,9 @@ class RequestEnviron:
         env["REMOTE_ADDR"] = remote_addr
         env["REMOTE_PORT"] = remote_port
         keys = _ENVIRON_KEYS
-        for name, value in req.headers:
+        for name, raw in req.headers:
             key = keys.get(name) or environ_key(name)
-            value = value.decode("latin-1")
+            value = raw.decode("latin-1")
             if key in env:
                 value = env[key] + "," + value  # RFC 9110 5.3: a repeated field is one list
             env[key] = value
@@ -122,8 +132,8 @@ class RequestEnviron:
         if proxied is not None:
             env["wsgi.url_scheme"] = url_scheme(proxied, env["wsgi.url_scheme"])
             # forwarder_headers: a trusted proxy's "SCRIPT_NAME: /app" is environ["SCRIPT_NAME"]
-            for name, value in proxied.fields.items():
-                env[name.decode("latin-1").upper()] = value.decode("latin-1")
+            for field, field_value in proxied.fields.items():
+                env[field.decode("latin-1").upper()] = field_value.decode("latin-1")
             forwarded_path = b"path_info" in proxied.fields
         url = req.url
         path, _, query = url.partition(b"?")

@@ -7,33 +7,41 @@ app): the app thread never touches the transport.  Everything it sends goes thro
 * a response the app returns whole (a list, the common case) is framed on the app thread and
   handed to the loop in one ``call_on_loop`` together with the end of the request;
 * a streamed response is pushed chunk by chunk with a bounded outbox: past ``OUTBOX_MAX`` queued
-  bytes, or while the transport has paused writing, the app thread blocks until the loop drains.
+  bytes, or while the transport has paused writing, the app thread blocks until the loop has
+  written them.
 
 The environ each app call receives is built in environ.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http
 import os
 import select
 import threading
 import time
+from typing import Any, Callable
 
 from unicorn_aio.config import settings
+from unicorn_aio.config.config import Config
 from unicorn_aio.http.body import BodyTimeout, ClientDisconnected
+from unicorn_aio.http.contract import Connection, ServerHeaders, thread_timeout
 from unicorn_aio.http.protocol import Request
 from unicorn_aio.http.response import (
     LAST_CHUNK,
     NO_BODY_STATUS,
     app_headers,
+    bodyless,
     check_status,
     clip_to_length,
     error_response,
 )
 from unicorn_aio.http.response import head as response_head
 from unicorn_aio.http.rules import Reject
+from unicorn_aio.log.logger import Logger
 from unicorn_aio.wsgi.environ import FileWrapper, RequestEnviron, ServerEnviron
+from unicorn_aio.wsgi.threadpool import ThreadPool
 
 # Response bytes an app thread may queue for the loop before it waits for them to be written
 # (the request body's own bounds are body.HIGH_WATER and LOW_WATER).
@@ -63,25 +71,44 @@ class HookResponse:
 
 
 class WSGIHandler(ServerEnviron):
-    """Starts a ``WSGICycle`` for each request; holds what is shared by all of them."""
+    """Starts a ``WSGICycle`` for each request: the ``AppHandler`` (http/contract.py) of WSGI."""
 
-    def __init__(self, app, server) -> None:
-        super().__init__(server)
+    eof_is_disconnect = False  # a client that half-closes still wants its answer (RFC 9112 9.6)
+
+    def __init__(self, app: Callable[..., Any], cfg: Config, *, log: Logger, pool: ThreadPool,
+                 headers: ServerHeaders, is_ssl: bool, body_timeout: float,
+                 worker: object = None) -> None:
+        super().__init__(cfg, software=headers.software, is_ssl=is_ssl)
         self.app = app
-        self.server = server
-        self.pool = server.pool
-        self.log = server.log
-        self.inline = server.cfg.dispatch == "inline"
+        self.pool = pool
+        self.loop: asyncio.AbstractEventLoop = pool.loop
+        self.log = log
+        self.server_headers = headers
+        self.worker = worker  # what gunicorn's request hooks receive as their worker
+        self.inline = cfg.dispatch == "inline"
         # How long an app thread waits for a client that reads none of its response.
-        self.stall_timeout = None if server.body_timeout == float("inf") else server.body_timeout
-        cfg = server.cfg
+        self.stall_timeout = thread_timeout(body_timeout)
+        self.sendfile = cfg.sendfile and not is_ssl  # sendfile(2) would bypass TLS
         # Hooks left at gunicorn's do-nothing defaults cost nothing per request.
-        self.pre_request = None if cfg.pre_request is settings.pre_request else cfg.pre_request
-        self.post_request = (None if getattr(cfg.post_request, "__code__", None)
-                             is settings.post_request.__code__ else cfg.post_request)
+        self.pre_request: Callable[..., object] | None = (
+            None if cfg.pre_request is settings.pre_request else cfg.pre_request)
+        self.post_request: Callable[..., object] | None = (
+            None if getattr(cfg.post_request, "__code__", None)
+            is settings.post_request.__code__ else cfg.post_request)
 
-    def start(self, protocol, req: Request) -> None:
-        cycle = WSGICycle(self, protocol, req)
+    async def startup(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    def loop_callback(self, fn: Callable[[], None]) -> Callable[[], None]:
+        # The app reads the body on an app thread: the call is carried to the loop.
+        call = self.pool.call_on_loop
+        return lambda: call(fn)
+
+    def start(self, conn: Connection, req: Request) -> None:
+        cycle = WSGICycle(self, conn, req)
         req.cycle = cycle
         if self.inline and req.body.complete:
             cycle.run_inline()
@@ -95,21 +122,26 @@ _FAILED = object()  # what "the app returned" when calling it raised
 class _NullCondition:
     """The lock of a request that never leaves the loop thread: nothing to wait for."""
 
-    def __enter__(self):
+    def __enter__(self) -> _NullCondition:
         return self
 
-    def __exit__(self, *exc):
-        return False
+    def __exit__(self, *exc: object) -> None:
+        pass
 
     def notify_all(self) -> None:
         pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return True
 
 
 _NO_THREAD = _NullCondition()
 
 
 class WSGICycle(RequestEnviron):
-    """One request's trip through a WSGI app."""
+    """One request's trip through a WSGI app; the ``RequestCycle`` of http/contract.py."""
+
+    handler: WSGIHandler
 
     # Per-request state starts as these class defaults: __init__ sets only what differs, since
     # it runs for every request (hello-world throughput is mostly per-request Python).
@@ -125,7 +157,7 @@ class WSGICycle(RequestEnviron):
     # The lock between the loop and an app thread, made by the app thread the first time it
     # may have to wait (a streamed response); most requests never need one.  The loop side
     # sets its flag *before* taking the lock to notify, so a lock made in between still sees it.
-    cond = _NO_THREAD
+    cond: threading.Condition | _NullCondition = _NO_THREAD
     queued = 0
     flush_scheduled = False
     lost = False
@@ -133,7 +165,7 @@ class WSGICycle(RequestEnviron):
     own_headers: frozenset | None = None  # which of Date and Server the app set (app_headers)
     start_time = 0.0
 
-    def __init__(self, handler: WSGIHandler, protocol, req: Request) -> None:
+    def __init__(self, handler: WSGIHandler, protocol: Connection, req: Request) -> None:
         self.handler = handler
         self.protocol = protocol
         self.req = req
@@ -145,7 +177,8 @@ class WSGICycle(RequestEnviron):
 
     # -- the app's side of PEP 3333 ---------------------------------------------------------
 
-    def start_response(self, status, headers, exc_info=None):
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], None]:
         if exc_info is not None:
             try:
                 if self.head_sent:
@@ -197,13 +230,15 @@ class WSGICycle(RequestEnviron):
             return
         self._respond(result)
 
-    def _call_app(self):
+    def _call_app(self) -> Any:
         environ = self.build_environ()
-        if self.handler.pre_request is not None:
-            self._pre_request()
+        hook = self.handler.pre_request
+        if hook is not None:
+            # gunicorn runs hooks where the app runs: an exception fails the request only.
+            hook(self.handler.worker, HookRequest(self.req))
         return self.handler.app(environ, self.start_response)
 
-    def _respond(self, result) -> None:
+    def _respond(self, result: Any) -> None:
         """Send what the app returned, close it, then give the connection back to the loop."""
         handler = self.handler
         try:
@@ -217,7 +252,7 @@ class WSGICycle(RequestEnviron):
             if result is not _FAILED and type(result) not in (list, tuple):  # no close() there
                 self._close_result(result)
             if handler.post_request is not None:
-                self._post_request()
+                self._post_request(handler.post_request)
             if handler.log.access_enabled:
                 self._log_access()
             if self.on_loop:
@@ -225,7 +260,7 @@ class WSGICycle(RequestEnviron):
             else:
                 handler.pool.call_on_loop(self._finish_on_loop)
 
-    def _send_result(self, result) -> None:
+    def _send_result(self, result: Any) -> None:
         first = b""
         if self.status is None:
             if type(result) in (list, tuple) or result is None:
@@ -291,7 +326,9 @@ class WSGICycle(RequestEnviron):
         every response takes this path.  Unlike a stream, a short or long body is known before
         the head goes out, so the head can announce the close.
         """
-        no_body_status = self.status.startswith(NO_BODY_STATUS)
+        status = self.status
+        assert status is not None  # start_response was called: _respond checked
+        no_body_status = status.startswith(NO_BODY_STATUS)
         bodyless = no_body_status or self.req.method == b"HEAD"
         if self.content_length is None and not no_body_status:
             self.content_length = len(body)
@@ -303,6 +340,7 @@ class WSGICycle(RequestEnviron):
             self.keep_alive = False
         head = self._head()
         self.head_sent = True
+        out: bytes | None
         if bodyless:
             out = head
         else:
@@ -316,7 +354,7 @@ class WSGICycle(RequestEnviron):
         else:  # _end, on the loop, writes the outbox: nobody else reads it before then
             self.outbox += (head, body) if out is None else (out,)
 
-    def _close_result(self, result) -> None:
+    def _close_result(self, result: Any) -> None:
         close = getattr(result, "close", None)
         if close is not None:
             try:
@@ -324,14 +362,9 @@ class WSGICycle(RequestEnviron):
             except Exception:
                 self.handler.log.exception("Error closing the WSGI response iterable")
 
-    def _pre_request(self) -> None:
-        # gunicorn runs hooks where the app runs; an exception fails the request, not the worker.
-        self.handler.pre_request(self.handler.server.worker, HookRequest(self.req))
-
-    def _post_request(self) -> None:
+    def _post_request(self, hook: Callable[..., object]) -> None:
         try:
-            self.handler.post_request(self.handler.server.worker, HookRequest(self.req),
-                                      self.environ, HookResponse(self))
+            hook(self.handler.worker, HookRequest(self.req), self.environ, HookResponse(self))
         except Exception:
             self.handler.log.exception("post_request hook failed")
 
@@ -348,9 +381,11 @@ class WSGICycle(RequestEnviron):
     # -- framing ----------------------------------------------------------------------------
 
     def _head(self) -> bytes:
+        status = self.status
+        assert status is not None  # the head goes out after start_response
         head, self.chunked, self.keep_alive = response_head(
-            self.req, self.status, self.headers, self.content_length,
-            self.keep_alive and not self.protocol.closing, self.handler.server.date_and_server,
+            self.req, status, self.headers, self.content_length,
+            self.keep_alive and not self.protocol.closing, self.handler.server_headers.lines,
             self.own_headers)
         return head
 
@@ -359,7 +394,9 @@ class WSGICycle(RequestEnviron):
         if not self.head_sent:
             head = self._head()
             self.head_sent = True
-        if self.req.method == b"HEAD" or self.status.startswith(NO_BODY_STATUS):
+        status = self.status
+        assert status is not None  # write() and the app's iterable come after start_response
+        if self.req.method == b"HEAD" or status.startswith(NO_BODY_STATUS):
             if head:
                 self._emit(head)
             return
@@ -388,8 +425,9 @@ class WSGICycle(RequestEnviron):
             # After an app error the last-chunk would tell the client a cut body is complete;
             # without it, and with the close, the client knows it is not (RFC 9112 7.1).
             self._emit(LAST_CHUNK)
-        if self.content_length is not None and self.sent < self.content_length and not (
-                self.req.method == b"HEAD" or self.status.startswith(NO_BODY_STATUS)):
+        status = self.status  # set whenever content_length is (start_response)
+        if self.content_length is not None and self.sent < self.content_length and \
+                status is not None and not bodyless(self.req.method, status):
             # Fewer bytes than promised: only closing tells the client the body is cut short.
             self.keep_alive = False
         if self.outbox:
@@ -406,8 +444,7 @@ class WSGICycle(RequestEnviron):
             # cannot be trusted to be in step any more.  Drop it rather than leave it hanging.
             self.handler.log.exception("Error finishing the response to %s",
                                        self.req.url.decode("latin-1", "replace"))
-            if self.protocol.transport is not None:
-                self.protocol.transport.abort()
+            self.protocol.transport.abort()
 
     # -- the loop/thread bridge -------------------------------------------------------------
 
@@ -446,8 +483,7 @@ class WSGICycle(RequestEnviron):
         self.handler.log.info("dropping a client that stopped reading its response: %s",
                               self.protocol.peername)
         self.lost = True
-        if self.protocol.transport is not None:
-            self.protocol.transport.abort()
+        self.protocol.transport.abort()
 
     def outbox_reset(self) -> None:
         with self.cond:
@@ -501,9 +537,7 @@ class WSGICycle(RequestEnviron):
         """
         fileno = wrapper.fileno()
         sock = self.protocol.transport.get_extra_info("socket")
-        server = self.handler.server
-        if fileno is None or sock is None or server.is_ssl or self.on_loop \
-                or not server.cfg.sendfile:
+        if fileno is None or sock is None or not self.handler.sendfile or self.on_loop:
             return False
         try:
             offset = os.lseek(fileno, 0, os.SEEK_CUR)
@@ -516,19 +550,19 @@ class WSGICycle(RequestEnviron):
         size = min(size, self.content_length)
         self._send_body_head_only()
         done = threading.Event()
-        holder = []
+        holder: list[int | None] = []
 
-        def dup_when_drained():
+        def dup_when_written() -> None:
             if self.lost or self.protocol.transport.is_closing():
                 holder.append(None)
             elif self.protocol.transport.get_write_buffer_size():
-                self.protocol.loop.call_later(0.005, dup_when_drained)
+                self.handler.loop.call_later(0.005, dup_when_written)
                 return
             else:
                 holder.append(os.dup(sock.fileno()))
             done.set()
 
-        self.handler.pool.call_on_loop(dup_when_drained)
+        self.handler.pool.call_on_loop(dup_when_written)
         done.wait()
         fd = holder[0]
         if fd is None:
