@@ -12,7 +12,7 @@ import time
 import urllib.error
 
 import pytest
-from procs import ROOT, children, get, open_fds, wait_for, zombies
+from procs import ROOT, ServerProcess, children, get, open_fds, wait_for, zombies
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -387,3 +387,23 @@ def test_a_new_master_that_cannot_start_leaves_the_old_one_serving(server, tmp_p
     assert get(srv.url + "/")[0] == 200
     srv.signal(signal.SIGUSR2)  # and it can try again
     wait_for(lambda: srv.log().count("this master carries on") == 2, 10, what="a second try")
+
+
+def test_usr1_while_a_worker_boots_is_honoured_once_it_serves(tmp_path):
+    # logrotate's USR1 can come while a worker still imports the app: the worker must not die of
+    # the signal's default action, and must reopen its logs once it serves.
+    flag, access = tmp_path / "slow", tmp_path / "access.log"
+    flag.write_text("")  # slow_boot_app: the import takes a second
+    srv = ServerProcess("slow_boot_app:app", "--access-logfile", str(access), cwd=str(tmp_path),
+                        env={"SLOW_BOOT_FLAG": str(flag)}, log_path=str(tmp_path / "out"))
+    try:
+        worker = wait_for(lambda: children(srv.pid), 5, what="the worker's fork")[0]
+        os.rename(access, tmp_path / "access.log.1")
+        srv.signal(signal.SIGUSR1)  # the master passes it on to the booting worker
+        srv.wait_ready()
+        assert children(srv.pid) == [worker], srv.log()
+        assert get(srv.url + "/after")[0] == 200
+        wait_for(lambda: access.exists() and "GET /after" in access.read_text(), 5,
+                 what="the access line in the reopened file")
+    finally:
+        srv.stop()

@@ -56,6 +56,7 @@ class Worker:
         self.arbiter = arbiter
         self.age = age
         self.ppid = ppid
+        self.reopen_pending = False  # a USR1 came while booting
         self.pid = os.getpid()
         self.sockets = sockets
         self.app = app
@@ -116,6 +117,12 @@ class Worker:
         # log before dying, so a timeout comes with the reason for it.
         signal.signal(signal.SIGABRT, self._on_abort)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        # Until the loop's handlers are set, after the app is imported (seconds, for some apps),
+        # USR1 and HUP would end the worker by their default action: a logrotate that came as a
+        # worker booted killed it.  A USR1 is remembered and honoured once serving; HUP is the
+        # master's business.
+        signal.signal(signal.SIGUSR1, self._reopen_when_serving)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         # Blocked by the master across the fork: one that came meanwhile is delivered now (a
         # TERM while booting stops the worker, as the default action does from here on).
         signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_STOP_SIGNALS)
@@ -187,6 +194,8 @@ class Worker:
                               ("SIGQUIT", self._quick), ("SIGUSR1", self._reopen_logs),
                               ("SIGWINCH", lambda: None), ("SIGHUP", lambda: None)):
             loop.add_signal_handler(getattr(signal, name), handler)
+        if self.reopen_pending:
+            self._reopen_logs()
         loop.add_reader(self.channel.fileno(), self._on_master_message)
         # Beating from here on: the loop answers while an ASGI app's lifespan startup runs, so
         # a startup that never ends is named as such below, not killed as a hung loop.
@@ -288,7 +297,11 @@ class Worker:
             self._stopping.set_result(graceful)
 
     def _reopen_logs(self) -> None:
+        self.reopen_pending = False
         self.log.reopen_files()
+
+    def _reopen_when_serving(self, signum: int, frame: object) -> None:
+        self.reopen_pending = True
 
 
 def error_stream(log):
