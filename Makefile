@@ -1,12 +1,12 @@
 # Two entry points, both from a fresh machine with only Python 3.11:
 #   make run   venv + install + serve examples/hello.py on 127.0.0.1:8000
-#   make test  venv + install + system tools + the whole suite
+#   make test  venv + install + system tools + mypy and ruff + the whole suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv systools bench bench-quick bench-baseline bench-pathcost clean soak fuzz-long
+.PHONY: run test lint venv systools bench bench-quick bench-baseline bench-pathcost clean soak fuzz-long
 
 venv: $(STAMP)
 
@@ -33,8 +33,13 @@ systools:
 	    || echo "WARNING: could not install$$missing; tests needing them will skip"; \
 	fi
 
-test: venv systools
+# Types and lint first (seconds), then the suite.
+test: venv systools lint
 	$(PY) -m pytest
+
+lint: venv
+	$(PY) -m mypy
+	$(PY) -m ruff check unicorn_aio tests bench tools examples
 
 clean:
 	rm -rf $(VENV) build *.egg-info
