@@ -352,7 +352,7 @@ async def test_requests_leave_no_cyclic_garbage(start_server, dispatch):
             resps = await read_responses(reader, 21)
             assert resps[-1].body == b"abc"
             await asyncio.sleep(0.1)  # the last request's bookkeeping, after its bytes went out
-        assert ours == []
+        assert ours == [], ours
     finally:
         writer.close()
 
