@@ -242,8 +242,9 @@ class WSGICycle(RequestEnviron):
         """Send what the app returned, close it, then give the connection back to the loop."""
         handler = self.handler
         try:
-            if type(result) in (list, tuple) and self.status is not None and not self.head_sent:
-                self._send_whole(b"".join(result))  # the usual case; join refuses str items
+            status = self.status
+            if type(result) in (list, tuple) and status is not None and not self.head_sent:
+                self._send_whole(b"".join(result), status)  # the usual case; join refuses str items
             elif result is not _FAILED:
                 self._send_result(result)
         except Exception as exc:
@@ -319,15 +320,13 @@ class WSGICycle(RequestEnviron):
         else:
             self.failed = True
 
-    def _send_whole(self, body: bytes) -> None:
+    def _send_whole(self, body: bytes, status: str) -> None:
         """The app returned its whole body (a list, the usual case): frame it in one piece.
 
         The same rules as _send_body and _end, without their per-chunk bookkeeping: nearly
         every response takes this path.  Unlike a stream, a short or long body is known before
         the head goes out, so the head can announce the close.
         """
-        status = self.status
-        assert status is not None  # start_response was called: _respond checked
         no_body_status = status.startswith(NO_BODY_STATUS)
         bodyless = no_body_status or self.req.method == b"HEAD"
         if self.content_length is None and not no_body_status:
@@ -338,7 +337,7 @@ class WSGICycle(RequestEnviron):
             # Either way only the close tells it where the body ends, and the head says so.
             body, _ = clip_to_length(body, self.content_length, 0, self.handler.log)
             self.keep_alive = False
-        head = self._head()
+        head = self._head(status)
         self.head_sent = True
         out: bytes | None
         if bodyless:
@@ -380,9 +379,7 @@ class WSGICycle(RequestEnviron):
 
     # -- framing ----------------------------------------------------------------------------
 
-    def _head(self) -> bytes:
-        status = self.status
-        assert status is not None  # the head goes out after start_response
+    def _head(self, status: str) -> bytes:
         head, self.chunked, self.keep_alive = response_head(
             self.req, status, self.headers, self.content_length,
             self.keep_alive and not self.protocol.closing, self.handler.server_headers.lines,
@@ -390,12 +387,12 @@ class WSGICycle(RequestEnviron):
         return head
 
     def _send_body(self, data: bytes) -> None:
-        head = b""
-        if not self.head_sent:
-            head = self._head()
-            self.head_sent = True
         status = self.status
         assert status is not None  # write() and the app's iterable come after start_response
+        head = b""
+        if not self.head_sent:
+            head = self._head(status)
+            self.head_sent = True
         if self.req.method == b"HEAD" or status.startswith(NO_BODY_STATUS):
             if head:
                 self._emit(head)
@@ -425,11 +422,11 @@ class WSGICycle(RequestEnviron):
             # After an app error the last-chunk would tell the client a cut body is complete;
             # without it, and with the close, the client knows it is not (RFC 9112 7.1).
             self._emit(LAST_CHUNK)
-        status = self.status  # set whenever content_length is (start_response)
-        if self.content_length is not None and self.sent < self.content_length and \
-                status is not None and not bodyless(self.req.method, status):
-            # Fewer bytes than promised: only closing tells the client the body is cut short.
-            self.keep_alive = False
+        if self.content_length is not None and self.sent < self.content_length:
+            status = self.status  # set with content_length, by start_response
+            if status is not None and not bodyless(self.req.method, status):
+                # Fewer bytes than promised: only closing tells the client the body is cut short.
+                self.keep_alive = False
         if self.outbox:
             self._flush()
         self.protocol.finish_request(self.req, self.keep_alive)
@@ -592,6 +589,7 @@ class WSGICycle(RequestEnviron):
     def _send_body_head_only(self) -> None:
         # The callback that dups the socket is queued after this flush, so it sees the head
         # already handed to the transport.
-        if not self.head_sent:
+        status = self.status
+        if not self.head_sent and status is not None:  # set: sendfile follows start_response
             self.head_sent = True
-            self._emit(self._head())
+            self._emit(self._head(status))
