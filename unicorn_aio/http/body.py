@@ -3,7 +3,7 @@
 Small bodies arrive whole before the app is dispatched, so reading them never blocks or locks.
 Larger ones stream: the loop feeds decoded chunks as they arrive, the app thread blocks in
 ``read()`` until data comes, and the buffer is bounded both ways - past ``HIGH_WATER`` the
-protocol stops reading the socket, and once the app drains below ``LOW_WATER`` it resumes. A 1 GB
+protocol stops reading the socket, and once the app has read it below ``LOW_WATER`` it resumes. A 1 GB
 upload therefore lives in a few hundred kilobytes.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from typing import Callable
+
+from unicorn_aio.http.contract import thread_timeout
 
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
@@ -53,18 +55,19 @@ class RequestBody:
     # -- loop thread ------------------------------------------------------------------------
 
     def start_streaming(self, resume_reading: Callable[[], None],
-                        send_continue: Callable[[], None] | None, timeout: float | None,
+                        send_continue: Callable[[], None] | None, timeout: float,
                         min_rate: int = 0) -> None:
         """Called before the app is dispatched with the body still incomplete.
 
         ``resume_reading`` and ``send_continue`` are thread-safe callables that run on the loop.
-        A blocked reader fails with BodyTimeout after ``timeout`` seconds without a byte, or
+        A blocked reader fails with BodyTimeout after ``timeout`` seconds without a byte (NEVER:
+        no limit), or
         once the bytes arriving while it waits average under ``min_rate`` per second.
         """
         self._cond = threading.Condition()
         self._resume = resume_reading
         self._continue = send_continue
-        self._timeout = None if timeout in (None, 0, float("inf")) else timeout
+        self._timeout = thread_timeout(timeout)
         self._min_rate = min_rate
 
     def watch(self, notify: Callable[[], None], resume_reading: Callable[[], None]) -> None:

@@ -561,7 +561,7 @@ class Arbiter:
         notify("STOPPING=1")
         self.log.info("%s shutdown", "Graceful" if graceful else "Quick")
         # Our copies first: once the workers finish and close theirs, the kernel refuses new
-        # clients cleanly instead of queueing them for nobody (see Server._drain_backlog).
+        # clients cleanly instead of queueing them for nobody (see Server._accept_backlog).
         self._close_listeners()
         self.kill_workers(signal.SIGTERM if graceful else signal.SIGQUIT)
         limit = self.loop.time() + (self.cfg.graceful_timeout if graceful else 0) + 2

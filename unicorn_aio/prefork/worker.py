@@ -175,7 +175,7 @@ class Worker:
                 continue
             req = protocol.requests[0]
             transport = protocol.transport
-            if req.cycle is not None and not getattr(req.cycle, "head_sent", True) and \
+            if req.cycle is not None and not req.cycle.head_sent and \
                     transport is not None and not transport.is_closing():
                 transport.write(error_response(500, "worker timeout", req.method))
 

@@ -105,18 +105,18 @@ class ThreadPool:
         """Schedule ``callback(*args)`` on the loop thread, coalescing wakeups."""
         self._done.append((callback, args))
         # No lock: two threads may both see False and wake the loop twice (harmless, the
-        # second drain finds nothing), but none can miss a wakeup - see _drain.
+        # second run finds nothing), but none can miss a wakeup - see _run_callbacks.
         if self._wakeup_pending:
             return
         self._wakeup_pending = True
         try:
-            self.loop.call_soon_threadsafe(self._drain)
+            self.loop.call_soon_threadsafe(self._run_callbacks)
         except RuntimeError:  # loop closed during shutdown: nobody is left to tell
             pass
 
-    def _drain(self) -> None:
-        # Clear the flag before draining: a thread that saw it set had already appended, so its
-        # callback is drained below; one that sees it clear schedules a new wakeup.
+    def _run_callbacks(self) -> None:
+        # Clear the flag first: a thread that saw it set had already appended, so its callback
+        # runs below; one that sees it clear schedules a new wakeup.
         self._wakeup_pending = False
         done = self._done
         while done:
