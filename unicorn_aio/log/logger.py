@@ -511,6 +511,7 @@ class Logger:
                         stream.close()
                     except OSError:
                         pass
+                created = not os.path.exists(handler.baseFilename)
                 try:
                     handler.stream = handler._open()
                 except OSError as exc:
@@ -521,6 +522,11 @@ class Logger:
                 handler.release()
             if isinstance(handler, OwnHandler):
                 handler.failed = False  # a new file deserves a new warning
+            if created or isinstance(handler, OwnHandler):
+                # The master reopens first, as root under --user: a file it creates is root's
+                # 0644, and the workers (told to reopen next) could not write it.  Ours are
+                # handed over as at setup, whoever created them (logrotate's `create`).
+                self._chown(handler.baseFilename)
 
     def _reopen_failed(self, handler: logging.FileHandler, exc: OSError) -> None:
         if handler in self.error_log.handlers:
