@@ -116,6 +116,17 @@ async def test_oversize_message_closes_with_1009(start_server):
     assert (await asyncio.wait_for(disconnect, 5))["code"] == 1009
 
 
+async def test_max_message_size_0_is_no_limit(start_server):
+    # gunicorn's websocket_max_message_size = 0: no limit, not "refuse every message".
+    server = await start_server(echo_websocket, websocket_max_message_size=0)
+    big = b"x" * (16 * 1024 * 1024 + 1)  # one byte over the default limit
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url(server), max_msg_size=0) as ws:
+            await ws.send_bytes(big)
+            msg = await asyncio.wait_for(ws.receive(), 20)
+            assert msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) == len(big)
+
+
 async def test_server_shutdown_sends_1001(start_server):
     disconnect = asyncio.Future()
 

@@ -1,4 +1,4 @@
-"""Parity with gunicorn 26.1's settings: every name is known; the ones unicorn_aio acts on do what
+"""Parity with gunicorn 27.0's settings: every name is known; the ones unicorn_aio acts on do what
 gunicorn's do, set from the command line or from a config file; the others warn in one line that
 says why (and the uwsgi protocol, which cannot work here, is refused)."""
 
@@ -64,9 +64,35 @@ def from_file(text, path="gunicorn.conf.py"):
     return load_config(["-c", path, "app:app"], {})
 
 
-def test_every_gunicorn_26_setting_is_known():
-    assert len(GUNICORN_26_SETTINGS) == 118
-    assert [n for n in GUNICORN_26_SETTINGS if n not in BY_NAME and n not in ALIASES] == []
+# gunicorn 27.0.1's additions to it: sorted(s.name for s in gunicorn.config.KNOWN_SETTINGS).
+GUNICORN_27_SETTINGS = GUNICORN_26_SETTINGS + ["http2_cleartext", "websocket_max_message_size"]
+
+
+def test_every_gunicorn_27_setting_is_known():
+    assert len(GUNICORN_27_SETTINGS) == 120
+    assert [n for n in GUNICORN_27_SETTINGS if n not in BY_NAME and n not in ALIASES] == []
+
+
+def gunicorn_flags():
+    """Every flag of the installed gunicorn's settings, when one is installed (the benchmark
+    venv has 27.0.1)."""
+    python = os.path.join(ROOT, ".bench-venv", "bin", "python")
+    if not os.path.exists(python):
+        pytest.skip("no gunicorn to compare with (.bench-venv)")
+    out = subprocess.run([python, "-c", "import gunicorn.config as c\nfor s in c.KNOWN_SETTINGS: "
+                          "print(s.name, *(s.cli or ()))"], capture_output=True, text=True,
+                         timeout=30)
+    if out.returncode:
+        pytest.skip(f"gunicorn is not importable: {out.stderr.strip()[-200:]}")
+    return {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()}
+
+
+def test_every_flag_of_the_installed_gunicorn_is_ours():
+    settings = gunicorn_flags()
+    assert set(settings) >= set(GUNICORN_27_SETTINGS)
+    ours = {flag for s in BY_NAME.values() for flag in s.flags}
+    assert {name: [f for f in flags if f not in ours] for name, flags in settings.items()
+            if not set(flags) <= ours} == {}
 
 
 # -- settings acted on: accepted from both sources -------------------------------------------------
@@ -128,7 +154,7 @@ def test_reload_extra_files_expands_glob_patterns(in_tmp):
 
 # -- settings with no use here: accepted, one warning each that says why ---------------------------
 
-HTTP2 = "HTTP/2 is not supported (HTTP/1.1 only)"
+HTTP2 = "HTTP/2 is not yet supported (HTTP/1.1 only)"
 DIRTY = "dirty arbiters are not supported: no dirty worker pool is started"
 CONTROL = "control_socket is ignored: unicorn_aio has no control socket for gunicornc"
 
@@ -145,6 +171,7 @@ CONTROL = "control_socket is ignored: unicorn_aio has no control socket for guni
     (["--http2-initial-window-size", "1048576"], "http2_initial_window_size = 1048576", HTTP2),
     (["--http2-max-frame-size", "32768"], "http2_max_frame_size = 32768", HTTP2),
     (["--http2-max-header-list-size", "8192"], "http2_max_header_list_size = 8192", HTTP2),
+    (["--http2-cleartext", "upgrade"], "http2_cleartext = 'upgrade'", HTTP2),
     (["--control-socket", "/run/app.ctl"], "control_socket = '/run/app.ctl'", CONTROL),
     (["--control-socket-mode", "0660"], "control_socket_mode = 0o660", CONTROL),
     (["--dirty-app", "myapp.ml:Model:2"], "dirty_apps = ['myapp.ml:Model:2']", DIRTY),
@@ -178,8 +205,38 @@ def test_wrong_arity_of_a_dirty_hook_is_still_an_error():
 
 def test_values_unicorn_aio_honours_anyway_do_not_warn():
     cfg = from_file("asgi_loop = 'uvloop'\nhttp_parser = 'fast'\nhttp_protocols = 'h1'\n"
-                    "control_socket_disable = True\ndirty_workers = 0\n")
+                    "control_socket_disable = True\ndirty_workers = 0\nhttp2_cleartext = 'off'\n")
     assert cfg.warnings == []
+
+
+@pytest.mark.parametrize("source", ["cli", "file"])
+def test_worker_tmp_dir_is_accepted_without_a_warning(source):
+    # The Docker recipes' --worker-tmp-dir /dev/shm: there are no heartbeat files to place.
+    cfg = from_cli("--worker-tmp-dir", "/dev/shm") if source == "cli" else \
+        from_file("worker_tmp_dir = '/dev/shm'")
+    assert (cfg.worker_tmp_dir, cfg.warnings) == ("/dev/shm", [])
+
+
+@pytest.mark.parametrize("source", ["cli", "file"])
+def test_websocket_max_message_size_is_websocket_max_size(source):
+    cfg = from_cli("--websocket-max-message-size", "1024") if source == "cli" else \
+        from_file("websocket_max_message_size = 1024")
+    assert (cfg.websocket_max_size, cfg.websocket_max_message_size, cfg.warnings) == (1024, 1024, [])
+    assert from_cli("--websocket-max-message-size", "0").websocket_max_size == 0  # no limit
+
+
+@pytest.mark.parametrize("value", ["prior-knowledge", "both"])
+def test_cleartext_http2_that_opens_with_the_preface_is_refused(in_tmp, value):
+    # A proxy told to use prior knowledge sends the HTTP/2 preface on every connection: each
+    # would be a 400, so the start fails in one line instead (exit 2, as for a bad value).
+    out = run_cli("--http2-cleartext", value, "app:app", cwd=in_tmp)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"unicorn_aio: error: argument --http2-cleartext: {value} is not yet supported: "
+        "cleartext HTTP/2 needs HTTP/2, and unicorn_aio speaks HTTP/1.1 only; use off (or "
+        "upgrade, which is ignored) and have the proxy speak HTTP/1.1 upstream"]
+    with pytest.raises(ConfigError, match=r"http2_cleartext: prior-knowledge is not yet supported"):
+        from_file("http2_cleartext = True")  # gunicorn reads True as prior-knowledge
 
 
 def test_one_warning_for_a_whole_group():

@@ -13,6 +13,7 @@ The response on the wire is framed by ``response.py``, exactly as for WSGI.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
@@ -126,7 +127,7 @@ class ASGIHandler:
         self.lifespan_timeout = or_never(cfg.graceful_timeout)
         # strong references: the loop keeps weak ones
         self.tasks: set[asyncio.Task[None]] = set()
-        self.websocket_max_size = cfg.websocket_max_size
+        self.websocket_max_size: float = cfg.websocket_max_size or math.inf  # 0: no limit
         self._ws_class: type[WebSocket] | None = None
         self._ws_warned = False
 

@@ -5,7 +5,7 @@ Each row names a setting, its section, its command-line flags, the validator tha
 help. The argument parser, config-file loading, ``Config(**kw)`` and docs/settings.md all come from
 this table; the machinery lives in config.py, the validators in validators.py.
 
-The gunicorn settings (all of gunicorn 26.1's) keep gunicorn's names, flags and defaults so that
+The gunicorn settings (all of gunicorn 27.0's) keep gunicorn's names, flags and defaults so that
 an existing gunicorn.conf.py and command line work unchanged. Settings we accept but do not act on
 carry an ``ignored`` message that becomes a startup warning when the setting is given a value other
 than its default (or than one of its ``honoured`` values: what unicorn_aio does anyway).
@@ -26,6 +26,7 @@ from unicorn_aio.config.validators import (
     dotted_or_class,
     group,
     hook,
+    http2_cleartext,
     http_only,
     http_protocols,
     integer,
@@ -108,8 +109,8 @@ _sock, _work, _sec, _dbg = "Server Socket", "Worker Processes", "Security", "Deb
 _mech, _log, _name, _ssl, _hooks = "Server Mechanics", "Logging", "Process Naming", "SSL", "Server Hooks"
 _h2, _ctl, _dirty, _dirty_hooks = "HTTP/2", "Control", "Dirty Arbiters", "Dirty Arbiter Hooks"
 
-_NO_HTTP2 = ("HTTP/2 is not supported (HTTP/1.1 only): http_protocols and the http2_* settings are "
-             "ignored; put nginx in front for HTTP/2")
+_NO_HTTP2 = ("HTTP/2 is not yet supported (HTTP/1.1 only): http_protocols and the http2_* settings "
+             "are ignored; put nginx in front for HTTP/2")
 _NO_CONTROL = ("control_socket is ignored: unicorn_aio has no control socket for gunicornc; "
                "manage it with signals (HUP reload, TTIN/TTOU workers, TERM stop)")
 _NO_DIRTY = ("dirty arbiters are not supported: no dirty worker pool is started and the dirty_* "
@@ -212,8 +213,12 @@ SETTINGS: tuple[Setting, ...] = (
       "Bytes of request body buffered on the event loop before the app is called.\n\n"
       "Smaller bodies reach the app complete, so its reads never wait on the network; larger "
       "ones stream.", metavar="BYTES"),
-    S("websocket_max_size", _ui, ("--websocket-max-size",), integer(1), 16 * 1024 * 1024,
-      "The largest WebSocket message accepted, in bytes.", metavar="BYTES"),
+    S("websocket_max_size", _ui, ("--websocket-max-size", "--websocket-max-message-size"),
+      integer(0), 16 * 1024 * 1024,
+      "The largest WebSocket message accepted, in bytes (0 = no limit).\n\n"
+      "A larger message closes the connection with 1009 (message too big). gunicorn 26.3's "
+      "websocket_max_message_size (--websocket-max-message-size) is another name for this "
+      "setting.", metavar="BYTES"),
 
     S("limit_request_line", _sec, ("--limit-request-line",), integer(0), 4094,
       "The maximum size of the HTTP request line in bytes (0 = unlimited, up to 8190).",
@@ -264,16 +269,19 @@ SETTINGS: tuple[Setting, ...] = (
       "Set an environment variable, as KEY=VALUE (repeatable).", metavar="ENV", action="append"),
     S("pidfile", _mech, ("-p", "--pid"), string, None,
       "A file to write the master's PID to.", metavar="FILE"),
+    # No warning for any value: --worker-tmp-dir /dev/shm is in most Docker recipes, and
+    # having no heartbeat files to place is all the difference there is.
     S("worker_tmp_dir", _mech, ("--worker-tmp-dir",), string, None,
-      "gunicorn's directory for worker heartbeat files.", metavar="DIR",
-      ignored="worker_tmp_dir is not needed: unicorn_aio heartbeats over socketpairs, "
-              "no heartbeat files"),
+      "gunicorn's directory for worker heartbeat files; accepted and unused: unicorn_aio's "
+      "workers heartbeat over socketpairs, so no files are written.", metavar="DIR"),
     S("user", _mech, ("-u", "--user"), user, None,
       "Run workers as this user (name or uid).", metavar="USER", default_doc="os.geteuid()"),
     S("group", _mech, ("-g", "--group"), group, None,
       "Run workers as this group (name or gid).", metavar="GROUP", default_doc="os.getegid()"),
     S("umask", _mech, ("-m", "--umask"), octal, 0,
-      "The umask for files the server writes, unix sockets included (0022 is read as octal).",
+      "The umask the unix sockets of --bind are created with (0022 is read as octal).\n\n"
+      "As gunicorn's (where it also covers heartbeat files, which unicorn_aio has none of): the "
+      "pidfile and log files are created with the umask the server was started with.",
       metavar="INT"),
     S("initgroups", _mech, ("--initgroups",), boolean, False,
       "Give workers all the supplementary groups of user.", action="store_true"),
@@ -477,6 +485,13 @@ SETTINGS: tuple[Setting, ...] = (
     S("http2_max_header_list_size", _h2, ("--http2-max-header-list-size",), integer(0), 65536,
       "gunicorn's HTTP/2 header list limit after HPACK, in bytes.", metavar="INT",
       ignored=_NO_HTTP2),
+    S("http2_cleartext", _h2, ("--http2-cleartext",), http2_cleartext, "off",
+      "gunicorn 26.2's HTTP/2 over cleartext TCP (h2c) from trusted proxies: off, "
+      "prior-knowledge, upgrade or both.\n\n"
+      "upgrade is accepted with a warning: the Upgrade: h2c header is ignored, as RFC 9110 "
+      "section 7.8 lets a server do, and the proxy goes on in HTTP/1.1. prior-knowledge and "
+      "both are refused at startup: the proxy would open with the HTTP/2 preface, which an "
+      "HTTP/1.1 server can only answer with 400.", metavar="STRING", ignored=_NO_HTTP2),
 
     S("control_socket", _ctl, ("--control-socket",), string, None,
       "gunicorn's unix socket for its gunicornc control tool.", metavar="PATH",
@@ -517,6 +532,7 @@ BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 # Other names a setting answers to. gunicorn's flag --proxy-allow-from sets proxy_allow_ips, and
 # gunicorn 24 named our lifespan asgi_lifespan.
-ALIASES: dict[str, str] = {"proxy_allow_from": "proxy_allow_ips", "asgi_lifespan": "lifespan"}
+ALIASES: dict[str, str] = {"proxy_allow_from": "proxy_allow_ips", "asgi_lifespan": "lifespan",
+                           "websocket_max_message_size": "websocket_max_size"}
 
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))

@@ -325,6 +325,20 @@ def http_protocols(val: Any) -> list[str]:
     return protocols
 
 
+def http2_cleartext(val: Any) -> str:
+    """gunicorn 26.2's off, prior-knowledge, upgrade or both (True: prior-knowledge). Only the
+    modes an HTTP/1.1 server can live with pass: a proxy told to use prior knowledge opens
+    every connection with the HTTP/2 preface, and each would get a 400."""
+    if isinstance(val, bool):
+        val = "prior-knowledge" if val else "off"
+    mode = choice("off", "prior-knowledge", "upgrade", "both")(val)
+    if mode in ("prior-knowledge", "both"):
+        raise ValueError(f"{mode} is not yet supported: cleartext HTTP/2 needs HTTP/2, and "
+                         "unicorn_aio speaks HTTP/1.1 only; use off (or upgrade, which is "
+                         "ignored) and have the proxy speak HTTP/1.1 upstream")
+    return mode
+
+
 def proxy_protocol_mode(val: Any) -> str | bool:
     """gunicorn 24.1's off, v1, v2 or auto, or the older true/false: False or the mode."""
     if isinstance(val, str) and val.strip().lower() in ("off", "v1", "v2", "auto"):
