@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 from unicorn_aio import __version__
 from unicorn_aio.config.config import Config
@@ -159,7 +159,7 @@ class Server:
             assert self._stopped is not None  # made by start()
             await self._stopped
         finally:
-            await asyncio.shield(self.shutdown())
+            await _finish_uncancelled(self.shutdown())
 
     # -- accepting --------------------------------------------------------------------------
 
@@ -321,6 +321,30 @@ class Server:
                         new_connection, conn, ssl=self.ssl_context)
                 except OSError:
                     conn.close()
+
+
+async def _finish_uncancelled(coro: Coroutine[Any, Any, None]) -> None:
+    """Await ``coro`` to its end even if the awaiting task is cancelled (again) meanwhile, then
+    raise that cancellation.
+
+    A bare ``await asyncio.shield(...)`` gives up at the next cancel: a supervisor cancelling
+    twice, or an anyio cancel scope that cancels every iteration, and serve() returned at once,
+    its caller closing the loop under the requests the graceful shutdown was letting finish.
+    The graceful timeout bounds the wait; cancelling the shutdown itself (asyncio.run's final
+    sweep after a second Ctrl-C) still ends it at once.
+    """
+    task = asyncio.ensure_future(coro)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 async def serve(app: object, bind: str | list[str] = "127.0.0.1:8000", **settings: Any) -> None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 
 import aiohttp
 import pytest
 from apps import make_app
+from procs import ROOT, SUPPORT, stop_session, wait_for
 from rawhttp import open_raw, read_responses
 
 import unicorn_aio
@@ -181,3 +186,87 @@ async def test_an_idle_keep_alive_connection_does_not_hold_the_stop():
     assert await asyncio.wait_for(reader.read(), 5) == b""  # closed cleanly, no reset
     writer.close()
     await serving
+
+
+def _sleepy_wsgi(environ, start_response):
+    time.sleep(float(environ["QUERY_STRING"] or 0))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"slept"]
+
+
+async def _sleepy_asgi(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await asyncio.sleep(float(scope["query_string"] or 0))
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"slept"})
+
+
+@pytest.mark.parametrize("app", [_sleepy_wsgi, _sleepy_asgi], ids=["wsgi", "asgi"])
+async def test_cancelling_serve_is_a_graceful_shutdown_even_cancelled_again(app):
+    """As asyncio.run cancels its main task on Ctrl-C; a supervisor (or an anyio cancel scope)
+    may cancel again meanwhile.  serve() raises CancelledError only once the request in
+    flight got its response: past it, an asyncio.run would close the loop under it."""
+    port = _free_port()
+    task = asyncio.create_task(unicorn_aio.serve(app, bind=f"127.0.0.1:{port}",
+                                                 graceful_timeout=10))
+    for _ in range(100):  # serve() gives no handle: wait for the port to answer
+        try:
+            reader, writer = await open_raw(port)
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    else:
+        pytest.fail("serve() never listened")
+    try:
+        writer.write(b"GET /?2 HTTP/1.1\r\nHost: t\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the app is sleeping
+        task.cancel()
+        await asyncio.sleep(0.2)
+        task.cancel()  # again, while the graceful shutdown runs
+        await asyncio.sleep(0.2)
+        assert not task.done(), "serve() returned with a request in flight"
+        [resp] = await read_responses(reader, 1, timeout=5)
+        assert resp.status == 200 and resp.body == b"slept"
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+    finally:
+        writer.close()
+        if not task.done():
+            task.cancel()
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_ctrl_c_under_asyncio_run_lets_the_request_in_flight_finish(loop_kind, interface):
+    """asyncio.run(main()) cancels main on the first SIGINT: the 2 s request still gets its 200,
+    then the program ends with KeyboardInterrupt, as asyncio.run does."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, os.path.join(SUPPORT, "embedded_serve.py"),
+                             str(port), loop_kind, interface],
+                            env=dict(os.environ, PYTHONPATH=f"{SUPPORT}{os.pathsep}{ROOT}"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        sock = wait_for(lambda: _connect(port), 15, what="the embedded server to listen")
+        with sock:
+            sock.sendall(b"GET /?2 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            time.sleep(0.5)  # the app is sleeping
+            proc.send_signal(signal.SIGINT)
+            sock.settimeout(10)
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n") and response.endswith(b"slept")
+        assert proc.wait(10) != 0
+        assert b"KeyboardInterrupt" in proc.stderr.read()
+    finally:
+        stop_session(proc)
+
+
+def _connect(port: int) -> socket.socket | None:
+    try:
+        return socket.create_connection(("127.0.0.1", port), timeout=1)
+    except OSError:
+        return None
