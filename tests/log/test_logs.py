@@ -513,6 +513,39 @@ def test_gunicorn_log_config_applies_to_our_loggers(tmp_path):
     assert lines(routed) == ["G INFO GET"]
 
 
+def test_gunicorn_names_carry_our_handlers_and_level(tmp_path):
+    # Flask's idiom: app.logger.handlers = logging.getLogger("gunicorn.error").handlers
+    log = make_logger(tmp_path, loglevel="warning")
+    app_logger = logging.getLogger("test_app")
+    app_logger.propagate = False
+    app_logger.handlers = logging.getLogger("gunicorn.error").handlers
+    app_logger.setLevel(logging.getLogger("gunicorn.error").level)
+    app_logger.warning("from the app")
+    app_logger.info("below the level")
+    logging.getLogger("gunicorn.access").info("into the access log")
+    assert [ln.split("] ", 2)[2] for ln in lines(tmp_path / "error.log")] == ["[WARNING] from the app"]
+    assert lines(tmp_path / "access.log") == ["into the access log"]
+    # Set up again (HUP) with another file: the borrowed list follows, as under gunicorn.
+    log.setup(make_cfg(errorlog=str(tmp_path / "error2.log"), loglevel="info"))
+    app_logger.warning("after the reload")
+    assert lines(tmp_path / "error2.log")[0].endswith("[WARNING] after the reload")
+    assert logging.getLogger("gunicorn.error").level == logging.INFO
+    app_logger.handlers = []
+
+
+def test_gunicorn_names_configured_apart_are_left_so(tmp_path):
+    ours, theirs = tmp_path / "ours.log", tmp_path / "theirs.log"
+    conf = dict_config(ours, "unicorn_aio.error", "OURS")
+    conf["handlers"]["theirs"] = {"class": "logging.FileHandler", "filename": str(theirs),
+                                  "formatter": "plain"}
+    conf["loggers"]["gunicorn.error"] = {"level": "INFO", "handlers": ["theirs"], "propagate": False}
+    make_logger(tmp_path)  # an earlier setup lent gunicorn.error our list
+    log = make_logger(tmp_path, logconfig_dict=conf)
+    log.info("server line")
+    logging.getLogger("gunicorn.error").info("app line")
+    assert lines(ours) == ["OURS INFO server line"] and lines(theirs) == ["OURS INFO app line"]
+
+
 def test_log_config_formatters_can_read_atoms_from_record_args(tmp_path):
     routed = tmp_path / "routed.log"
     conf = dict_config(routed, "unicorn_aio.access", "")

@@ -10,7 +10,8 @@ What differs:
 - Logging never takes the server down: an unwritable log path falls back to stderr/stdout, a bad
   access format falls back to the default, a failing write warns once; each with one warning.
 - A log config written for gunicorn (loggers "gunicorn.error", "gunicorn.access") applies to our
-  loggers ("unicorn_aio.error", "unicorn_aio.access") when it does not name those itself.
+  loggers ("unicorn_aio.error", "unicorn_aio.access") when it does not name those itself; and
+  apps that borrow the server's log by gunicorn's names find our handlers and level there.
 - `access_log_json` writes each access line as one JSON object with readable keys.
 
 The settings object is anything with gunicorn's attribute names (listed on `Logger`); missing
@@ -41,6 +42,7 @@ __all__ = [
 
 ERROR_LOGGER = "unicorn_aio.error"
 ACCESS_LOGGER = "unicorn_aio.access"
+GUNICORN_NAMES = {ERROR_LOGGER: "gunicorn.error", ACCESS_LOGGER: "gunicorn.access"}
 
 ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 ERROR_DATEFMT = "%Y-%m-%d %H:%M:%S %z"
@@ -184,6 +186,7 @@ class Logger:
                 syslog_access = self._install_syslog(self.access_log, "access")
 
         log_configured = self._apply_log_config(cfg)
+        self._lend_gunicorn_names()
 
         fmt = opt("access_log_format", DEFAULT_ACCESS_FORMAT)
         self.access_format = self._checked_access_format(fmt)
@@ -294,6 +297,8 @@ class Logger:
         config_dict = getattr(cfg, "logconfig_dict", None)
         config_json = getattr(cfg, "logconfig_json", None)
         config_ini = getattr(cfg, "logconfig", None)
+        if config_dict or config_json or config_ini:
+            self._take_back_gunicorn_names()
         if config_dict:
             self._dict_config(config_dict, "--log-config-dict")
         elif config_json:
@@ -318,7 +323,8 @@ class Logger:
 
                 logging.config.fileConfig(config_ini, defaults=defaults, disable_existing_loggers=False)
             except Exception as exc:
-                raise LogConfigError(f"log config {config_ini!r} cannot be applied: {exc!r}") from exc
+                raise LogConfigError(f"log config {config_ini!r} cannot be applied: "
+                                     f"{_config_failure(exc)}") from exc
         else:
             return False
         self._adopt_gunicorn_loggers(own)
@@ -337,7 +343,7 @@ class Logger:
 
             logging.config.dictConfig(merged)
         except (AttributeError, ImportError, ValueError, TypeError, KeyError, OSError) as exc:
-            raise LogConfigError(f"log config {where} cannot be applied: {exc}") from exc
+            raise LogConfigError(f"log config {where} cannot be applied: {_config_failure(exc)}") from exc
 
     def _adopt_gunicorn_loggers(self, own_before: dict[str, list[logging.Handler]]) -> None:
         """A config written for gunicorn configures "gunicorn.error" / "gunicorn.access". When it
@@ -356,6 +362,30 @@ class Logger:
             ours.setLevel(theirs.level)
             ours.propagate = theirs.propagate
             ours.disabled = theirs.disabled
+
+    def _lend_gunicorn_names(self) -> None:
+        """Apps borrow the server's log by gunicorn's names, as Flask's docs show:
+        ``app.logger.handlers = logging.getLogger("gunicorn.error").handlers`` and
+        ``app.logger.setLevel(gunicorn_logger.level)``. "gunicorn.error" and "gunicorn.access"
+        hold our loggers' very handler lists (as under gunicorn, where they are the server's
+        loggers, a later USR1 or HUP shows through) and their levels; unless a log config
+        gave them handlers of their own."""
+        for ours in (self.error_log, self.access_log):
+            theirs = logging.getLogger(GUNICORN_NAMES[ours.name])
+            if theirs.handlers is not ours.handlers and theirs.handlers \
+                    and set(theirs.handlers) != set(ours.handlers):
+                continue
+            theirs.handlers = ours.handlers
+            theirs.setLevel(ours.level)
+            theirs.propagate = ours.propagate
+            theirs.disabled = ours.disabled
+
+    def _take_back_gunicorn_names(self) -> None:
+        # A log config may configure gunicorn's names: it must not do so through our lists.
+        for name in GUNICORN_NAMES.values():
+            theirs = logging.getLogger(name)
+            if theirs.handlers is self.error_log.handlers or theirs.handlers is self.access_log.handlers:
+                theirs.handlers = []
 
     def _checked_access_format(self, fmt: str) -> str:
         """`fmt` if it formats a sample request, else the default with one warning: a format
@@ -549,6 +579,25 @@ class Logger:
                 pass
             finally:
                 handler.release()
+
+
+def _config_failure(exc: BaseException | None) -> str:
+    """Why logging.config refused a config, in one line: dictConfig hides the cause behind
+    "Unable to configure handler 'x'", configparser spreads its message over lines, and a
+    section or key fileConfig looks for and does not find is a bare KeyError."""
+    parts: list[str] = []
+    while exc is not None and len(parts) < 3:
+        if isinstance(exc, KeyError) and exc.args:
+            text = f"no section or key named {exc.args[0]!r}"
+        elif isinstance(exc, OSError) and exc.strerror:
+            text = f"{exc.strerror}: {exc.filename!r}" if exc.filename else exc.strerror
+        else:
+            text = str(exc) or type(exc).__name__
+        text = " ".join(text.split())
+        if not parts or text not in parts[-1]:  # a wrapper often repeats its cause
+            parts.append(text)
+        exc = exc.__cause__
+    return ": ".join(parts)
 
 
 def _describe(handler: logging.Handler) -> str:
