@@ -257,6 +257,30 @@ def test_a_bad_log_config_is_one_line(tmp_path, args):
         assert "log config" in single_error(proc, 1)
 
 
+FILE_CONFIG = ("[loggers]\nkeys=root\n[handlers]\nkeys=h\n[formatters]\nkeys=\n"
+               "[logger_root]\nhandlers=h\n[handler_h]\n")
+
+
+@pytest.mark.parametrize("name, text, reason", [
+    ("handler.ini", FILE_CONFIG + "class=NoSuchHandler\nargs=()\n",
+     "No module named 'NoSuchHandler'"),
+    ("nosection.ini", "[loggers]\nkeys=root\n", "no section or key named 'formatters'"),
+    ("garbage.ini", "garbage\n", "garbage.ini is invalid: File contains no section headers. "
+                                  "file: 'garbage.ini', line: 1 'garbage\\n'"),
+    ("nodir.ini", FILE_CONFIG + "class=FileHandler\nargs=('/nonexistent/x.log',)\n",
+     "No such file or directory: '/nonexistent/x.log'"),
+    ("handler.json", '{"version": 1, "handlers": {"h": {"class": "nope.Nope"}}}',
+     "Unable to configure handler 'h': Cannot resolve 'nope.Nope': No module named 'nope'"),
+])
+def test_a_log_config_that_cannot_be_applied_says_why_in_one_line(tmp_path, name, text, reason):
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    (tmp_path / name).write_text(text)
+    flag = "--log-config-json" if name.endswith(".json") else "--log-config"
+    for extra in ([], ["--check-config"]):
+        proc = run("app:app", flag, name, *extra, "--bind", "127.0.0.1:0", cwd=tmp_path)
+        assert single_error(proc, 1) == f"log config {name!r} cannot be applied: {reason}"
+
+
 @pytest.mark.parametrize("hook", ["on_starting", "when_ready", "pre_fork", "post_fork"])
 def test_a_failing_startup_hook_stops_the_start_in_one_line(tmp_path, hook):
     (tmp_path / "app.py").write_text(HELLO_APP)
