@@ -51,7 +51,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
     if cfg.check_config:
         report_warnings(cfg)
-        sys.exit(check_app(cfg))
+        # A setting's name misspelt in the config file is what --check-config is run to catch.
+        for message in cfg.misspelt:
+            sys.stderr.write(f"{PROG}: error: {message}\n")
+        sys.exit(check_app(cfg) or (1 if cfg.misspelt else 0))
 
     # Imported late: the master pulls in the whole server, which --help and config errors never need.
     from unicorn_aio.errors import LogConfigError
@@ -72,8 +75,11 @@ def fail(message: str, code: int, *, usage: bool = False) -> NoReturn:
 
 
 def report_warnings(cfg: Config) -> None:
+    """The warnings of the settings; with --check-config, misspelt names are errors instead."""
+    errors = {f"{m}; it is ignored" for m in cfg.misspelt} if cfg.check_config else set()
     for message in cfg.warnings:
-        sys.stderr.write(f"{PROG}: warning: {message}\n")
+        if message not in errors:
+            sys.stderr.write(f"{PROG}: warning: {message}\n")
 
 
 def check_log_files(cfg: Config) -> None:

@@ -293,14 +293,60 @@ def test_a_failing_startup_hook_stops_the_start_in_one_line(tmp_path, hook):
     assert "Traceback" not in proc.stderr
 
 
-def test_a_setting_misspelt_in_a_config_file_is_warned(tmp_path):
-    (tmp_path / "gunicorn.conf.py").write_text(
-        "import multiprocessing\nworkerz = 3\nhelper_port = 8000\n")
+# The helper names of common config files (tiangolo's uvicorn-gunicorn image, Heroku's PORT,
+# Django's settings style): module-level names that are not settings, as gunicorn allows.
+HELPER_NAMES = ("import multiprocessing, os\nport = 8000\nhost = '0.0.0.0'\nenv = 'prod'\n"
+                "name = 'shop'\nDEBUG = False\nWORKERS = 2\ncores = multiprocessing.cpu_count()\n"
+                "cpu_count = 4\nworkers_per_core = 1.0\nmax_workers = 8\nweb_concurrency = 2\n"
+                "use_loglevel = 'info'\nuse_bind = 'unix:/tmp/x'\naccesslog_var = '-'\n"
+                "timeout_str = '30'\nkeepalive_str = '5'\nlog_data = {'loglevel': 'info'}\n"
+                "graceful = True\nbind_host = 'a'\nlog_dir = '/var/log'\n"
+                "def helper(server):\n    pass\n")
+
+
+def test_a_setting_misspelt_in_a_config_file_is_warned_and_fails_check_config(tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text(HELPER_NAMES + "workerz = 3\n")
     (tmp_path / "app.py").write_text(HELLO_APP)
-    proc = run("--check-config", "app:app", cwd=tmp_path)
+    proc = run("--print-config", "app:app", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ("unicorn_aio: warning: config file gunicorn.conf.py: unknown setting "
                            "'workerz' (did you mean 'workers'?); it is ignored\n")
+    proc = run("--check-config", "app:app", cwd=tmp_path)
+    assert single_error(proc, 1) == ("config file gunicorn.conf.py: unknown setting 'workerz' "
+                                     "(did you mean 'workers'?)")
+
+
+@pytest.mark.parametrize("line, meant", [
+    ("workres = 2", "workers"), ("max_request = 100", "max_requests"),
+    ("keep_alive = 5", "keepalive"), ("log_level = 'debug'", "loglevel"),
+    ("preload = True", "preload_app"), ("error_logfile = '-'", "errorlog"),
+    ("def post_frok(server, worker):\n    pass", "post_fork"),
+])
+def test_check_config_fails_on_each_kind_of_slip(tmp_path, line, meant):
+    (tmp_path / "conf.py").write_text(line + "\n")
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    proc = run("-c", "conf.py", "--check-config", "app:app", cwd=tmp_path)
+    assert single_error(proc, 1).endswith(f"(did you mean {meant!r}?)")
+
+
+def test_helper_names_in_a_config_file_pass_check_config(tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text(HELPER_NAMES)
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    proc = run("--check-config", "app:app", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workres", "2"], "unrecognized arguments: --workres app:app (did you mean --workers?)"),
+    (["--acess-logfile=-"], "unrecognized arguments: --acess-logfile=- (did you mean "
+                            "--access-logfile?)"),
+    (["--zzz"], "unrecognized arguments: --zzz"),
+])
+def test_a_misspelt_flag_gets_did_you_mean(tmp_path, args, message):
+    proc = run(*args, "app:app", cwd=tmp_path)
+    assert single_error(proc, 2) == message
+    proc = run("app:app", cwd=tmp_path, env={"GUNICORN_CMD_ARGS": " ".join(args)})
+    assert single_error(proc, 2).startswith("GUNICORN_CMD_ARGS: unrecognized arguments: " + args[0])
 
 
 def test_log_level_warn_is_warning(tmp_path):

@@ -75,6 +75,7 @@ class Config:
         object.__setattr__(self, "_values", {})
         self.explicit: set[str] = set()  # names set by a source other than the defaults
         self.warnings: list[str] = []
+        self.misspelt: list[str] = []  # config-file names one slip from a setting's
         self.argv: list[str] | None = None  # for reloading the same way on SIGHUP
         self._app_uri: str | None = None
         for setting in SETTINGS:
@@ -230,7 +231,22 @@ def unknown_setting_message(name: str) -> str:
 class _Parser(argparse.ArgumentParser):
     # Errors become exceptions so each source can name itself and main() can choose the exit code.
     def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments: "):
+            message += _flag_hint(message.split(": ", 1)[1].split())
         raise UsageError(message)
+
+
+def _flag_hint(args: list[str]) -> str:
+    """" (did you mean --workers?)" for the first unknown flag that is close to one of ours."""
+    import difflib  # only for a command line that is wrong anyway
+
+    flags = [f for s in SETTINGS for f in s.flags if f.startswith("--")] + ["--version", "--help"]
+    for arg in args:
+        if arg.startswith("--"):
+            close = difflib.get_close_matches(arg.split("=", 1)[0], flags, n=1)
+            if close:
+                return f" (did you mean {close[0]}?)"
+    return ""
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -366,16 +382,51 @@ def apply_config_file(cfg: Config, location: str) -> None:
     for name, value in names.items():
         if name in BY_NAME or name in ALIASES:
             cfg.set(name, value, source=f"config file {label}: {name}")
-        elif not name.startswith("_") and _plain(value):
+        elif _plain(value) or inspect.isfunction(value):
             # Like gunicorn, other module-level names (imports, helpers) are not settings; but
-            # a plain value named almost like a setting is a typo that would go unnoticed.
-            message = unknown_setting_message(name)
-            if "did you mean" in message:
-                cfg.warnings.append(f"config file {label}: {message}; it is ignored")
+            # one that can only be a slip for a setting's name would go unnoticed: a warning,
+            # and --check-config fails on it.
+            meant = near_miss(name)
+            if meant:
+                message = f"config file {label}: unknown setting {name!r} (did you mean {meant!r}?)"
+                cfg.misspelt.append(message)
+                cfg.warnings.append(f"{message}; it is ignored")
 
 
 def _plain(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str, list, tuple, dict))
+
+
+def near_miss(name: str) -> str | None:
+    """The setting a config-file name can only have been meant as, or None.
+
+    Stricter than a fuzzy match, because config files hold helper names (port, host, env,
+    cpu_count, workers_per_core, WORKERS) that must stay allowed: a lower-case name of five
+    letters or more that is one slip from a setting (a letter added, dropped, changed, or two
+    swapped: workres, max_request), the same but for underscores (keep_alive, log_level), or a
+    setting's flag spelt as a name (preload for --preload, error_logfile for --error-logfile)."""
+    if len(name) < 5 or name != name.lower() or name.startswith("_"):
+        return None
+    for setting in SETTINGS:
+        spellings = [f[2:].replace("-", "_") for f in setting.flags if f.startswith("--")]
+        if name in spellings or name.replace("_", "") == setting.name.replace("_", ""):
+            return setting.name
+    for candidate in list(BY_NAME) + list(ALIASES):
+        if len(candidate) >= 5 and _one_slip(name, candidate):
+            return ALIASES.get(candidate, candidate)
+    return None
+
+
+def _one_slip(a: str, b: str) -> bool:
+    """a and b differ by one inserted, deleted or changed letter, or two adjacent swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        return a[i + 1:] == b[i + 1:] or (a[i + 2:] == b[i + 2:] and a[i:i + 2] == b[i:i + 2][::-1])
+    return a[i + 1:] == b[i:] if len(a) > len(b) else a[i:] == b[i + 1:]
 
 
 # -- all sources -----------------------------------------------------------------------------------
