@@ -42,15 +42,11 @@ __all__ = [
 
 ERROR_LOGGER = "unicorn_aio.error"
 ACCESS_LOGGER = "unicorn_aio.access"
-GUNICORN_NAMES = {ERROR_LOGGER: "gunicorn.error", ACCESS_LOGGER: "gunicorn.access"}
 
-ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
-ERROR_DATEFMT = "%Y-%m-%d %H:%M:%S %z"
 SYSLOG_FORMAT = "[%(process)d] %(message)s"
 DEFAULT_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 CLF_TIME = "[%d/%b/%Y:%H:%M:%S %z]"
 
-from unicorn_aio.errors import LogConfigError
 from unicorn_aio.log.access import (
     SAMPLE_ENVIRON,
     AccessAtoms,
@@ -58,6 +54,13 @@ from unicorn_aio.log.access import (
     default_line,
     format_keys,
     json_name,
+)
+from unicorn_aio.log.logconfig import (
+    CONFIG_DEFAULTS,
+    ERROR_DATEFMT,
+    ERROR_FORMAT,
+    apply_log_config,
+    lend_gunicorn_names,
 )
 from unicorn_aio.log.outputs import (
     SYSLOG_FACILITIES,
@@ -77,33 +80,6 @@ LOG_LEVELS = {
     "info": logging.INFO,
     "debug": logging.DEBUG,
 }
-
-# The base of --log-config-dict / --log-config-json: each section of the user's dict is merged
-# over these by name, so a config may name only the loggers it cares about and still use
-# "console", "error_console" and "generic". Unlike gunicorn's, these do not configure our own
-# loggers: they keep what --error-logfile / --access-logfile set unless the config names them.
-CONFIG_DEFAULTS = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "root": {"level": "INFO", "handlers": ["console"]},
-    "loggers": {},
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "generic",
-            "stream": "ext://sys.stdout",
-        },
-        "error_console": {
-            "class": "logging.StreamHandler",
-            "formatter": "generic",
-            "stream": "ext://sys.stderr",
-        },
-    },
-    "formatters": {
-        "generic": {"format": ERROR_FORMAT, "datefmt": ERROR_DATEFMT, "class": "logging.Formatter"},
-    },
-}
-_MERGED_SECTIONS = ("formatters", "filters", "handlers", "loggers")
 
 def _all_loggers() -> list[logging.Logger]:
     manager = logging.Logger.manager
@@ -185,8 +161,8 @@ class Logger:
             if not opt("disable_redirect_access_to_syslog", False):
                 syslog_access = self._install_syslog(self.access_log, "access")
 
-        log_configured = self._apply_log_config(cfg)
-        self._lend_gunicorn_names()
+        log_configured = apply_log_config(cfg, self.error_log, self.access_log)
+        lend_gunicorn_names(self.error_log, self.access_log)
 
         fmt = opt("access_log_format", DEFAULT_ACCESS_FORMAT)
         self.access_format = self._checked_access_format(fmt)
@@ -289,103 +265,6 @@ class Logger:
         handler.on_error = self._on_access_handler_error if which == "access" else _on_error_handler_error
         log.addHandler(handler)
         return True
-
-    def _apply_log_config(self, cfg: Any) -> bool:
-        """Apply --log-config-dict, else --log-config-json, else --log-config (gunicorn's order).
-        True when one was applied."""
-        own = {lg.name: list(lg.handlers) for lg in (self.error_log, self.access_log)}
-        config_dict = getattr(cfg, "logconfig_dict", None)
-        config_json = getattr(cfg, "logconfig_json", None)
-        config_ini = getattr(cfg, "logconfig", None)
-        if config_dict or config_json or config_ini:
-            self._take_back_gunicorn_names()
-        if config_dict:
-            self._dict_config(config_dict, "--log-config-dict")
-        elif config_json:
-            try:
-                with open(config_json, encoding="utf-8") as f:
-                    import json
-
-                    loaded = json.load(f)
-            except OSError as exc:
-                raise LogConfigError(f"log config {config_json!r} cannot be read: {exc.strerror or exc}") from exc
-            except ValueError as exc:
-                raise LogConfigError(f"log config {config_json!r} is not valid JSON: {exc}") from exc
-            if not isinstance(loaded, dict):
-                raise LogConfigError(f"log config {config_json!r} must hold a JSON object")
-            self._dict_config(loaded, repr(config_json))
-        elif config_ini:
-            if not os.path.exists(config_ini):
-                raise LogConfigError(f"log config {config_ini!r} not found")
-            defaults = {"__file__": config_ini, "here": os.path.dirname(os.path.abspath(config_ini))}
-            try:
-                import logging.config  # 1 MB: only when a log config asks for it
-
-                logging.config.fileConfig(config_ini, defaults=defaults, disable_existing_loggers=False)
-            except Exception as exc:
-                raise LogConfigError(f"log config {config_ini!r} cannot be applied: "
-                                     f"{_config_failure(exc)}") from exc
-        else:
-            return False
-        self._adopt_gunicorn_loggers(own)
-        return True
-
-    @staticmethod
-    def _dict_config(config: dict[str, Any], where: str) -> None:
-        merged = dict(CONFIG_DEFAULTS)
-        for key, value in config.items():
-            default = merged.get(key)
-            if key in _MERGED_SECTIONS and isinstance(value, dict) and isinstance(default, dict):
-                value = {**default, **value}
-            merged[key] = value
-        try:
-            import logging.config
-
-            logging.config.dictConfig(merged)
-        except (AttributeError, ImportError, ValueError, TypeError, KeyError, OSError) as exc:
-            raise LogConfigError(f"log config {where} cannot be applied: {_config_failure(exc)}") from exc
-
-    def _adopt_gunicorn_loggers(self, own_before: dict[str, list[logging.Handler]]) -> None:
-        """A config written for gunicorn configures "gunicorn.error" / "gunicorn.access". When it
-        left our logger alone and configured gunicorn's, ours takes its handlers, level and
-        propagation, so the config works unchanged."""
-        for ours in (self.error_log, self.access_log):
-            theirs = logging.getLogger("gunicorn." + ours.name.rsplit(".", 1)[1])
-            if ours.handlers != own_before[ours.name] or not theirs.handlers:
-                continue
-            for handler in list(ours.handlers):
-                ours.removeHandler(handler)
-                if getattr(handler, "unicorn_aio", False):
-                    handler.close()
-            for handler in theirs.handlers:
-                ours.addHandler(handler)
-            ours.setLevel(theirs.level)
-            ours.propagate = theirs.propagate
-            ours.disabled = theirs.disabled
-
-    def _lend_gunicorn_names(self) -> None:
-        """Apps borrow the server's log by gunicorn's names, as Flask's docs show:
-        ``app.logger.handlers = logging.getLogger("gunicorn.error").handlers`` and
-        ``app.logger.setLevel(gunicorn_logger.level)``. "gunicorn.error" and "gunicorn.access"
-        hold our loggers' very handler lists (as under gunicorn, where they are the server's
-        loggers, a later USR1 or HUP shows through) and their levels; unless a log config
-        gave them handlers of their own."""
-        for ours in (self.error_log, self.access_log):
-            theirs = logging.getLogger(GUNICORN_NAMES[ours.name])
-            if theirs.handlers is not ours.handlers and theirs.handlers \
-                    and set(theirs.handlers) != set(ours.handlers):
-                continue
-            theirs.handlers = ours.handlers
-            theirs.setLevel(ours.level)
-            theirs.propagate = ours.propagate
-            theirs.disabled = ours.disabled
-
-    def _take_back_gunicorn_names(self) -> None:
-        # A log config may configure gunicorn's names: it must not do so through our lists.
-        for name in GUNICORN_NAMES.values():
-            theirs = logging.getLogger(name)
-            if theirs.handlers is self.error_log.handlers or theirs.handlers is self.access_log.handlers:
-                theirs.handlers = []
 
     def _checked_access_format(self, fmt: str) -> str:
         """`fmt` if it formats a sample request, else the default with one warning: a format
@@ -579,25 +458,6 @@ class Logger:
                 pass
             finally:
                 handler.release()
-
-
-def _config_failure(exc: BaseException | None) -> str:
-    """Why logging.config refused a config, in one line: dictConfig hides the cause behind
-    "Unable to configure handler 'x'", configparser spreads its message over lines, and a
-    section or key fileConfig looks for and does not find is a bare KeyError."""
-    parts: list[str] = []
-    while exc is not None and len(parts) < 3:
-        if isinstance(exc, KeyError) and exc.args:
-            text = f"no section or key named {exc.args[0]!r}"
-        elif isinstance(exc, OSError) and exc.strerror:
-            text = f"{exc.strerror}: {exc.filename!r}" if exc.filename else exc.strerror
-        else:
-            text = str(exc) or type(exc).__name__
-        text = " ".join(text.split())
-        if not parts or text not in parts[-1]:  # a wrapper often repeats its cause
-            parts.append(text)
-        exc = exc.__cause__
-    return ": ".join(parts)
 
 
 def _describe(handler: logging.Handler) -> str:
