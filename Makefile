@@ -1,12 +1,12 @@
 # Two entry points, both from a fresh machine with only Python 3.11:
 #   make run   venv + install + serve examples/hello.py on 127.0.0.1:8000
-#   make test  venv + install + system tools + mypy and ruff + the whole suite
+#   make test  venv + install + system tools + gunicorn's venv + mypy and ruff + the whole suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv systools bench bench-quick bench-baseline bench-pathcost clean soak fuzz-long
+.PHONY: run test lint venv systools oracle bench bench-quick bench-baseline bench-pathcost clean soak fuzz-long
 
 venv: $(STAMP)
 
@@ -33,8 +33,14 @@ systools:
 	    || echo "WARNING: could not install$$missing; tests needing them will skip"; \
 	fi
 
+# gunicorn in its own venv (.gunicorn-venv), the oracle of the differential test (tests/parity),
+# pinned in tests/parity/gunicorn-requirements.txt; reused while the pin is unchanged. If pip
+# cannot install it, make test goes on and tests/parity skips, saying why.
+oracle: venv
+	@$(PY) tests/support/gunicorn_venv.py
+
 # Types and lint first (seconds), then the suite.
-test: venv systools lint
+test: venv systools oracle lint
 	$(PY) -m pytest
 
 lint: venv
@@ -42,7 +48,7 @@ lint: venv
 	$(PY) -m ruff check unicorn_aio tests bench tools examples
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .gunicorn-venv build *.egg-info
 
 # Side-by-side benchmark against gunicorn, granian, bjoern, waitress and uvicorn (bench/README.md).
 # BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--only hello,idle".

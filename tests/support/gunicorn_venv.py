@@ -1,0 +1,65 @@
+"""The oracle's venv for the differential test (tests/parity): ROOT/.gunicorn-venv with the
+gunicorn pinned in tests/parity/gunicorn-requirements.txt, apart from the project's venv so the
+two never share a package.
+
+``python tests/support/gunicorn_venv.py`` builds it (``make test`` does, before the suite); the
+test session calls ``ensure()`` too, so a bare ``pytest`` on a fresh clone builds it as well.
+A venv whose stamp matches the requirements file is reused as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+SUPPORT = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(SUPPORT))
+VENV = os.path.join(ROOT, ".gunicorn-venv")
+REQUIREMENTS = os.path.join(ROOT, "tests", "parity", "gunicorn-requirements.txt")
+STAMP = os.path.join(VENV, ".installed")
+PYTHON = os.path.join(VENV, "bin", "python")
+
+
+def _wanted() -> str:
+    with open(REQUIREMENTS) as f:
+        return f.read()
+
+
+def is_current() -> bool:
+    try:
+        with open(STAMP) as f:
+            return f.read() == _wanted() and os.access(PYTHON, os.X_OK)
+    except OSError:
+        return False
+
+
+def ensure(timeout: float = 300) -> str | None:
+    """Build the venv if it is missing or stale; None when ready, else why it could not be."""
+    if is_current():
+        return None
+    shutil.rmtree(VENV, ignore_errors=True)
+    steps = [[sys.executable, "-m", "venv", VENV],
+             [PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+              "-r", REQUIREMENTS]]
+    for argv in steps:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{' '.join(argv[:3])}: {exc}"
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            return f"{' '.join(argv[:3])} exited {done.returncode}: {' / '.join(tail)}"
+    with open(STAMP, "w") as f:
+        f.write(_wanted())
+    return None
+
+
+if __name__ == "__main__":
+    reason = ensure()
+    if reason:
+        # make test goes on: the parity tests skip, naming this reason.
+        print(f"WARNING: cannot build {VENV} ({reason}); tests/parity will skip", file=sys.stderr)
+    else:
+        print(f"{VENV}: ready")
