@@ -1,0 +1,340 @@
+"""Where unicorn_aio and gunicorn differ on the differential test's requests (tests/parity), and
+why. docs/gunicorn-differences.md ("Differential test") shows the same table to users.
+
+DELIBERATE: a difference kept on purpose, for a reason: an RFC MUST, a smuggling risk, or the
+same verdict with the status code the RFC names. Its test checks that both servers still do
+what the table says.
+OPEN: a difference nobody has decided to keep. Its test is an xfail(strict): the day the two
+agree, the test fails until the entry leaves the table.
+
+CORPUS holds the corpus cases (oracle_cases.py) that differ, by case id. GENERATED holds the
+rules that account for a generated (hypothesis) case's difference: each names the corpus case
+that shows the same difference, and shares its kind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from oracle import Outcome
+
+DELIBERATE = "deliberate"
+OPEN = "open"
+
+
+@dataclass(frozen=True)
+class Difference:
+    case: str
+    kind: str
+    gunicorn: str   # what gunicorn does, as Outcome.explain() words it
+    ours: str       # what unicorn_aio does
+    reason: str
+
+
+def _d(case: str, kind: str, gunicorn: str, ours: str, reason: str) -> tuple[str, Difference]:
+    return case, Difference(case, kind, gunicorn, ours, reason)
+
+
+KEPT, CLOSED, WAITS = "kept open", "closed", "waits for more bytes"
+
+CORPUS: dict[str, Difference] = dict([
+    # --- deliberate
+    _d("missing-host", DELIBERATE, f"200, {KEPT}", f"400, {CLOSED}",
+       "RFC 9112 3.2: a server MUST respond with 400 to an HTTP/1.1 request that lacks Host"),
+    _d("host-space", DELIBERATE, f"200, {KEPT}", f"400, {CLOSED}",
+       "RFC 9112 3.2: a server MUST respond with 400 to a request whose Host has an invalid value"),
+    _d("host-userinfo", DELIBERATE, f"200, {KEPT}", f"400, {CLOSED}", "as host-space"),
+    _d("host-bad-port", DELIBERATE, f"200, {KEPT}", f"400, {CLOSED}", "as host-space"),
+    _d("host-slash", DELIBERATE, f"200, {KEPT}", f"400, {CLOSED}", "as host-space"),
+    _d("connect", DELIBERATE, f"200, {CLOSED}", f"501, {CLOSED}",
+       "RFC 9110 9.3.6: a 2xx to CONNECT tells the client a tunnel is open, and MUST NOT carry "
+       "Content-Length or Transfer-Encoding; a WSGI app can do neither, so CONNECT is refused"),
+    _d("cl-huge", DELIBERATE, WAITS, f"400, {CLOSED}",
+       "RFC 9110 8.6: recipients MUST anticipate large numerals and prevent overflows; a length "
+       "past 64 bits is refused, since a proxy in front reads it otherwise (smuggling)"),
+    _d("chunk-size-overflow", DELIBERATE, WAITS, f"400, {CLOSED}",
+       "RFC 9112 7.1: recipients MUST anticipate large hexadecimal numerals and prevent overflows; "
+       "a chunk size past 64 bits is refused, not waited for"),
+    _d("garbage", DELIBERATE, WAITS, f"400, {CLOSED}",
+       "not a request: refused at the first byte that cannot begin a request line; gunicorn waits "
+       "for a line end that a TLS client never sends, holding a thread"),
+    _d("chunk-bare-lf", DELIBERATE, WAITS, f"400, {CLOSED}",
+       "RFC 9112 7.1: a chunk-size line ends with CRLF; refused at the bare LF, where gunicorn "
+       "waits for a CRLF to find the line invalid"),
+    _d("lowercase-method", DELIBERATE, f"400, {CLOSED}", f"501, {CLOSED}",
+       "both refuse; RFC 9110 9.1: a well-formed method the server does not know SHOULD get 501"),
+    _d("method-too-long", DELIBERATE, f"400, {CLOSED}", f"501, {CLOSED}",
+       "both refuse; RFC 9110 9.1: an unrecognized method SHOULD get 501"),
+    _d("method-too-short", DELIBERATE, f"400, {CLOSED}", f"501, {CLOSED}",
+       "both refuse; RFC 9110 9.1: an unrecognized method SHOULD get 501"),
+    _d("version-2", DELIBERATE, f"400, {CLOSED}", f"505, {CLOSED}",
+       "both refuse; RFC 9110 15.6.6: 505 is the answer for an unsupported major version"),
+    _d("te-empty", DELIBERATE, f"501, {CLOSED}", f"400, {CLOSED}",
+       "both refuse; RFC 9112 6.3: a Transfer-Encoding whose final coding is not chunked MUST "
+       "get 400"),
+    # --- open
+    _d("extension-method", OPEN, f"200, {KEPT}", f"501, {CLOSED}",
+       "httptools (llhttp) parses only the methods it lists; other tokens cannot reach the app"),
+    _d("http-minor-version", OPEN, f"200, {KEPT}", f"400, {CLOSED}",
+       "RFC 9110 2.5: a higher minor version SHOULD be processed as the highest one supported"),
+    _d("no-version-unfinished", OPEN, f"400, {CLOSED}", WAITS,
+       "gunicorn refuses a request line without a version at its end; we wait for the head's end "
+       "(and refuse it then)"),
+    _d("only-crlf", OPEN, f"400, {CLOSED}", WAITS,
+       "gunicorn ignores one empty line before a request line and refuses the next; we skip any"),
+    _d("trailing-empty-lines", OPEN, f"200 400, {CLOSED}", f"200, {KEPT}",
+       "as only-crlf, after a request"),
+    _d("pipelined-two-empty-lines", OPEN, f"200 400, {CLOSED}", f"200 200, {KEPT}",
+       "as only-crlf, between pipelined requests"),
+    _d("absolute-form-scheme-chars", OPEN, f"200, {KEPT}", f"400, {CLOSED}",
+       "only http:// and https:// absolute-form targets are accepted"),
+    _d("absolute-form-no-path", OPEN, f"200, {KEPT}; app saw {{'PATH_INFO': ''}}",
+       f"200, {KEPT}; app saw {{'PATH_INFO': '/'}}",
+       "an empty path in absolute-form: gunicorn passes '', we pass '/'"),
+    _d("ows-around-value", OPEN, f"200, {KEPT}; app saw {{'HTTP_X_A': 'v', 'HTTP_X_B': 'w'}}",
+       f"200, {KEPT}; app saw {{'HTTP_X_A': 'v  ', 'HTTP_X_B': 'w\\t'}}",
+       "RFC 9112 5.1: OWS after a field value is not part of it"),
+    _d("length-ows", OPEN, f"200, {KEPT}; app saw {{'CONTENT_LENGTH': '5'}}",
+       f"200, {KEPT}; app saw {{'CONTENT_LENGTH': '5 '}}", "as ows-around-value"),
+    _d("chunked-ext-bws", OPEN, f"200, {KEPT}", f"400, {CLOSED}",
+       "RFC 9112 7.1.1: BWS around ';' and '=' in a chunk extension"),
+    _d("chunked-te-list", OPEN, f"200, {CLOSED}", f"501, {CLOSED}",
+       "gunicorn accepts gzip before chunked and closes after; we refuse codings besides chunked"),
+    _d("chunked-te-repeated", OPEN, f"200, {CLOSED}", f"501, {CLOSED}", "as chunked-te-list"),
+    _d("trailer-host", OPEN, f"400, {CLOSED}", f"200, {KEPT}",
+       "RFC 9110 6.5.1: routing, framing and authentication fields are forbidden in trailers"),
+    _d("trailer-authorization", OPEN, f"400, {CLOSED}", f"200, {KEPT}", "as trailer-host"),
+    _d("upgrade-ignored", OPEN, f"200, {KEPT}", f"200, {CLOSED}",
+       "a WSGI answer to an Upgrade request: gunicorn keeps the connection, we close it"),
+    _d("line-over-limit", OPEN, f"414, {CLOSED}", f"200, {KEPT}",
+       "limit_request_line: gunicorn refuses a line one byte over 4094, we do not"),
+    _d("field-over-limit", OPEN, f"431, {CLOSED}", f"200, {KEPT}",
+       "limit_request_field_size: gunicorn counts the line with its CRLF against 8190"),
+])
+
+
+Completed = tuple[Outcome, Outcome] | None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Accounts for a generated case's difference: ``applies(raw, gunicorn, ours, completed)``;
+    where either server waited for more bytes, ``completed`` is the two outcomes for ``raw``
+    with CRLF CRLF appended (the head ended), else None."""
+
+    id: str
+    shows: str      # the corpus case with the same difference (its kind is this rule's)
+    applies: Callable[[bytes, Outcome, Outcome, Completed], bool]
+
+    @property
+    def kind(self) -> str:
+        return CORPUS[self.shows].kind
+
+
+def _agree_until(theirs: Outcome, ours: Outcome) -> int:
+    """How many leading responses have the same status class."""
+    n = 0
+    for a, b in zip(theirs.statuses, ours.statuses):
+        if a // 100 != b // 100:
+            break
+        n += 1
+    return n
+
+
+def _first_split(theirs: Outcome, ours: Outcome) -> tuple[int | None, int | None]:
+    """The first status where the two part ways (None: that one has no response there)."""
+    n = _agree_until(theirs, ours)
+    return (theirs.statuses[n] if n < len(theirs.statuses) else None,
+            ours.statuses[n] if n < len(ours.statuses) else None)
+
+
+def _served(status: int | None) -> bool:
+    return status is not None and status // 100 == 2
+
+
+# The methods llhttp (under httptools) parses; any other reaches neither app nor 400.
+LLHTTP_METHODS = frozenset(b"""DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE
+    PROPFIND PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE
+    M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY""".split())
+_GUNICORN_METHOD = re.compile(rb"[!$%&'*+\-.^_`|~0-9A-Z]{3,20}")  # a token without a-z or '#', 3 to 20 long
+
+
+def _methods(raw: bytes) -> list[bytes]:
+    """The first word of the request's first line and of each line after a blank one."""
+    starts = [raw.lstrip(b"\r\n")] + [part.lstrip(b"\r\n") for part in raw.split(b"\r\n\r\n")[1:]]
+    return [part.split(b"\r\n", 1)[0].split(b" ", 1)[0] for part in starts if part]
+
+
+_REQUEST_LINE = re.compile(rb"^(?:\r\n)*(\S+) (\S+) (HTTP/\S*)", re.M)
+_FORBIDDEN_TRAILER = re.compile(
+    rb"(?i)\r\n0[^\r\n]*\r\n(?:[^\r\n]+\r\n)*?(?:host|content-length|transfer-encoding|trailer|"
+    rb"authorization|te)[ \t]*:")
+
+
+def _missing_host(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    gunicorn, mine = _first_split(theirs, ours)
+    if mine != 400 or not (gunicorn is None or _served(gunicorn)):
+        return False
+    for head in raw.split(b"\r\n\r\n"):
+        first = head.lstrip(b"\r\n").split(b"\r\n", 1)[0]
+        if first.endswith(b" HTTP/1.1") and not re.search(rb"(?im)^host[ \t]*:", head):
+            return True
+    return False
+
+
+# RFC 9110 7.2 and RFC 3986 3.2.2: uri-host [ ":" port ]; the reg-name may be empty.
+_VALID_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[-A-Za-z0-9._~!$&'()*+,;=:]+\]"
+                         rb"|(?:[-A-Za-z0-9._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?")
+_HOST_FIELD = re.compile(rb"(?im)^host[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$")
+
+
+def _invalid_host(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    gunicorn, mine = _first_split(theirs, ours)
+    return mine == 400 and (gunicorn is None or _served(gunicorn)) and any(
+        not _VALID_HOST.fullmatch(m.group(1)) for m in _HOST_FIELD.finditer(raw))
+
+
+def _early_refusal(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    # gunicorn waits where we refuse; once the head is complete, gunicorn refuses too.
+    n = _agree_until(theirs, ours)
+    return (theirs.closed is None and len(theirs.statuses) == n and ours.closed is True
+            and len(ours.statuses) == n + 1 and ours.statuses[n] // 100 == 4
+            and completed is not None and len(completed[0].statuses) > n
+            and completed[0].statuses[n] // 100 in (4, 5))
+
+
+def _late_refusal(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    # The mirror: gunicorn refuses at a line's end, we wait for the head's end and refuse then.
+    n = _agree_until(theirs, ours)
+    return (ours.closed is None and len(ours.statuses) == n and theirs.closed is True
+            and len(theirs.statuses) == n + 1 and theirs.statuses[n] // 100 == 4
+            and completed is not None and len(completed[1].statuses) > n
+            and completed[1].statuses[n] // 100 in (4, 5))
+
+
+def _method_code(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    # Both refuse; gunicorn with a 400 (for the method, or for anything else about the request),
+    # we with 501, for a method llhttp does not know, which it looks at first.
+    gunicorn, mine = _first_split(theirs, ours)
+    return (mine == 501 and gunicorn is not None and gunicorn // 100 == 4
+            and bool(theirs.closed and ours.closed)
+            and any(m not in LLHTTP_METHODS for m in _methods(raw)))
+
+
+def _extension_method(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    # A method gunicorn passes to the app, which llhttp does not know: gunicorn serves it (or
+    # waits for the rest of it), we answer 501.
+    gunicorn, mine = _first_split(theirs, ours)
+    return mine == 501 and (_served(gunicorn) or (gunicorn is None and theirs.closed is None)) \
+        and any(m not in LLHTTP_METHODS and _GUNICORN_METHOD.fullmatch(m) for m in _methods(raw))
+
+
+def _empty_lines(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    # After a request, gunicorn refuses a second CR or LF where a request line should begin;
+    # we skip them, and serve what follows.
+    n = _agree_until(theirs, ours)
+    stray = re.search(rb"\r\n\r\n[\r\n]", raw) is not None or raw[:1] in (b"\r", b"\n") \
+        or raw[-1:] in (b"\r", b"\n")
+    return stray \
+        and len(theirs.statuses) == n + 1 and theirs.statuses[n] == 400 and bool(theirs.closed) \
+        and all(_served(s) for s in ours.statuses[n:])
+
+
+def _absolute_scheme(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    gunicorn, mine = _first_split(theirs, ours)
+    return mine == 400 and _served(gunicorn) and any(
+        b"://" in m.group(2) and not re.match(rb"(?i)https?://", m.group(2))
+        for m in _REQUEST_LINE.finditer(raw))
+
+
+def _absolute_empty_path(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    # The app saw PATH_INFO "" from gunicorn where we said "/", and nothing else differs.
+    return _app_saw(theirs, ours, lambda key, its, mine: (key, its, mine) == ("PATH_INFO", "", "/"))
+
+
+def _forbidden_trailer(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    gunicorn, mine = _first_split(theirs, ours)
+    return gunicorn == 400 and _served(mine) and _FORBIDDEN_TRAILER.search(raw) is not None
+
+
+def _app_saw(theirs: Outcome, ours: Outcome, same: Callable[[str, str, str], bool]) -> bool:
+    """Same statuses and close; where the app's views differ, ``same(key, its, mine)`` for
+    every differing key."""
+    if theirs.statuses != ours.statuses or theirs.closed != ours.closed:
+        return False
+    for a, b in zip(theirs.echoes, ours.echoes):
+        if a != b:
+            its, mine = json.loads(a), json.loads(b)
+            if set(its) != set(mine) or not all(
+                    same(k, its[k], mine[k]) for k in its if its[k] != mine[k]):
+                return False
+    return True
+
+
+def _ows(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    # gunicorn strips trailing SP / HTAB off field values, we do not (yet).
+    return _app_saw(theirs, ours, lambda key, its, mine: key.startswith(("HTTP_", "CONTENT_"))
+                    and mine.rstrip(" \t") == its and mine != its)
+
+
+GENERATED: list[Rule] = [
+    Rule("gen-missing-host", "missing-host", _missing_host),
+    Rule("gen-invalid-host", "host-space", _invalid_host),
+    Rule("gen-early-refusal", "garbage", _early_refusal),
+    Rule("gen-method-code", "lowercase-method", _method_code),
+    Rule("gen-extension-method", "extension-method", _extension_method),
+    Rule("gen-late-refusal", "no-version-unfinished", _late_refusal),
+    Rule("gen-empty-lines", "trailing-empty-lines", _empty_lines),
+    Rule("gen-absolute-scheme", "absolute-form-scheme-chars", _absolute_scheme),
+    Rule("gen-absolute-empty-path", "absolute-form-no-path", _absolute_empty_path),
+    Rule("gen-forbidden-trailer", "trailer-host", _forbidden_trailer),
+    Rule("gen-ows", "ows-around-value", _ows),
+]
+
+
+def explain(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> Rule | None:
+    for rule in GENERATED:
+        if rule.applies(raw, theirs, ours, completed):
+            return rule
+    return None
+
+
+def markdown() -> str:
+    """The table's rows for docs/gunicorn-differences.md ("Differential test"):
+    ``python tests/support/oracle_differences.py`` prints them."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+    rows = ["| case | kind | gunicorn 27 | unicorn_aio | reason |", "| --- | --- | --- | --- | --- |"]
+    for kind in (DELIBERATE, OPEN):
+        rows += [f"| `{d.case}` | {kind} | {cell(d.gunicorn)} | {cell(d.ours)} | {cell(d.reason)} |"
+                 for d in CORPUS.values() if d.kind == kind]
+    rows += ["", "| generated-case rule | kind | the corpus case showing it |", "| --- | --- | --- |"]
+    rows += [f"| `{rule.id}` | {rule.kind} | `{rule.shows}` |" for rule in GENERATED]
+    return "\n".join(rows)
+
+
+def write_doc(path: str) -> None:
+    """Put markdown()'s rows in place of the tables in the doc's "Differential test" section."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    head, section = text.split("## Differential test", 1)
+    rest = ""
+    if "\n## " in section:
+        section, rest = section.split("\n## ", 1)
+        rest = "\n## " + rest
+    prose = section[:section.index("| case | kind |")]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head + "## Differential test" + prose + markdown() + "\n" + rest)
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+    if sys.argv[1:] == ["--write"]:
+        here = os.path.dirname(os.path.abspath(__file__))
+        write_doc(os.path.join(here, "..", "..", "docs", "gunicorn-differences.md"))
+    else:
+        print(markdown())
