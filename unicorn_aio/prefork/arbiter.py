@@ -28,7 +28,7 @@ import unicorn_aio.wsgi.handler  # noqa: F401
 from unicorn_aio import __version__
 from unicorn_aio.apploader import load_wsgi_app, one_line, prepare_process
 from unicorn_aio.config.config import load_config
-from unicorn_aio.errors import AppImportError, ConfigError
+from unicorn_aio.errors import AppBootError, AppImportError, ConfigError
 from unicorn_aio.log import logger_for
 from unicorn_aio.prefork.children import (
     APP_LOAD_ERROR,
@@ -147,9 +147,12 @@ class Arbiter:
             self.start()
         except (ConfigError, AppImportError, OSError) as exc:
             self.log.error("%s", exc)
-            self._report_start(1, str(exc))
+            # --preload: the exit code the workers' import of the same app would have ended in
+            code = WORKER_BOOT_ERROR if isinstance(exc, AppBootError) \
+                else APP_LOAD_ERROR if isinstance(exc, AppImportError) else 1
+            self._report_start(code, str(exc))
             self._cleanup(unlink=False)
-            return 1
+            return code
         try:
             await self._supervise()
         except StopServing as stop:
@@ -214,7 +217,9 @@ class Arbiter:
             self.manage_workers()
             await self._wait(min(TICK, heartbeat_interval(self.cfg.timeout)))
             while self._signals:
-                getattr(self, "handle_" + self._signals.popleft().lower())()
+                name = self._signals.popleft().lower()
+                self.log.info("Handling signal: %s", name)  # gunicorn's line, word for word
+                getattr(self, "handle_" + name)()
             if self._halt is not None:
                 raise self._halt
             self.murder_workers()
@@ -377,7 +382,6 @@ class Arbiter:
         self.workers[pid] = record
         self.children.watch(pid, functools.partial(self._on_worker_exit, record))
         self.loop.add_reader(parent_end.fileno(), self._on_worker_message, record)
-        self.log.info("Booting worker with pid: %d", pid)
         return record
 
     def _on_worker_message(self, w: WorkerProcess) -> None:

@@ -61,7 +61,8 @@ class WorkerProcess:
 
     def exit_report(self, code: int) -> tuple[int, str] | None:
         """What the master logs as this worker exits with ``code`` (-N: killed by signal N),
-        as a log level and gunicorn's words; None when the exit was asked for and says nothing."""
+        as a log level and gunicorn's words; None when the exit was asked for and says nothing,
+        or was clean (0: the worker logged its own "Worker exiting", as gunicorn's do)."""
         pid = self.pid
         if code < 0:
             name = signal.Signals(-code).name
@@ -75,7 +76,7 @@ class WorkerProcess:
                     f"Worker (pid:{pid}) exited after its timeout (its stacks are above)")
         if code:
             return logging.ERROR, f"Worker (pid:{pid}) exited with code {code}"
-        return logging.INFO, f"Worker exiting (pid: {pid})"
+        return None
 
 
 ExitCallback = Callable[[int], None]  # called with the exit code: -N for killed by signal N

@@ -341,11 +341,14 @@ def run_forked_worker(arbiter, record: WorkerProcess, channel: socket.socket) ->
                     arbiter.log, channel, arbiter=arbiter)
     record.pid = worker.pid
     set_proc_title(f"unicorn_aio: worker [{arbiter.proc_name}]")
+    # Logged by the worker, as gunicorn does, so the line's [pid] is the worker's own.
+    worker.log.info("Booting worker with pid: %d", worker.pid)
     try:
         arbiter.cfg.post_fork(arbiter, worker)
     except Exception as exc:
         # It would fail the same way in every replacement: the master halts.
         worker.log.error("Worker failed to boot: post_fork hook failed: %s", one_line(exc))
+        worker.log.info("Worker exiting (pid: %d)", worker.pid)
         os._exit(WORKER_BOOT_ERROR)
     run_worker(worker)
 
@@ -362,6 +365,7 @@ def run_worker(worker: Worker) -> NoReturn:
         if not worker.booted:  # the same failure would greet every replacement: halt
             code = WORKER_BOOT_ERROR
     finally:
+        worker.log.info("Worker exiting (pid: %d)", worker.pid)
         try:
             worker.cfg.worker_exit(worker.arbiter, worker)
         except BaseException:

@@ -1,0 +1,77 @@
+"""The master's and workers' log lines and exit codes as gunicorn's, with real processes:
+each worker says "Booting worker" and "Worker exiting" itself (the line's [pid] is its own),
+the master says "Handling signal: hup", and --preload fails with the exit codes the workers
+would have."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+from procs import ROOT, get, wait_for
+
+pytestmark = pytest.mark.timeout(60)
+TESTS = os.path.join(ROOT, "tests", "support")
+ENV = {"PYTHONPATH": f"{TESTS}:{ROOT}"}
+
+
+def lines_of(log: str, pid: int) -> list[str]:
+    """The error-log lines a process wrote, without their time and pid."""
+    return [m.group(1) for m in re.finditer(rf"^\[[^]]+\] \[{pid}\] (.*)$", log, re.M)]
+
+
+def test_each_worker_logs_its_own_booting_and_exiting_lines(process_server, tmp_path):
+    srv = process_server("master_apps:hello", "--workers", "2", workers=2, env=ENV,
+                         cwd=str(tmp_path))
+    workers = srv.workers()
+    srv.stop()
+    log = srv.log()
+    for pid in workers:
+        assert lines_of(log, pid) == [f"[INFO] Booting worker with pid: {pid}",
+                                      f"[INFO] Worker exiting (pid: {pid})"], log
+    assert not [ln for ln in lines_of(log, srv.pid) if "Booting" in ln or "exiting" in ln], log
+
+
+def test_the_master_logs_each_signal_it_handles(process_server, tmp_path):
+    srv = process_server("master_apps:hello", env=ENV, cwd=str(tmp_path))
+    for sig, name in ((signal.SIGHUP, "hup"), (signal.SIGTTIN, "ttin"),
+                      (signal.SIGTTOU, "ttou"), (signal.SIGUSR1, "usr1")):
+        srv.signal(sig)
+        wait_for(lambda: f"[INFO] Handling signal: {name}" in lines_of(srv.log(), srv.pid), 10,
+                 what=f"Handling signal: {name}")
+    srv.stop()
+    handled = [ln for ln in lines_of(srv.log(), srv.pid) if "Handling signal" in ln]
+    assert handled == [f"[INFO] Handling signal: {n}" for n in ("hup", "ttin", "ttou", "usr1",
+                                                                "term")]
+
+
+@pytest.mark.parametrize("app, code", [("no_such_module:app", 3), ("master_apps:no_such_app", 4)])
+@pytest.mark.parametrize("preload", [False, True])
+def test_preload_fails_with_the_exit_code_of_the_workers(tmp_path, app, code, preload):
+    # gunicorn's codes: 3 the app's code failed as it was imported, 4 no such app
+    args = [sys.executable, "-m", "unicorn_aio", app, "--bind", "127.0.0.1:0"]
+    out = subprocess.run(args + (["--preload"] if preload else []), cwd=tmp_path,
+                         env={**os.environ, **ENV}, capture_output=True, text=True, timeout=30)
+    assert out.returncode == code, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_umask_is_the_unix_sockets_and_the_help_says_so(process_server, tmp_path):
+    sock, pidfile = tmp_path / "app.sock", tmp_path / "app.pid"
+    srv = process_server("master_apps:hello", "--umask", "077", "--bind", f"unix:{sock}",
+                         "--pid", str(pidfile), env=ENV, cwd=str(tmp_path))
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o700
+    # the pidfile and the logs follow the umask the server was started with, as in gunicorn
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(pidfile).st_mode) == 0o666 & ~umask
+    assert get(srv.url + "/")[0] == 200
+    out = subprocess.run([sys.executable, "-m", "unicorn_aio", "--help"], env={**os.environ, **ENV},
+                         capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    umask_help = " ".join(out.stdout.split("--umask INT", 1)[1].split("\n  -", 1)[0].split())
+    assert umask_help.startswith("The umask the unix sockets of --bind are created with")
