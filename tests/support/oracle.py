@@ -51,13 +51,17 @@ class Outcome:
     def key(self) -> tuple:
         """What must be equal for the two servers to agree: status classes, the close, and
         what the app saw."""
-        return (tuple(s // 100 for s in self.statuses), self.closed, self.echoes, bool(self.note))
+        # A 100 Continue counts only where nothing else came: a server MAY omit it once it has
+        # the content (RFC 9110 10.1.1), but one still waiting for the content owes it.
+        said_continue = 100 in self.informational if not self.statuses else None
+        return (tuple(s // 100 for s in self.statuses), self.closed, self.echoes, bool(self.note),
+                said_continue)
 
     def brief(self) -> str:
         if self.note:
             return f"unparseable ({self.note})"
         if self.waits:
-            return "waits for more bytes"
+            return "100 Continue, then waits" if 100 in self.informational else "waits for more bytes"
         head = " ".join(map(str, self.statuses)) or "no response"
         if self.closed is None:
             return f"{head}, then waits for more bytes"
