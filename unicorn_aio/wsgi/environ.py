@@ -80,8 +80,9 @@ class ServerEnviron:
         # local address -> base environ with its server keys
         self._server_environs: dict[Any, dict[str, Any]] = {}
 
-    def connection_environ(self, protocol: Connection) -> tuple[dict[str, Any], str, str]:
-        """What a connection keeps for its requests: (base environ, REMOTE_ADDR, REMOTE_PORT).
+    def connection_environ(self, protocol: Connection) -> tuple[dict[str, Any], str, str, Any]:
+        """What a connection keeps for its requests: (base environ, REMOTE_ADDR, REMOTE_PORT,
+        gunicorn.socket).
 
         The base environ (base_environ with SERVER_NAME and SERVER_PORT) is
         shared by every connection to the same local address, so an idle keep-alive connection
@@ -100,7 +101,10 @@ class ServerEnviron:
                 base["SERVER_NAME"], base["SERVER_PORT"] = str(sock or ""), ""
             if len(self._server_environs) < 64:  # a wildcard bind sees a few local addresses
                 self._server_environs[sock] = base
-        return base, remote_addr, remote_port
+        # gunicorn.socket: gunicorn's environ holds the client's socket. Ours is the event
+        # loop's, as the transport lends it: addresses, options and fileno() work; send() and
+        # recv() are refused, as the loop owns the connection (docs/gunicorn-differences.md).
+        return base, remote_addr, remote_port, protocol.transport.get_extra_info("socket")
 
 
 class RequestEnviron:
@@ -116,10 +120,11 @@ class RequestEnviron:
         conn = protocol.app_state
         if conn is None:
             conn = protocol.app_state = self.handler.connection_environ(protocol)
-        base, remote_addr, remote_port = conn
+        base, remote_addr, remote_port, sock = conn
         env = base.copy()
         env["REMOTE_ADDR"] = remote_addr
         env["REMOTE_PORT"] = remote_port
+        env["gunicorn.socket"] = sock
         keys = _ENVIRON_KEYS
         for name, raw in req.headers:
             key = keys.get(name) or environ_key(name)
