@@ -50,7 +50,7 @@ def ensure(timeout: float = 300) -> str | None:
             return f"{' '.join(argv[:3])}: {exc}"
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            return f"{' '.join(argv[:3])} exited {done.returncode}: {' / '.join(tail)}"
+            return f"{' '.join(argv[:3])} exited {done.returncode}: {' / '.join(t[:200] for t in tail)}"
     with open(STAMP, "w") as f:
         f.write(_wanted())
     return None

@@ -103,6 +103,7 @@ class Rule:
     id: str
     shows: str      # the corpus case with the same difference (its kind is this rule's)
     applies: Callable[[bytes, Outcome, Outcome, Completed], bool]
+    covers: str     # in words, for the doc
 
     @property
     def kind(self) -> str:
@@ -242,15 +243,24 @@ def _app_saw(theirs: Outcome, ours: Outcome, same: Callable[[str, str, str], boo
 
 
 GENERATED: list[Rule] = [
-    Rule("gen-missing-host", "missing-host", _missing_host),
-    Rule("gen-invalid-host", "host-space", _invalid_host),
-    Rule("gen-early-refusal", "garbage", _early_refusal),
-    Rule("gen-both-refuse", "version-2", _both_refuse),
-    Rule("gen-extension-method", "extension-method", _extension_method),
-    Rule("gen-late-refusal", "no-version-unfinished", _late_refusal),
-    Rule("gen-empty-lines", "trailing-empty-lines", _empty_lines),
-    Rule("gen-absolute-scheme", "absolute-form-scheme-chars", _absolute_scheme),
-    Rule("gen-absolute-empty-path", "absolute-form-no-path", _absolute_empty_path),
+    Rule("gen-missing-host", "missing-host", _missing_host,
+         "an HTTP/1.1 request without Host: gunicorn serves it, we answer 400"),
+    Rule("gen-invalid-host", "host-space", _invalid_host,
+         "a Host value outside uri-host [ \":\" port ]: gunicorn serves it, we answer 400"),
+    Rule("gen-early-refusal", "garbage", _early_refusal,
+         "we refuse a head at its first bad byte; gunicorn waits for the head's end, then refuses"),
+    Rule("gen-both-refuse", "version-2", _both_refuse,
+         "both refuse the request and close; the codes differ (400, 501, 505)"),
+    Rule("gen-extension-method", "extension-method", _extension_method,
+         "a method llhttp does not list: gunicorn serves it, we answer 501"),
+    Rule("gen-late-refusal", "no-version-unfinished", _late_refusal,
+         "gunicorn refuses at a line's end; we wait for the head's end, then refuse"),
+    Rule("gen-empty-lines", "trailing-empty-lines", _empty_lines,
+         "a stray CR or LF after a request: gunicorn refuses it as a request line, we skip it"),
+    Rule("gen-absolute-scheme", "absolute-form-scheme-chars", _absolute_scheme,
+         "an absolute-form target whose scheme is not http or https: we answer 400"),
+    Rule("gen-absolute-empty-path", "absolute-form-no-path", _absolute_empty_path,
+         "an absolute-form target with an empty path: PATH_INFO '' from gunicorn, '/' from us"),
 ]
 
 
@@ -270,8 +280,9 @@ def markdown() -> str:
     for kind in (DELIBERATE, OPEN):
         rows += [f"| `{d.case}` | {kind} | {cell(d.gunicorn)} | {cell(d.ours)} | {cell(d.reason)} |"
                  for d in CORPUS.values() if d.kind == kind]
-    rows += ["", "| generated-case rule | kind | the corpus case showing it |", "| --- | --- | --- |"]
-    rows += [f"| `{rule.id}` | {rule.kind} | `{rule.shows}` |" for rule in GENERATED]
+    rows += ["", "| generated-case rule | kind | as the corpus case | covers |", "| --- | --- | --- | --- |"]
+    rows += [f"| `{rule.id}` | {rule.kind} | `{rule.shows}` | {cell(rule.covers)} |"
+             for rule in GENERATED]
     return "\n".join(rows)
 
 
