@@ -29,8 +29,10 @@ module-level name that matches a setting sets it; hooks are functions defined th
 gunicorn worker classes map onto unicorn_aio's one worker: `sync` and `gthread` mean a WSGI app
 run in the thread pool (`threads` still defaults to 1, as for gunicorn's sync worker, so raise
 `--threads` for apps that wait on I/O); `asgi` and `uvicorn.workers.UvicornWorker` mean an ASGI
-app; `eventlet`, `gevent` and `tornado` give a warning, since WSGI apps run in the thread pool and
-async apps should use ASGI. An explicit `--interface` wins over the worker class.
+app; `gevent`, `eventlet` and gunicorn's other async classes mean a WSGI app in an elastic
+thread pool, which grows to `--worker-connections` threads as requests need them and shrinks back
+to `--threads` when they are idle (no monkey-patching). An explicit `--interface` wins over the
+worker class.
 
 Settings marked *ignored* are accepted so existing configurations keep working, and give a
 startup warning when set.

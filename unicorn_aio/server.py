@@ -25,7 +25,7 @@ from unicorn_aio.errors import ConfigError
 from unicorn_aio.http.contract import AppHandler, HttpOptions, ServerHeaders, TrackedConnection
 from unicorn_aio.http.protocol import HttpProtocol
 from unicorn_aio.sockets import bind_all, describe, unix_files, unlink_own_files
-from unicorn_aio.wsgi.threadpool import ThreadPool
+from unicorn_aio.wsgi.threadpool import ThreadPool, make_pool
 
 if TYPE_CHECKING:
     import ssl
@@ -104,7 +104,7 @@ class Server:
         self.ready.clear()
         self._loop = loop = asyncio.get_running_loop()
         self._stopped = loop.create_future()
-        self.pool = pool = ThreadPool(loop, self.cfg.threads)
+        self.pool = pool = make_pool(loop, self.cfg.threads, self.cfg.max_threads)
         # Refuses an app it cannot serve, before binding.
         self.handler = handler = self._make_handler(loop, pool)
         self._new_connection = partial(HttpProtocol, self, handler, self.options)
@@ -209,7 +209,7 @@ class Server:
         """Stop accepting while full, so the kernel hands new connections to idle siblings."""
         full = self.max_connections and len(self.connections) >= self.max_connections
         pool = self.pool
-        busy = self._busy_aware and pool is not None and pool.in_flight >= pool.size
+        busy = self._busy_aware and pool is not None and pool.in_flight >= pool.max_size
         if self._accepting:
             if full or busy:
                 self.pause_accepting()

@@ -264,11 +264,11 @@ def test_explicit_interface_wins_over_worker_class():
 
 @pytest.mark.parametrize("worker_class", ["gevent", "eventlet", "tornado",
                                           "gunicorn.workers.ggevent.GeventWorker"])
-def test_green_worker_classes_warn(worker_class):
+def test_green_worker_classes_mean_an_elastic_pool_without_a_warning(worker_class):
     cfg = Config({}, worker_class=worker_class)
     assert cfg.interface == "auto"
-    assert len(cfg.warnings) == 1
-    assert "thread pool" in cfg.warnings[0] and "ASGI" in cfg.warnings[0]
+    assert cfg.warnings == []
+    assert cfg.max_threads == cfg.worker_connections  # tests/wsgi/test_green_classes.py
 
 
 def test_custom_worker_class_warns():

@@ -45,20 +45,28 @@ _GREEN_WORKERS = ("eventlet", "gevent", "gevent_wsgi", "gevent_pywsgi", "tornado
                   "gunicorn.workers.gtornado.TornadoWorker")
 
 
+def _worker_class_name(worker_class: Any) -> str:
+    return (f"{worker_class.__module__}.{worker_class.__qualname__}"
+            if inspect.isclass(worker_class) else str(worker_class))
+
+
 def worker_class_interface(worker_class: Any) -> tuple[str | None, str | None]:
     """The interface a gunicorn worker class implies, and a warning when it cannot be honoured."""
-    name = (f"{worker_class.__module__}.{worker_class.__qualname__}"
-            if inspect.isclass(worker_class) else str(worker_class))
+    name = _worker_class_name(worker_class)
     if name in _WSGI_WORKERS:
         return "wsgi", None
     if name in _ASGI_WORKERS:
         return "asgi", None
     if name in _GREEN_WORKERS:
-        return None, (f"worker_class {name!r} is not available: unicorn_aio runs WSGI apps in its "
-                      "thread pool (raise --threads for blocking I/O) and async apps should use "
-                      "ASGI (--interface asgi)")
+        return None, None  # honoured by threads: see Config.max_threads
     return None, (f"worker_class {name!r} is not supported: custom gunicorn workers cannot run "
                   "here; unicorn_aio's own worker is used")
+
+
+def is_green_worker_class(worker_class: Any) -> bool:
+    """gunicorn's async worker classes (gevent, eventlet, tornado): a greenlet per connection,
+    which unicorn_aio gives WSGI apps as a thread per request in flight (no monkey-patching)."""
+    return _worker_class_name(worker_class) in _GREEN_WORKERS
 
 
 class Config:
@@ -164,6 +172,27 @@ class Config:
         if value == "auto" and "worker_class" in self.explicit:
             return worker_class_interface(self._values["worker_class"])[0] or "auto"
         return value
+
+    @property
+    def max_threads(self) -> int:
+        """The most app threads a worker runs: --threads; for gunicorn's async worker classes
+        (-k gevent, eventlet...) as many as --worker-connections, started as requests find
+        every thread busy and back to --threads once unneeded (wsgi/threadpool.py)."""
+        threads = self._values["threads"]
+        if is_green_worker_class(self._values["worker_class"]):
+            return max(threads, self._values["worker_connections"])
+        return threads
+
+    @property
+    def worker_class_note(self) -> str | None:
+        """What an async worker class of gunicorn's maps to here, for the start log."""
+        worker_class = self._values["worker_class"]
+        if not is_green_worker_class(worker_class):
+            return None
+        return (f"worker_class {_worker_class_name(worker_class)!r}: no monkey-patching; WSGI "
+                f"app calls run in threads started as requests need them, {self.threads} to "
+                f"{self.max_threads} per worker (--threads to --worker-connections), the extra "
+                "ones stopping once idle")
 
     @property
     def mount_point(self) -> str:

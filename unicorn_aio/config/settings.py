@@ -140,15 +140,19 @@ SETTINGS: tuple[Setting, ...] = (
     S("worker_class", _work, ("-k", "--worker-class"), dotted_or_class, "sync",
       "gunicorn's worker type, mapped onto unicorn_aio's single worker.\n\n"
       "sync and gthread (or their dotted names) mean a WSGI app in the thread pool; asgi and "
-      "uvicorn.workers.UvicornWorker mean an ASGI app. eventlet, gevent and tornado are not "
-      "available: WSGI apps run in the thread pool and async apps should use ASGI.", metavar="STRING"),
+      "uvicorn.workers.UvicornWorker mean an ASGI app. gevent, eventlet, tornado (and gevent_wsgi, "
+      "gevent_pywsgi) mean a WSGI app in a pool that grows to --worker-connections threads as "
+      "requests find every thread busy, and back to --threads once they are idle: the "
+      "concurrency of a greenlet per request for apps that wait, without monkey-patching.",
+      metavar="STRING"),
     S("threads", _work, ("--threads",), integer(1), 1,
       "Threads per worker that run WSGI app calls.\n\n"
       "The default of 1 matches gunicorn's sync worker: one request in the app at a time per "
       "worker, while the event loop keeps reading, parsing and writing for every connection. "
       "Raise it for apps that wait on I/O.", metavar="INT"),
     S("worker_connections", _work, ("--worker-connections",), integer(1), 1000,
-      "The maximum number of simultaneous connections per worker.", metavar="INT"),
+      "The maximum number of simultaneous connections per worker.\n\n"
+      "With -k gevent or eventlet, also the most app threads a worker starts.", metavar="INT"),
     S("max_requests", _work, ("--max-requests",), integer(0), 0,
       "Restart a worker after it has served this many requests (0 = never).\n\n"
       "A simple limit on the damage of memory leaks.", metavar="INT"),

@@ -202,8 +202,12 @@ class Arbiter:
             listener_url(sock, bool(cfg.certfile)) for sock in self.listeners), self.pid)
         interface = "WSGI or ASGI, detected from the app" if cfg.interface == "auto" \
             else cfg.interface.upper()
-        self.log.info("Workers: %d (%s); WSGI dispatch: %s, %d thread(s) per worker",
-                      cfg.workers, interface, cfg.dispatch, cfg.threads)
+        threads = cfg.threads if cfg.max_threads == cfg.threads \
+            else f"{cfg.threads} to {cfg.max_threads}"
+        self.log.info("Workers: %d (%s); WSGI dispatch: %s, %s thread(s) per worker",
+                      cfg.workers, interface, cfg.dispatch, threads)
+        if cfg.worker_class_note:
+            self.log.info("%s", cfg.worker_class_note)
         if cfg.preload_app:
             self.app = load_wsgi_app(cfg)
         for name in self.SIGNALS:

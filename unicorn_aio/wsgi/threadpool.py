@@ -16,6 +16,7 @@ batched, and a third more hello-world rps in thread-pool mode).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import queue
@@ -47,6 +48,7 @@ class ThreadPool:
             raise ValueError(f"thread pool size must be at least 1, got {size}")
         self.loop = loop
         self.size = size
+        self.max_size = size  # the most threads it runs at once; see ElasticThreadPool
         self.name = name
         # Work submitted and not yet finished; the server reads it to decide when it is
         # saturated and should stop accepting (see Server._update_accepting).
@@ -138,3 +140,87 @@ class ThreadPool:
             if fn is _STOP:
                 return
             fn()  # work items handle their own exceptions; see WSGICycle.run in wsgi/handler.py
+
+# How long threads past an elastic pool's base size may go unneeded before they exit.
+IDLE_TIMEOUT = 5.0
+
+
+def make_pool(loop, size: int, max_size: int | None = None) -> ThreadPool:
+    """A pool of ``size`` threads, or an elastic one up to ``max_size`` when that is more."""
+    if max_size is not None and max_size > size:
+        return ElasticThreadPool(loop, size, max_size)
+    return ThreadPool(loop, size)
+
+
+class ElasticThreadPool(ThreadPool):
+    """A pool that starts a thread whenever work finds every thread busy, up to ``max_size``,
+    and lets the threads past ``size`` go once they have been unneeded for ``idle_timeout``
+    (to twice that): gunicorn's gevent and eventlet workers' concurrency (a greenlet per
+    connection) for apps that wait, without monkey-patching.
+
+    Only the loop thread decides how many threads there are: a thread too many is sent a stop
+    through the work queue, behind the work already in it, and whichever thread takes it
+    exits.  A thread deciding on its own, on a timed-out wait, could leave just as work is
+    handed to it; and under light steady load the queue's lock hands work to every waiting
+    thread in turn, so none would ever time out.
+    """
+
+    def __init__(self, loop, size: int, max_size: int, name: str = "unicorn_aio-app",
+                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+        super().__init__(loop, size, name)
+        if max_size < size:
+            raise ValueError(f"an elastic pool's max_size ({max_size}) is below its size ({size})")
+        self.max_size = max_size
+        self.idle_timeout = idle_timeout
+        # Stops sent and not yet taken: the threads taking work are the others.
+        self._stopping = 0
+        self._peak = 0  # the most work in flight since the last trim
+        self._trim_timer: asyncio.TimerHandle | None = None
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        working = len(self._threads) - self._stopping
+        if self.in_flight >= working and working < self.max_size:
+            self._start_thread()
+        self.in_flight += 1
+        if self.in_flight > self._peak:
+            self._peak = self.in_flight
+        if not self._batch:
+            self.loop.call_soon(self._put_batch)
+        self._batch.append(fn)
+        if self.on_load_change is not None:
+            self.on_load_change()
+
+    def _start_thread(self) -> None:
+        super()._start_thread()
+        if self._trim_timer is None and len(self._threads) - self._stopping > self.size:
+            self._trim_timer = self.loop.call_later(self.idle_timeout, self._trim)
+
+    def _trim(self) -> None:
+        """Stop the threads the busiest moment since the last trim did not need.  Those kept
+        number at least the work in flight, so queued work never waits on a thread that
+        left."""
+        self._trim_timer = None
+        working = len(self._threads) - self._stopping
+        for _ in range(working - max(self.size, self._peak)):
+            self._tasks.put(_STOP)
+            self._stopping += 1
+        self._peak = self.in_flight
+        if len(self._threads) - self._stopping > self.size:
+            self._trim_timer = self.loop.call_later(self.idle_timeout, self._trim)
+
+    def _run(self) -> None:
+        super()._run()
+        self.call_on_loop(self._left, threading.current_thread())
+
+    def _left(self, thread: threading.Thread) -> None:
+        # Not listed: the pool abandoned it (abandon) or shut down; either counted it out.
+        if thread in self._threads:
+            self._threads.remove(thread)  # so a later thread reusing its ident is not taken for it
+            self._stopping -= 1
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
+        if self._trim_timer is not None:
+            self._trim_timer.cancel()
+            self._trim_timer = None
+        super().shutdown(wait, timeout)
+        self._stopping = 0
