@@ -41,33 +41,12 @@ from unicorn_aio.http.response import head as response_head
 from unicorn_aio.http.rules import Reject
 from unicorn_aio.log.logger import Logger
 from unicorn_aio.wsgi.environ import FileWrapper, RequestEnviron, ServerEnviron
+from unicorn_aio.wsgi.hooks import HookRequest, HookResponse
 from unicorn_aio.wsgi.threadpool import ThreadPool
 
 # Response bytes an app thread may queue for the loop before it waits for them to be written
 # (the request body's own bounds are body.HIGH_WATER and LOW_WATER).
 OUTBOX_MAX = 256 * 1024
-
-
-class HookRequest:
-    """What gunicorn's pre_request/post_request hooks receive as ``req``."""
-
-    def __init__(self, req: Request) -> None:
-        self.method = req.method.decode("ascii")
-        self.uri = req.url.decode("latin-1")
-        self.path, _, self.query = self.uri.partition("?")
-        self.version = tuple(int(n) for n in req.version.split("."))
-        headers = req.headers if req.proxied is None else [*req.headers, *req.proxied.fields.items()]
-        self.headers = [(n.decode("latin-1").upper(), v.decode("latin-1")) for n, v in headers]
-
-
-class HookResponse:
-    """What gunicorn's post_request hook receives as ``resp``."""
-
-    def __init__(self, cycle: "WSGICycle") -> None:
-        self.status = cycle.status
-        self.status_code = int(cycle.status[:3]) if cycle.status else None
-        self.headers = getattr(cycle, "headers", [])
-        self.sent = cycle.sent
 
 
 class WSGIHandler(ServerEnviron):
