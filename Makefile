@@ -72,6 +72,12 @@ bench-baseline:
 bench-pathcost: venv
 	$(PY) -m bench.pathcost
 
+# -k gevent without gevent: the seeds' sleepy-app line with 1 worker, 300 concurrent requests
+# that sleep 1 s; wall time and RSS per extra thread (bench/results/green.md).
+.PHONY: bench-green
+bench-green: venv
+	$(PY) -m bench.green $(BENCH_ARGS)
+
 # Hardening runs (not part of make test): a soak under mixed hostile load, fds and RSS must stay
 # flat (SOAK_ARGS="--minutes 3"); the request fuzz test with 20 000 random examples.
 soak:
