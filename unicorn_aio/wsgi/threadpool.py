@@ -26,6 +26,12 @@ from typing import Callable
 _STOP = object()
 
 
+class ThreadAbandoned(BaseException):
+    """Raised in an app thread the pool has given up on (``abandon``): it ends the thread.
+
+    A BaseException, so that an app's ``except Exception`` lets it through."""
+
+
 def _schedule_as_batch() -> None:
     """Put the calling app thread under SCHED_BATCH: woken, it waits for the loop thread to
     block or use up its slice, instead of preempting it.
@@ -86,6 +92,23 @@ class ThreadPool:
         self._threads.append(t)
         t.start()
 
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The app threads the pool counts as its own (not the ones it abandoned)."""
+        return self._threads
+
+    def abandon(self, thread: threading.Thread) -> None:
+        """Loop thread: give up on ``thread``, stuck in its work item (the request watchdog,
+        wsgi/watchdog.py).  It leaves the pool and its work stops counting as in flight, so a
+        replacement starts at once if work is waiting, else with the next submit; the thread
+        itself ends when ThreadAbandoned reaches ``_run``."""
+        self._threads.remove(thread)
+        self.in_flight -= 1
+        if self.in_flight > len(self._threads) and len(self._threads) < self.size:
+            self._start_thread()
+        if self.on_load_change is not None:
+            self.on_load_change()
+
     def task_done(self) -> None:
         """Called on the loop thread when a submitted unit of work has fully finished."""
         self.in_flight -= 1
@@ -135,11 +158,15 @@ class ThreadPool:
     def _run(self) -> None:
         _schedule_as_batch()
         get = self._tasks.get
-        while True:
-            fn = get()
-            if fn is _STOP:
-                return
-            fn()  # work items handle their own exceptions; see WSGICycle.run in wsgi/handler.py
+        try:
+            while True:
+                fn = get()
+                if fn is _STOP:
+                    return
+                fn()  # work items handle their own exceptions; see WSGICycle.run in wsgi/handler.py
+        except ThreadAbandoned:
+            pass  # a replacement has taken this thread's place (abandon)
+
 
 # How long threads past an elastic pool's base size may go unneeded before they exit.
 IDLE_TIMEOUT = 5.0
