@@ -34,6 +34,7 @@ from unicorn_aio.config.validators import (
     loglevel,
     mapping,
     number,
+    number_or_none,
     octal,
     post_request_hook,
     proxy_protocol_mode,
@@ -211,6 +212,22 @@ SETTINGS: tuple[Setting, ...] = (
     S("max_worker_memory", _ui, ("--max-worker-memory",), integer(0), 0,
       "Restart a worker gracefully once its resident memory exceeds this many MB (0 = off).",
       metavar="MB"),
+    S("request_timeout", _ui, ("--request-timeout",), number_or_none, None,
+      "Seconds a WSGI request in an app thread may go without sending anything (no head, no "
+      "body bytes) before it is stopped (0 = never).\n\n"
+      "A stopped request is logged with its thread's stack; its client gets a 500 if nothing "
+      "was sent, else the connection closes; its thread is interrupted and a fresh one takes its "
+      "place. Time spent waiting on the client (reading a streamed wsgi.input, writing to a slow "
+      "reader) does not count. Unset, it is --timeout under -k sync with --threads 1, as "
+      "gunicorn's sync worker is killed at its timeout, and never under the classes gunicorn "
+      "sets no limit on (gthread, sync with more threads, the green ones), which log a request "
+      "stuck for --timeout once instead. See docs/timeouts.md.", metavar="SECONDS",
+      default_doc="None"),
+    S("asgi_request_timeout", _ui, ("--asgi-request-timeout",), number, 0,
+      "Seconds an ASGI HTTP request may run before its task is cancelled (0 = no limit).\n\n"
+      "The cancelled request is logged with where it was waiting; its client gets a 500 if no "
+      "response had started, else the connection closes. WebSocket connections have no such "
+      "limit.", metavar="SECONDS"),
     S("access_log_json", _ui, ("--access-log-json",), boolean, False,
       "Write access log lines as JSON objects instead of access_log_format.", action="store_true"),
     S("inline_body_max", _ui, ("--inline-body-max",), integer(0), 65536,

@@ -59,6 +59,11 @@ def number(val: Any) -> int | float:
     return int(num) if num.is_integer() else num
 
 
+def number_or_none(val: Any) -> int | float | None:
+    """Seconds, or None: unset, for a default worked out from other settings."""
+    return None if val is None else number(val)
+
+
 def octal(val: Any) -> int:
     # gunicorn reads "0022" as octal, like the shell's umask does.
     if isinstance(val, str) and re.match(r"0\d", val.strip()):
