@@ -276,6 +276,15 @@ class Worker:
             self.log.info("Worker reloading: %s modified", path)
             self._retire()
 
+    def retire(self, reason: str) -> None:
+        """Ask for a fresh worker in our place (the request watchdog, wsgi/watchdog.py: app
+        threads stuck where they cannot be interrupted).  Once it serves we stop gracefully:
+        healthy requests finish, or --graceful-timeout passes, and the exit ends the stuck
+        threads with the process."""
+        if not self._retire_sent and self.alive:
+            self.log.warning("Worker (pid:%d) retiring: %s", os.getpid(), reason)
+            self._retire()
+
     def _retire(self) -> None:
         # The master starts our replacement first and sends TERM once it is serving, so
         # capacity never dips; until then we keep serving, or hand off if siblings serve.

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from unicorn_aio.config import settings
 from unicorn_aio.config.config import Config
-from unicorn_aio.http.body import BodyTimeout, ClientDisconnected
+from unicorn_aio.http.body import BodyTimeout, ClientDisconnected, RequestBody
 from unicorn_aio.http.contract import Connection, ServerHeaders, thread_timeout
 from unicorn_aio.http.protocol import Request
 from unicorn_aio.http.response import (
@@ -42,7 +42,8 @@ from unicorn_aio.http.rules import Reject
 from unicorn_aio.log.logger import Logger
 from unicorn_aio.wsgi.environ import FileWrapper, RequestEnviron, ServerEnviron
 from unicorn_aio.wsgi.hooks import HookRequest, HookResponse
-from unicorn_aio.wsgi.threadpool import ThreadPool
+from unicorn_aio.wsgi.threadpool import ThreadAbandoned, ThreadPool
+from unicorn_aio.wsgi.watchdog import Watchdog
 
 # Response bytes an app thread may queue for the loop before it waits for them to be written
 # (the request body's own bounds are body.HIGH_WATER and LOW_WATER).
@@ -74,12 +75,19 @@ class WSGIHandler(ServerEnviron):
         self.post_request: Callable[..., object] | None = (
             None if getattr(cfg.post_request, "__code__", None)
             is settings.post_request.__code__ else cfg.post_request)
+        # Requests stuck in app threads (watchdog.py): the frames that run one, those that wait
+        # on its client (a streamed body, a slow reader): the client's time, not the app's.
+        self.watchdog = Watchdog.for_config(
+            cfg, self.loop, pool, log, worker, runs=(WSGICycle.run, WSGICycle._respond),
+            waits=(WSGICycle._emit, WSGICycle._try_sendfile, RequestBody.read, RequestBody.readline))
 
     async def startup(self) -> None:
-        pass
+        if self.watchdog is not None:
+            self.watchdog.start()
 
     async def shutdown(self) -> None:
-        pass
+        if self.watchdog is not None:
+            self.watchdog.stop()
 
     def loop_callback(self, fn: Callable[[], None]) -> Callable[[], None]:
         # The app reads the body on an app thread: the call is carried to the loop.
@@ -141,6 +149,7 @@ class WSGICycle(RequestEnviron):
     flush_scheduled = False
     lost = False
     failed = False  # the app raised after the head went out
+    abandoned = False  # the watchdog answered for it and gave its thread's place away
     own_headers: frozenset | None = None  # which of Date and Server the app set (app_headers)
     start_time = 0.0
 
@@ -237,6 +246,8 @@ class WSGICycle(RequestEnviron):
                 self._log_access()
             if self.on_loop:
                 self._end()
+            elif self.abandoned:
+                raise ThreadAbandoned  # back from where it was stuck: its place is taken
             else:
                 handler.pool.call_on_loop(self._finish_on_loop)
 
@@ -411,6 +422,8 @@ class WSGICycle(RequestEnviron):
         self.protocol.finish_request(self.req, self.keep_alive)
 
     def _finish_on_loop(self) -> None:
+        if self.abandoned:
+            return  # it finished as the watchdog gave up on it: too late, already answered
         self.handler.pool.task_done()
         self.on_loop = True
         try:
@@ -500,6 +513,18 @@ class WSGICycle(RequestEnviron):
         self.lost = True
         with self.cond:
             self.cond.notify_all()
+
+    def abandon(self) -> list[bytes]:
+        """Loop thread: the watchdog gave up on this request's app thread and answers for it.
+        From now on what the thread sends is discarded (it may never return, or much later);
+        returns the response bytes it queued that are not written yet."""
+        self.abandoned = True
+        with self.cond:  # a waiting _emit wakes to find lost, and raises
+            queued, self.outbox = self.outbox, []
+            self.queued = 0
+            self.lost = True
+            self.cond.notify_all()
+        return queued
 
     # -- sendfile ---------------------------------------------------------------------------
 
