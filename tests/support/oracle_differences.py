@@ -49,6 +49,18 @@ CORPUS: dict[str, Difference] = dict([
     _d("host-userinfo", DELIBERATE, f"200, {KEPT}", f"400, {CLOSED}", "as host-space"),
     _d("host-bad-port", DELIBERATE, f"200, {KEPT}", f"400, {CLOSED}", "as host-space"),
     _d("host-slash", DELIBERATE, f"200, {KEPT}", f"400, {CLOSED}", "as host-space"),
+    _d("host-list", DELIBERATE, f"200, {KEPT}", f"400, {CLOSED}",
+       "as host-space; and a proxy may route by either name (smuggling)"),
+    _d("host-ipv6-unclosed", DELIBERATE, f"200, {KEPT}", f"400, {CLOSED}", "as host-space"),
+    _d("connection-close-in-list", DELIBERATE, f"200, {KEPT}", f"200, {CLOSED}",
+       "RFC 9112 9.6: a server that receives a close connection option MUST close after the "
+       "response; gunicorn reads only a first Connection line that is exactly 'close'"),
+    _d("connection-close-second-line", DELIBERATE, f"200, {KEPT}", f"200, {CLOSED}",
+       "as connection-close-in-list (RFC 9110 5.3: the two lines are one list)"),
+    _d("chunk-ext-over-limit", DELIBERATE, f"200, {KEPT}", f"400, {CLOSED}",
+       "RFC 9112 7.1.1: a server ought to limit chunk extensions and answer 4xx past it; the "
+       "limit is limit_request_field_size, which gunicorn applies only to a line split across "
+       "reads"),
     _d("connect", DELIBERATE, f"200, {CLOSED}", f"501, {CLOSED}",
        "RFC 9110 9.3.6: a 2xx to CONNECT tells the client a tunnel is open, and MUST NOT carry "
        "Content-Length or Transfer-Encoding; a WSGI app can do neither, so CONNECT is refused"),
@@ -69,6 +81,9 @@ CORPUS: dict[str, Difference] = dict([
     _d("te-empty", DELIBERATE, f"501, {CLOSED}", f"400, {CLOSED}",
        "both refuse; RFC 9112 6.3: a Transfer-Encoding whose final coding is not chunked MUST "
        "get 400"),
+    _d("te-trailing-comma", DELIBERATE, f"501, {CLOSED}", f"400, {CLOSED}",
+       "both refuse a framing field with an empty list element (a smuggling shape: RFC 9110 "
+       "5.6.1 has recipients ignore it, a proxy may not)"),
     # --- open
     _d("extension-method", OPEN, f"200, {KEPT}", f"501, {CLOSED}",
        "httptools (llhttp) parses only the methods it lists; other tokens cannot reach the app"),
@@ -77,6 +92,16 @@ CORPUS: dict[str, Difference] = dict([
     _d("no-version-unfinished", OPEN, f"400, {CLOSED}", WAITS,
        "gunicorn refuses a request line without a version at its end; we wait for the head's end "
        "(and refuse it then)"),
+    _d("pri-method", OPEN, f"200, {KEPT}", f"400, {CLOSED}",
+       "llhttp takes any PRI request line for the HTTP/2 preface"),
+    _d("http10-keep-alive-list", OPEN, f"200, {CLOSED}", f"200, {KEPT}",
+       "gunicorn keeps an HTTP/1.0 connection only for a Connection value of exactly keep-alive"),
+    _d("script-name-outside-path", OPEN, f"500, {CLOSED}", f"200, {KEPT}",
+       "gunicorn answers 500 when a proxy's SCRIPT_NAME is not a prefix of the path; we serve "
+       "the whole path as PATH_INFO"),
+    _d("lf-before-request", OPEN, f"400, {CLOSED}", f"200, {KEPT}",
+       "as only-crlf: we skip a lone LF before a request line"),
+    _d("two-crlf-before-request", OPEN, f"400, {CLOSED}", f"200, {KEPT}", "as only-crlf"),
     _d("only-crlf", OPEN, f"400, {CLOSED}", WAITS,
        "gunicorn ignores one empty line before a request line and refuses the next; we skip any"),
     _d("trailing-empty-lines", OPEN, f"200 400, {CLOSED}", f"200, {KEPT}",
