@@ -16,6 +16,7 @@ import asyncio
 import math
 import os
 import time
+import traceback
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
 from urllib.parse import quote, unquote_to_bytes
 
@@ -96,6 +97,20 @@ def encode_path(path: str) -> bytes:
     return quote(path, _PATH_SAFE).encode("ascii")
 
 
+def awaiting(task: asyncio.Task[Any]) -> str:
+    """Where a task waits, as a traceback: its chain of awaits, which ``Task.get_stack`` does
+    not follow past the first coroutine."""
+    frames = []
+    step: Any = task.get_coro()
+    while step is not None:
+        frame = getattr(step, "cr_frame", None) or getattr(step, "gi_frame", None)
+        if frame is None:
+            break  # a future, or a coroutine that has finished
+        frames.append((frame, frame.f_lineno))
+        step = getattr(step, "cr_await", None) or getattr(step, "gi_yieldfrom", None)
+    return "".join(traceback.StackSummary.extract(frames).format()).rstrip("\n")
+
+
 def mount_point(script_name: str) -> str:
     """root_path from a SCRIPT_NAME: "/app/" mounts at "/app", as "/" does at the root."""
     return script_name.rstrip("/")
@@ -119,6 +134,7 @@ class ASGIHandler:
         self.server_headers = headers
         self.http_scheme, self.ws_scheme = ("https", "wss") if is_ssl else ("http", "ws")
         self.body_timeout = body_timeout  # seconds receive() waits for body bytes; NEVER: none
+        self.request_timeout = or_never(cfg.asgi_request_timeout)  # a request task's lifetime
         # root_path: --root-path or the SCRIPT_NAME variable, unless a trusted proxy sends one
         self.root_path = cfg.mount_point
         self.raw_root = encode_path(self.root_path)
@@ -165,7 +181,10 @@ class ASGIHandler:
     def _start_http(self, conn: Connection, req: Request) -> None:
         cycle = HTTPCycle(self, conn, req)
         req.cycle = cycle
-        self.spawn(cycle.run())
+        task = self.spawn(cycle.run())
+        if self.request_timeout != NEVER:
+            timer = self.loop.call_later(self.request_timeout, cycle.expire, task)
+            task.add_done_callback(lambda _: timer.cancel())
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self.loop.create_task(coro)
@@ -506,6 +525,25 @@ class HTTPCycle:
             return  # the client left: not a server error
         self.handler.log.error("Exception in ASGI application for %s",
                                self.req.url.decode("latin-1", "replace"), exc_info=exc)
+        self._fail()
+
+    def expire(self, task: asyncio.Task[None]) -> None:
+        """--asgi-request-timeout: the request's task has run too long; answer for it (as for
+        an app error) and cancel it."""
+        peer = self.protocol.peername
+        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else (peer or "a unix socket")
+        self.handler.log.error(
+            "ASGI request timeout: %s %s from %s ran past --asgi-request-timeout %gs; "
+            "cancelled. Where it waited, most recent call last:\n%s",
+            self.req.method.decode("latin-1"), self.req.url.decode("latin-1", "replace"),
+            client, self.handler.request_timeout, awaiting(task))
+        if not self.lost:
+            self._fail()
+        task.cancel()
+
+    def _fail(self) -> None:
+        """The app will not finish its response: a 500 if no head went out, else a cut body
+        and the close."""
         if self.complete:
             return  # raised after the response was sent: nothing left to tell the client
         self.keep_alive = False
