@@ -236,7 +236,7 @@ async def exchange(port: int, data: bytes, methods: tuple[str, ...] = (), *, sta
                 chunk = await asyncio.wait_for(reader.read(65536), max(timeout, 0.001))
             except asyncio.TimeoutError:
                 if probed or not finals or rest:
-                    break  # waits (for the rest of a body, or after the probe: note below)
+                    break  # waits: for the rest of a request, or with the probe unanswered
                 probed, probe_deadline = True, loop.time() + probe_timeout
                 try:
                     writer.write(PROBE)
