@@ -110,6 +110,10 @@ CORPUS: dict[str, Difference] = dict([
        "as only-crlf, between pipelined requests"),
     _d("absolute-form-scheme-chars", OPEN, f"200, {KEPT}", f"400, {CLOSED}",
        "only http:// and https:// absolute-form targets are accepted"),
+    _d("absolute-form-authority-chars", OPEN, f"200, {KEPT}", f"400, {CLOSED}",
+       "llhttp refuses bytes outside RFC 3986's authority in an absolute-form target"),
+    _d("absolute-form-ipv6-unclosed", OPEN, f"400, {CLOSED}", f"200, {KEPT}",
+       "gunicorn refuses an IP-literal without its ']' (urlsplit raises); llhttp takes it"),
     _d("absolute-form-no-path", OPEN, f"200, {KEPT}; app saw {{'PATH_INFO': ''}}",
        f"200, {KEPT}; app saw {{'PATH_INFO': '/'}}",
        "an empty path in absolute-form: gunicorn passes '', we pass '/'"),
@@ -248,6 +252,18 @@ def _absolute_scheme(raw: bytes, theirs: Outcome, ours: Outcome, completed: Comp
         for m in _REQUEST_LINE.finditer(raw))
 
 
+_AUTHORITY = re.compile(rb"(?i)^[a-z][a-z0-9+.-]*://([^/?#]*)")
+_AUTHORITY_CHARS = re.compile(rb"[-A-Za-z0-9._~!$&'()*+,;=%:@\[\]]*")
+
+
+def _absolute_authority(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    gunicorn, mine = _first_split(theirs, ours)
+    authorities = [a.group(1) for m in _REQUEST_LINE.finditer(raw)
+                   if (a := _AUTHORITY.match(m.group(2)))]
+    return mine == 400 and _served(gunicorn) and any(
+        not _AUTHORITY_CHARS.fullmatch(a) for a in authorities)
+
+
 def _absolute_empty_path(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
     # The app saw PATH_INFO "" from gunicorn where we said "/", and nothing else differs.
     return _app_saw(theirs, ours, lambda key, its, mine: (key, its, mine) == ("PATH_INFO", "", "/"))
@@ -284,6 +300,8 @@ GENERATED: list[Rule] = [
          "a stray CR or LF after a request: gunicorn refuses it as a request line, we skip it"),
     Rule("gen-absolute-scheme", "absolute-form-scheme-chars", _absolute_scheme,
          "an absolute-form target whose scheme is not http or https: we answer 400"),
+    Rule("gen-absolute-authority", "absolute-form-authority-chars", _absolute_authority,
+         "an absolute-form target with bytes outside RFC 3986's authority: we answer 400"),
     Rule("gen-absolute-empty-path", "absolute-form-no-path", _absolute_empty_path,
          "an absolute-form target with an empty path: PATH_INFO '' from gunicorn, '/' from us"),
 ]
