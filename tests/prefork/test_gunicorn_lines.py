@@ -32,8 +32,8 @@ def test_each_worker_logs_its_own_booting_and_exiting_lines(process_server, tmp_
     srv.stop()
     log = srv.log()
     for pid in workers:
-        assert lines_of(log, pid) == [f"[INFO] Booting worker with pid: {pid}",
-                                      f"[INFO] Worker exiting (pid: {pid})"], log
+        assert [ln for ln in lines_of(log, pid) if "Serving" not in ln] == [
+            f"[INFO] Booting worker with pid: {pid}", f"[INFO] Worker exiting (pid: {pid})"], log
     assert not [ln for ln in lines_of(log, srv.pid) if "Booting" in ln or "exiting" in ln], log
 
 
@@ -75,3 +75,21 @@ def test_umask_is_the_unix_sockets_and_the_help_says_so(process_server, tmp_path
                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
     umask_help = " ".join(out.stdout.split("--umask INT", 1)[1].split("\n  -", 1)[0].split())
     assert umask_help.startswith("The umask the unix sockets of --bind are created with")
+
+
+@pytest.mark.parametrize("app, args, master, worker", [
+    ("asgi_apps:longpoll", ["-k", "uvicorn.workers.UvicornWorker"], "Workers: 1 (ASGI)", None),
+    ("asgi_apps:longpoll", ["--preload"], "Workers: 1 (ASGI)", None),
+    ("asgi_apps:longpoll", [], "Workers: 1 (WSGI or ASGI, detected from the app); WSGI "
+     "dispatch: threads, 1 thread(s) per worker", "Serving asgi_apps:longpoll as ASGI"),
+    ("master_apps:hello", ["--preload"], "Workers: 1 (WSGI); WSGI dispatch: threads, 1 "
+     "thread(s) per worker", None),
+    ("master_apps:hello", [], "Workers: 1 (WSGI or ASGI, detected from the app); WSGI "
+     "dispatch: threads, 1 thread(s) per worker", "Serving master_apps:hello as WSGI"),
+])
+def test_the_start_lines_name_the_interface(process_server, tmp_path, app, args, master, worker):
+    srv = process_server(app, *args, env=ENV, cwd=str(tmp_path))  # serving: the lines are out
+    ours = lines_of(srv.log(), srv.pid)
+    assert [ln for ln in ours if "Workers:" in ln] == [f"[INFO] {master}"], srv.log()
+    theirs = [ln for pid in srv.workers() for ln in lines_of(srv.log(), pid) if "Serving" in ln]
+    assert theirs == ([f"[INFO] {worker} (detected from the app)"] if worker else []), srv.log()

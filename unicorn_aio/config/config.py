@@ -194,6 +194,26 @@ class Config:
                 f"{self.max_threads} per worker (--threads to --worker-connections), the extra "
                 "ones stopping once idle")
 
+    def start_lines(self, app: Any = None) -> list[str]:
+        """The master's start lines about its workers: how many, the interface (--interface or
+        -k, else ``app``'s when the master loaded it: --preload), for WSGI where app calls run,
+        and what a gunicorn worker class maps to. Without either, the first worker names the
+        interface once it has imported the app (prefork/worker.py)."""
+        from unicorn_aio.apploader import is_asgi_app
+
+        interface = self.interface
+        if interface == "auto" and app is not None:
+            interface = "asgi" if is_asgi_app(app) else "wsgi"
+        if interface == "asgi":
+            lines = [f"Workers: {self.workers} (ASGI)"]
+        else:
+            threads = self.threads if self.max_threads == self.threads \
+                else f"{self.threads} to {self.max_threads}"
+            label = "WSGI" if interface == "wsgi" else "WSGI or ASGI, detected from the app"
+            lines = [f"Workers: {self.workers} ({label}); WSGI dispatch: {self.dispatch}, "
+                     f"{threads} thread(s) per worker"]
+        return lines + ([self.worker_class_note] if self.worker_class_note else [])
+
     @property
     def mount_point(self) -> str:
         """Where the app is mounted: ASGI's root_path, WSGI's SCRIPT_NAME.  --root-path, else

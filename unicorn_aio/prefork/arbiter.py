@@ -200,16 +200,10 @@ class Arbiter:
             os.environ.pop(name, None)
         self.log.info("Listening at: %s (%d)", ", ".join(
             listener_url(sock, bool(cfg.certfile)) for sock in self.listeners), self.pid)
-        interface = "WSGI or ASGI, detected from the app" if cfg.interface == "auto" \
-            else cfg.interface.upper()
-        threads = cfg.threads if cfg.max_threads == cfg.threads \
-            else f"{cfg.threads} to {cfg.max_threads}"
-        self.log.info("Workers: %d (%s); WSGI dispatch: %s, %s thread(s) per worker",
-                      cfg.workers, interface, cfg.dispatch, threads)
-        if cfg.worker_class_note:
-            self.log.info("%s", cfg.worker_class_note)
         if cfg.preload_app:
             self.app = load_wsgi_app(cfg)
+        for line in cfg.start_lines(self.app):
+            self.log.info("%s", line)
         for name in self.SIGNALS:
             self.loop.add_signal_handler(getattr(signal, "SIG" + name), self._on_signal, name)
         self.log.debug("Child watcher: %s", self.children.name)

@@ -214,6 +214,11 @@ class Worker:
         except Exception:
             self.log.exception("post_worker_init hook failed")
             return WORKER_BOOT_ERROR
+        if self.age == 1 and self.cfg.interface == "auto" and self.arbiter is not None \
+                and self.arbiter.app is None:
+            # The master's start line could not say: only the workers import the app.
+            self.log.info("Serving %s as %s (detected from the app)", self.cfg.app_uri,
+                          (server.interface or "wsgi").upper())
         # What is alive now (the app, its modules, the server) lives as long as the worker.
         # Frozen, the collector stops walking it on every full collection: those walks were
         # pauses that showed in the tail latency of every request.
