@@ -78,6 +78,12 @@ bench-pathcost: venv
 bench-green: venv
 	$(PY) -m bench.green $(BENCH_ARGS)
 
+# Stuck requests on 1 worker with --threads 4 (spinning, sleeping): hello rps, the longest stall,
+# the 500s, the retirement (bench/results/stuck.md); about a minute.
+.PHONY: bench-stuck
+bench-stuck: venv
+	$(PY) -m bench.stuck $(BENCH_ARGS)
+
 # Hardening runs (not part of make test): a soak under mixed hostile load, fds and RSS must stay
 # flat (SOAK_ARGS="--minutes 3"); the request fuzz test with 20 000 random examples.
 soak:

@@ -163,7 +163,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("timeout", _work, ("-t", "--timeout"), number, 30,
       "Workers silent for more than this many seconds are killed and restarted (0 = never).\n\n"
       "A worker's event loop heartbeats the master; a worker whose loop is blocked this long is "
-      "hung. A slow request in the thread pool does not block the loop.", metavar="INT"),
+      "hung. A request stuck in an app thread does not block the loop: it is the request "
+      "watchdog's, which stops it at this timeout under -k sync with --threads 1 and logs it "
+      "under other classes (see --request-timeout).", metavar="INT"),
     S("graceful_timeout", _work, ("--graceful-timeout",), number, 30,
       "Seconds workers get to finish in-flight requests after a stop or restart signal.",
       metavar="INT"),
