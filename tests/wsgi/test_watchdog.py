@@ -90,10 +90,10 @@ def test_graceful_timeout_ends_a_retiring_worker_with_a_request_still_streaming(
     resp = conn.getresponse()
     assert resp.status == 200
     srv.wait_log(f"Worker (pid:{old}) retiring")
-    wait_for(lambda: len(srv.workers()) == 2, 10, what="the fresh worker")
-    booted = time.monotonic()
-    wait_for(lambda: old not in srv.workers(), 10, what="the old worker gone")
-    assert time.monotonic() - booted < 1 + 2.5  # --graceful-timeout, and its exit
+    forked = time.monotonic()
+    wait_for(lambda: old not in srv.workers(), 15, what="the old worker gone")
+    # The fresh worker's boot, then --graceful-timeout: far short of the stream's 20 s.
+    assert time.monotonic() - forked < 1 + 6
     with pytest.raises(http.client.IncompleteRead):
         resp.read()  # cut: chunked, without its last chunk
     conn.close()
