@@ -24,6 +24,7 @@ from unicorn_aio.config.config import Config
 from unicorn_aio.errors import ConfigError
 from unicorn_aio.http.contract import AppHandler, HttpOptions, ServerHeaders, TrackedConnection
 from unicorn_aio.http.protocol import HttpProtocol
+from unicorn_aio.http.shedding import evict, victim
 from unicorn_aio.sockets import bind_all, describe, unix_files, unlink_own_files
 from unicorn_aio.wsgi.threadpool import ThreadPool, make_pool
 
@@ -74,6 +75,8 @@ class Server:
         self.options = HttpOptions.from_config(cfg)  # what every connection reads
         self.server_headers = ServerHeaders(self.software)  # Date and Server, for every response
         self.max_connections = cfg.worker_connections or 0
+        self.shed_total = 0  # connections closed to make room at max_connections (shedding.py)
+        self._no_room = False  # at max_connections, none could be shed when last looked
         self._listeners: list[asyncio.AbstractServer] = []
         self._accepting = False
         self._listen_task: asyncio.Task | None = None
@@ -206,8 +209,9 @@ class Server:
                 conn.shutdown()
 
     def _update_accepting(self) -> None:
-        """Stop accepting while full, so the kernel hands new connections to idle siblings."""
-        full = self.max_connections and len(self.connections) >= self.max_connections
+        """Stop accepting while full (at max_connections with none to shed) or busy, so the
+        kernel hands new connections to idle siblings."""
+        full = self._no_room and len(self.connections) >= self.max_connections
         pool = self.pool
         busy = self._busy_aware and pool is not None and pool.in_flight >= pool.max_size
         if self._accepting:
@@ -221,7 +225,23 @@ class Server:
     def connection_made(self, conn: TrackedConnection) -> None:
         self.connections.add(conn)
         if self.max_connections and len(self.connections) >= self.max_connections:
-            self._update_accepting()
+            # A WebSocket registers before the connection it takes over leaves: no newcomer.
+            self._make_room(newcomer=isinstance(conn, HttpProtocol))
+
+    def _make_room(self, newcomer: bool) -> None:
+        """At max_connections: past it, shed a connection for the newcomer, which is served
+        instead of waiting in the backlog; with none to shed, stop accepting until one closes or
+        can be shed (each sweep looks again)."""
+        shed = victim(self.connections, self.loop.time())
+        self._no_room = shed is None
+        if shed is not None and newcomer and len(self.connections) > self.max_connections:
+            self.shed_total += 1
+            self.log.debug("shed the connection from %s to make room (%d connections)",
+                           shed.peername, self.max_connections,
+                           extra={"metric": "unicorn_aio.connections.shed", "value": 1,
+                                  "mtype": "counter"})
+            evict(shed)
+        self._update_accepting()
 
     def connection_lost(self, conn: TrackedConnection) -> None:
         self.connections.discard(conn)
@@ -251,6 +271,9 @@ class Server:
                 conn.quiet = True  # until its next byte
         for conn in expired:
             conn.on_timeout()
+        if self.max_connections and len(self.connections) >= self.max_connections:
+            # At the limit, whether any can be shed changes as connections go idle or busy.
+            self._make_room(newcomer=False)
 
     # -- stop -------------------------------------------------------------------------------
 

@@ -257,9 +257,10 @@ async def test_stalled_readers_hold_a_thread_only_until_body_timeout(server):
 # -- worker_connections ----------------------------------------------------------------------
 
 async def test_worker_connections_caps_accepting_not_connecting(start_server):
-    """At --worker-connections the worker stops accepting: later clients wait in the kernel's
-    accept queue (their connect() succeeded, nothing is refused) and are accepted once earlier
-    connections close.
+    """At --worker-connections with no connection to shed (each of these is sending a request,
+    and with --body-min-rate 0 no sender is too slow) the worker stops accepting: later clients
+    wait in the kernel's accept queue (their connect() succeeded, nothing is refused) and are
+    accepted once earlier connections close.  (Shedding itself: test_shedding.py.)
 
     The cap is checked as connections are made, and an event loop accepts everything the
     kernel has queued in one go before the first connection_made runs: a burst that arrives at
@@ -270,7 +271,7 @@ async def test_worker_connections_caps_accepting_not_connecting(start_server):
         start_response("200 OK", [("Content-Length", "2")])
         return [b"ok"]
 
-    srv = await start_server(app, worker_connections=50, keepalive=60)
+    srv = await start_server(app, worker_connections=50, keepalive=60, body_min_rate=0)
 
     async def answered(reader, timeout: float = 1.0) -> bool:
         try:
@@ -282,9 +283,9 @@ async def test_worker_connections_caps_accepting_not_connecting(start_server):
     first = []
     for _ in range(50):
         first.append(await open_raw(srv.port))
-        first[-1][1].write(GET)
-    assert all(await asyncio.gather(*(answered(r, 5) for r, _ in first)))
-    assert len(srv.connections) == 50
+        first[-1][1].write(GET[:16])  # a request begun, not idle: idle ones are shed for newcomers
+    while len(srv.connections) < 50 or any(conn.current is None for conn in srv.connections):
+        await asyncio.sleep(0.01)
     later = await asyncio.gather(*(open_raw(srv.port) for _ in range(150)))
     for _, writer in later:
         writer.write(GET)

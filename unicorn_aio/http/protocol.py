@@ -83,7 +83,7 @@ class HttpProtocol(asyncio.Protocol):
                  "current", "in_head", "head_bytes", "deadline", "read_paused", "write_paused",
                  "closing", "pending_error", "lingering", "client_eof", "at_boundary",
                  "line_at_start", "line_window", "feeding", "app_state", "proxy_header",
-                 "quiet", "body_after_upgrade")
+                 "quiet", "body_after_upgrade", "opened", "idle_since")
 
     transport: asyncio.Transport  # set by connection_made, before anything reads it
 
@@ -97,6 +97,8 @@ class HttpProtocol(asyncio.Protocol):
         # None while the connection idles: see shed.
         self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self.quiet = False  # no byte since the server's last sweep (it sets this, data clears it)
+        self.opened = NEVER  # loop time of connection_made
+        self.idle_since = NEVER  # loop time its last response finished, if one has (shedding.py)
         # (host, port, ...) for TCP, a path or "" for a unix socket; PROXY header's client
         self.peername: Address = None
         # A list, not a deque: it holds one request or none nearly always, and an empty deque
@@ -135,7 +137,8 @@ class HttpProtocol(asyncio.Protocol):
             # Behind a proxy every connection comes from the same host: one string for all.
             peer = (sys.intern(peer[0]), peer[1])
         self.peername = peer
-        self.deadline = self.loop.time() + self.options.header_timeout
+        self.opened = now = self.loop.time()
+        self.deadline = now + self.options.header_timeout
         self.host.connection_made(self)
 
     @property
@@ -410,7 +413,8 @@ class HttpProtocol(asyncio.Protocol):
         elif self.current is not None:
             self.deadline = self.current.start + self.options.header_timeout
         else:
-            self.deadline = self.loop.time() + self.options.keepalive
+            self.idle_since = now = self.loop.time()
+            self.deadline = now + self.options.keepalive
             if self.closing:
                 self.shutdown()  # idle while the server stops: STOP_IDLE_GRACE, not keep-alive
         if self.read_paused and len(self.requests) <= 1:
