@@ -295,8 +295,11 @@ class Server:
         if self._listen_task is not None:
             self._listen_task.cancel()
         if self.close_listeners and self.sockets:
+            sockets = self.sockets
+            # Awaits when the backlog is not empty: serve()'s own shutdown, racing this one,
+            # may have closed and let go of the sockets meanwhile.
             await self._accept_backlog()
-            for sock in self.sockets:
+            for sock in sockets:
                 sock.close()
             # Ours are bound again by a later start(); given ones are gone for good.
             self.sockets = None if self.own_sockets else []

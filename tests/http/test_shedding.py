@@ -199,3 +199,26 @@ async def test_a_silent_connection_is_shed_once_past_its_grace(start_server):
     for _, writer in (silent, newcomer):
         writer.close()
 
+
+async def test_a_full_worker_stops_cleanly_with_clients_in_its_backlog(start_server):
+    # With nothing to shed a newcomer waits in the backlog; a stop takes and answers it.  The
+    # stop asked here races serve()'s own, and the sockets went from under the slower one.
+    gate = Gate()
+    server = await start_server(gate, worker_connections=1)
+    try:
+        busy = await open_raw(server.port)
+        busy[1].write(b"GET /wait HTTP/1.1\r\nHost: t\r\n\r\n")
+        await until(lambda: gate.waiting == 1)
+        waiting = await open_raw(server.port)
+        waiting[1].write(GET)
+        stop = asyncio.create_task(server.shutdown(timeout=5))
+        await asyncio.sleep(0.1)
+        gate.opened.set()
+        await asyncio.wait_for(stop, 10)
+        for reader, _ in (busy, waiting):
+            [resp] = await read_responses(reader, 1)
+            assert resp.status == 200 and resp.headers["connection"] == "close"
+        for _, writer in (busy, waiting):
+            writer.close()
+    finally:
+        gate.opened.set()
