@@ -15,6 +15,7 @@ xfail(strict), so the fix that removes it fails the suite until the entry goes t
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import gunicorn_venv
@@ -82,6 +83,27 @@ def test_corpus(corpus, case):
             f"{seen}\nno longer differs: take it out of oracle_differences.py and the doc"
         assert (theirs.explain(ours), ours.explain(theirs)) == (known.gunicorn, known.ours), \
             f"{seen}\nnot the deliberate difference listed; {WHAT_TO_DO}"
+
+
+@pytest.mark.parametrize("case_id, brief, body", [
+    ("get-origin", "200, kept open", ""),
+    ("connection-close", "200, closed", ""),
+    ("http10", "200, closed", ""),
+    ("pipelined-get-get", "200 200, kept open", ""),
+    ("post-length", "200, kept open", "hello"),
+    ("chunked", "200, kept open", "hello world"),
+    ("cl-and-te", "400, closed", None),
+    ("length-zero", "200, kept open", ""),
+    ("chunk-last-missing-crlf", "waits for more bytes", None),
+    ("expect-continue-waits", "100 Continue, then waits", None),
+])
+def test_harness_reads_gunicorn_right(corpus, case_id, brief, body):
+    """The harness itself: what it reads of gunicorn's answers to plain cases is what they are
+    (an agreement of two misread servers would hide every difference)."""
+    theirs, _ = corpus[case_id]
+    assert theirs.brief() == brief
+    if body is not None:
+        assert [json.loads(echo)["body"] for echo in theirs.echoes][-1:] == [body]
 
 
 op = st.one_of(
