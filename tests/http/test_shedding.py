@@ -9,6 +9,7 @@ Before shedding, every newcomer here waited in the kernel's backlog and its requ
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 
 import pytest
@@ -198,6 +199,45 @@ async def test_a_silent_connection_is_shed_once_past_its_grace(start_server):
     assert server.shed_total == 1
     for _, writer in (silent, newcomer):
         writer.close()
+
+
+BIG = b"x" * (32 << 20)  # more than the kernel's socket buffers hold on loopback
+
+
+def big(environ, start_response):
+    start_response("200 OK", [("Content-Length", str(len(BIG)))])
+    return [BIG]
+
+
+async def test_an_unread_response_is_shed_before_an_idle_connection(start_server):
+    # Slow read: the server is done with the connection but for bytes its client does not read;
+    # closing it waits for the client for ever, so it holds its slot until it is aborted.
+    server = await start_server(big, worker_connections=2, keepalive=60)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")  # never read
+
+    def unread() -> bool:
+        return any(conn.transport.is_closing() and conn.transport.get_write_buffer_size()
+                   for conn in server.connections)
+    await until(unread)
+    idle = await open_raw(server.port)
+    idle[1].write(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
+    [resp] = await read_responses(idle[0], 1, methods=["HEAD"])
+    assert resp.status == 200
+
+    newcomer = await open_raw(server.port)
+    newcomer[1].write(b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    [resp] = await read_responses(newcomer[0], 1, methods=["HEAD"])
+    assert resp.status == 200
+    await until(lambda: not unread())  # aborted: its slot is free
+    assert not await is_closed(idle[0], timeout=0.1)
+    assert server.shed_total == 1
+    for w in (writer, idle[1], newcomer[1]):
+        w.close()
 
 
 async def test_a_full_worker_stops_cleanly_with_clients_in_its_backlog(start_server):

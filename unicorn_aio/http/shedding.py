@@ -5,16 +5,21 @@ worker unavailable for seconds).
 
 The order (``evict_rank``; nginx drops idle keep-alive connections the same way when it runs out):
 
+0. connections the server is done with but for response bytes their client does not read
+   (slow read), the oldest first: closing one waits for the client, however long it takes, so
+   it holds its slot until it is aborted.
 1. idle keep-alive connections, the one idle longest first.  A connection between messages may
    be closed at any time (RFC 9112 9.6); a client reusing it retries on a fresh one.
 2. connections sending a request - its head, or a body the app has not started on - below
    ``--body-min-rate``, slowest first: slowloris and slow-POST clients.  A connection that has
    sent nothing yet is a sender at 0 bytes/s, once EVICT_GRACE old.
 
-Never shed: a connection whose request is in the app, including one whose response is being
-written (a client that reads slowly is bounded by ``--body-timeout``, which drops a response left
-unread that long); one lingering or already closing; a WebSocket.  With none to shed the server
-stops accepting, as before, until a connection closes or becomes sheddable.
+A shed connection with unsent bytes is aborted (its client loses the rest of a response it was
+not reading); others are closed.  Never shed: a connection whose request is in the app,
+including one whose response the app is still writing (bounded by ``--body-timeout``, which
+drops a response left unread that long); one lingering or closing with nothing left to send
+(gone in a moment); a WebSocket.  With none to shed the server stops accepting, as before,
+until a connection closes or becomes sheddable.
 
 Per connection this costs two loop times, stored when it opens and when a response leaves it
 idle; the candidates are found by one pass over the connections, made only when a connection
@@ -59,18 +64,24 @@ def receive_rate(conn: HttpProtocol, now: float) -> float | None:
 def evict_rank(conn: HttpProtocol, now: float) -> Rank | None:
     """Where ``conn`` stands in the order above (the lowest is shed first); None if it is never
     shed.  With --body-min-rate 0 no sender is below the minimum, and only idle connections
-    are shed."""
+    (and unread responses) are shed."""
     if conn.lingering or conn.transport.is_closing():
+        if conn.transport.get_write_buffer_size() and not in_app(conn):
+            return (0.0, conn.opened)
         return None
     if conn.idle:
         if conn.idle_since != NEVER:
-            return (0.0, conn.idle_since)
+            return (1.0, conn.idle_since)
         if now - conn.opened < EVICT_GRACE:
             return None
     rate = receive_rate(conn, now)
     if rate is None or rate >= conn.options.body_min_rate:
         return None
-    return (1.0, rate, conn.opened)
+    return (2.0, rate, conn.opened)
+
+
+def in_app(conn: HttpProtocol) -> bool:
+    return any(req.dispatched for req in conn.requests)
 
 
 def victim(connections: Iterable[TrackedConnection], now: float) -> HttpProtocol | None:
@@ -90,9 +101,13 @@ def evict(conn: HttpProtocol) -> None:
     may be closed; mid-request with a 503, which tells the client the server is overloaded, not
     that its request is bad.  Not a lingering close: the point is to free the socket now, and a
     client trickling its request is not owed its answer's safe delivery (unread bytes may make
-    the close a reset that the 503 does not survive)."""
+    the close a reset that the 503 does not survive).  With response bytes unsent, an abort:
+    a close would wait for a client that is not reading."""
     conn.deadline = NEVER
     transport = conn.transport
+    if transport.get_write_buffer_size():
+        transport.abort()
+        return
     if conn.current is not None or conn.requests:
         transport.write(error_response(503, "the server is at its connection limit"))
     transport.close()
