@@ -37,6 +37,13 @@ if TYPE_CHECKING:
 # a timer per request costs more than one sweep over every idle connection.
 SWEEP_INTERVAL = 1.0
 
+# Response bytes the kernel takes per connection before it has sent them (TCP_NOTSENT_LOWAT, set
+# on the listening socket and inherited by each accepted one).  Unset, a client that does not
+# read (slow read) has up to tcp_wmem's 4 MB copied into the kernel: 1000 of them took a worker's
+# loop seconds of send() for a 1 MiB response each.  With it the rest waits in the transport,
+# which holds the app's bytes without copying; bytes in flight are not limited.
+NOTSENT_LOWAT = 128 * 1024
+
 
 class Server:
     """The serving side of one process; the ``ConnectionHost`` (http/contract.py) of every
@@ -114,6 +121,8 @@ class Server:
         if self.sockets is None:
             self.sockets = bind_all(self.cfg)
             self._unix_files = unix_files(self.sockets)
+        for sock in self.sockets:
+            limit_unsent(sock)
         self.log.batch_access_lines(loop)
         if self._busy_aware:
             pool.on_load_change = self._update_accepting
@@ -371,6 +380,17 @@ async def _finish_uncancelled(coro: Coroutine[Any, Any, None]) -> None:
     task.result()
     if cancelled:
         raise asyncio.CancelledError
+
+
+def limit_unsent(sock: socket.socket) -> None:
+    """NOTSENT_LOWAT on a TCP listening socket, where the platform has the option."""
+    option = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+    if option is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, NOTSENT_LOWAT)
+    except OSError:
+        pass
 
 
 async def serve(app: object, bind: str | list[str] = "127.0.0.1:8000", **settings: Any) -> None:

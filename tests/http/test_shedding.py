@@ -240,6 +240,28 @@ async def test_an_unread_response_is_shed_before_an_idle_connection(start_server
         w.close()
 
 
+async def test_a_client_that_does_not_read_costs_the_kernel_little(start_server):
+    # Slow read: what the kernel takes of a response the client does not read is bounded
+    # (TCP_NOTSENT_LOWAT); the rest waits in the transport, which references the app's bytes.
+    # Unbounded, the kernel copied up to tcp_wmem's 4 MB per such client.
+    from unicorn_aio.server import NOTSENT_LOWAT
+
+    server = await start_server(big)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")  # never read
+    await until(lambda: any(conn.transport.get_write_buffer_size()
+                            for conn in server.connections))
+    await asyncio.sleep(0.2)  # the kernel takes what it will
+    [conn] = server.connections
+    kernel = len(BIG) - conn.transport.get_write_buffer_size()
+    assert kernel < NOTSENT_LOWAT + 512 * 1024, kernel
+    writer.close()
+
+
 async def test_a_full_worker_stops_cleanly_with_clients_in_its_backlog(start_server):
     # With nothing to shed a newcomer waits in the backlog; a stop takes and answers it.  The
     # stop asked here races serve()'s own, and the sockets went from under the slower one.
