@@ -84,6 +84,13 @@ bench-green: venv
 bench-stuck: venv
 	$(PY) -m bench.stuck $(BENCH_ARGS)
 
+# slowhttptest's slow headers, slow body and slow read, 1000 connections for 20 s each, against
+# 1 worker while two probes ask for / (bench/results/slowclients.md); under 2 minutes, loopback.
+.PHONY: bench-slowclients
+bench-slowclients: venv
+	@$(MAKE) --no-print-directory systools SYSTOOLS=slowhttptest
+	$(PY) -m bench.slowclients $(BENCH_ARGS)
+
 # Hardening runs (not part of make test): a soak under mixed hostile load, fds and RSS must stay
 # flat (SOAK_ARGS="--minutes 3"); the request fuzz test with 20 000 random examples.
 soak:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares what `make bench` needs: wrk and libev-dev from Debian, and .bench-venv with the peers,
+# Prepares what `make bench` needs: wrk, libev-dev and slowhttptest from Debian, and .bench-venv with the peers,
 # matplotlib and unicorn_aio itself (a regular install of this tree, redone every run). A peer that fails to install is written to
 # .bench-venv/unavailable.txt ("name: reason") and reported as unavailable, not fatal.
 set -u
@@ -21,6 +21,7 @@ if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
 missing=""
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 dpkg -s libev-dev >/dev/null 2>&1 || missing="$missing libev-dev"
+command -v slowhttptest >/dev/null 2>&1 || missing="$missing slowhttptest"  # bench/slowclients.py
 if [ -n "$missing" ]; then
   echo "bench: installing$missing with apt-get"
   ($SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null) \
