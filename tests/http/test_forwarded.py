@@ -90,13 +90,37 @@ async def environ(port: int, path: str, headers: dict) -> dict:
 
 
 async def test_forwarder_headers_from_a_trusted_proxy_set_script_name(start_server):
-    # nginx: proxy_set_header SCRIPT_NAME /app; for an app mounted under /app
+    # nginx: proxy_set_header SCRIPT_NAME /app; for an app mounted under /app.  As in gunicorn
+    # 27, the header stays a header too.
     server = await start_server(make_app())  # default forwarder_headers SCRIPT_NAME,PATH_INFO
     env = await environ(server.port, "/app/env", {"SCRIPT_NAME": "/app"})
     assert env["SCRIPT_NAME"] == "/app" and env["PATH_INFO"] == "/env"
-    assert "HTTP_SCRIPT_NAME" not in env
-    env = await environ(server.port, "/elsewhere", {"PATH_INFO": "/env/from-proxy"})
-    assert env["PATH_INFO"] == "/env/from-proxy"
+    assert env["HTTP_SCRIPT_NAME"] == "/app"
+
+
+@pytest.mark.parametrize("peer", ["trusted", "untrusted"])
+async def test_no_header_replaces_the_path(start_server, peer):
+    # gunicorn 27: a PATH_INFO header, even from a trusted peer, is HTTP_PATH_INFO and nothing
+    # more; "GET /public" with "PATH_INFO: /admin" must not reach the app as /admin.
+    allow = "127.0.0.1" if peer == "trusted" else "10.0.0.1"
+    server = await start_server(make_app(), forwarded_allow_ips=allow)
+    [resp] = await exchange(server.port, b"GET /env/public HTTP/1.1\r\nHost: t\r\n"
+                            b"PATH_INFO: /env/admin\r\nConnection: close\r\n\r\n")
+    env = json.loads(resp.body)
+    assert env["PATH_INFO"] == "/env/public" and env["SCRIPT_NAME"] == ""
+    assert env.get("HTTP_PATH_INFO") == ("/env/admin" if peer == "trusted" else None)
+
+
+async def test_asgi_path_is_never_a_header(start_server):
+    async def app(scope, receive, send):
+        body = json.dumps({"path": scope["path"], "root_path": scope["root_path"]}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+    server = await start_server(app)
+    [resp] = await exchange(server.port, b"GET /app/public HTTP/1.1\r\nHost: t\r\n"
+                            b"PATH_INFO: /admin\r\nSCRIPT_NAME: /app\r\n"
+                            b"Connection: close\r\n\r\n")
+    assert json.loads(resp.body) == {"path": "/app/public", "root_path": "/app"}
 
 
 async def test_forwarder_headers_from_anyone_else_are_dropped(start_server):
@@ -104,6 +128,20 @@ async def test_forwarder_headers_from_anyone_else_are_dropped(start_server):
     env = await environ(server.port, "/env", {"SCRIPT_NAME": "/evil", "PATH_INFO": "/evil"})
     assert env["SCRIPT_NAME"] == "" and env["PATH_INFO"] == "/env"
     assert "HTTP_SCRIPT_NAME" not in env and "HTTP_PATH_INFO" not in env
+
+
+async def test_forwarder_headers_from_an_untrusted_peer_follow_header_map(start_server):
+    # They are underscore names like any other there: refused under header_map refuse (gunicorn
+    # 27 too), kept as HTTP_* under dangerous - but never as the mount point.
+    server = await start_server(make_app(), forwarded_allow_ips="10.0.0.1", header_map="refuse")
+    [resp] = await exchange(server.port, b"GET /env HTTP/1.1\r\nHost: t\r\nSCRIPT_NAME: /e\r\n"
+                            b"Connection: close\r\n\r\n")
+    assert resp.status == 400 and server.app.rec.calls == 0
+    server = await start_server(make_app(), forwarded_allow_ips="10.0.0.1",
+                                header_map="dangerous")
+    env = await environ(server.port, "/env", {"SCRIPT_NAME": "/env"})
+    assert env["SCRIPT_NAME"] == "" and env["PATH_INFO"] == "/env"
+    assert env["HTTP_SCRIPT_NAME"] == "/env"
 
 
 async def test_dash_form_from_a_client_behind_the_proxy_is_an_ordinary_header(start_server):
@@ -117,13 +155,15 @@ async def test_dash_form_from_a_client_behind_the_proxy_is_an_ordinary_header(st
                             b"Script-Name: /evil\r\nSCRIPT_NAME: /app\r\nConnection: close\r\n\r\n")
     env = json.loads(resp.body)
     assert env["SCRIPT_NAME"] == "/app" and env["PATH_INFO"] == "/env"
-    assert env["HTTP_SCRIPT_NAME"] == "/evil"
+    assert env["HTTP_SCRIPT_NAME"] == "/evil,/app"  # one list, in order, as gunicorn joins it
 
 
 async def test_forwarder_headers_pass_header_map_refuse(start_server):
+    # gunicorn 27: forwarder_headers lets the name past header_map; the app reads it as
+    # HTTP_REMOTE_USER (its docs say REMOTE_USER: docs/gunicorn-differences.md)
     server = await start_server(make_app(), header_map="refuse", forwarder_headers="REMOTE_USER")
     env = await environ(server.port, "/env", {"REMOTE_USER": "alice"})
-    assert env["REMOTE_USER"] == "alice"
+    assert env["HTTP_REMOTE_USER"] == "alice" and "REMOTE_USER" not in env
     [resp] = await exchange(server.port, b"GET /env HTTP/1.1\r\nHost: t\r\nX_Other: 1\r\n\r\n")
     assert resp.status == 400
 

@@ -93,7 +93,7 @@ _PATH_SAFE = "/:@!$&'()*+,;=~"  # RFC 3986 pchar and "/": left as they are in a 
 
 
 def encode_path(path: str) -> bytes:
-    """A decoded path (root_path, a forwarded PATH_INFO) as raw_path bytes."""
+    """A decoded path (a root_path) as raw_path bytes."""
     return quote(path, _PATH_SAFE).encode("ascii")
 
 
@@ -234,9 +234,8 @@ class ASGIHandler:
         proxied = req.proxied
         if proxied is not None:
             scheme = url_scheme(proxied, scheme)
-            if proxied.fields:  # a trusted proxy's forwarder headers stay for the app to read
-                headers += proxied.fields.items()
-                root, path, raw_path = self._forwarded_path(proxied.fields, path, raw_path)
+            if proxied.script_name is not None:  # a trusted proxy's SCRIPT_NAME: the mount point
+                root = mount_point(proxied.script_name.decode("utf-8", "replace"))
         if root and not (path.startswith(root) and path[len(root):len(root) + 1] in ("", "/")):
             # path includes root_path (ASGI; uvicorn --root-path): a proxy that stripped the
             # prefix has it put back
@@ -257,24 +256,6 @@ class ASGIHandler:
             "server": server,
             "state": self.lifespan.state.copy(),
         }
-
-    def _forwarded_path(self, fields: dict[bytes, bytes], path: str,
-                        raw_path: bytes) -> tuple[str, str, bytes]:
-        """A trusted proxy's SCRIPT_NAME and PATH_INFO headers (forwarder_headers), WSGI's halves
-        of the path: -> (root_path, path, raw_path).  A forwarded PATH_INFO comes after the
-        root_path, decoded, as WSGI's does."""
-        root = self.root_path
-        script_name = fields.get(b"script_name")
-        if script_name is not None:
-            root = mount_point(script_name.decode("utf-8", "replace"))
-        path_info = fields.get(b"path_info")
-        if path_info is not None:
-            path = path_info.decode("utf-8", "replace")
-            if path and path[0] != "/":
-                path = "/" + path
-            path = root + path or "/"
-            raw_path = encode_path(path)
-        return root, path, raw_path
 
     def access_environ(self, peer: Address, req: Request) -> dict[str, Any]:
         """The WSGI-style environ the access logger reads."""

@@ -1,11 +1,14 @@
 """What a proxy in front of us may say about a request, decided once for WSGI and ASGI alike.
 
 gunicorn's three settings: ``forwarded_allow_ips`` names the peers trusted to speak for the
-client; from them, ``secure_scheme_headers`` say whether the client used https, and
-``forwarder_headers`` (SCRIPT_NAME, PATH_INFO...) pass values the app takes as its own.
-``ProxyHeaders.read`` applies them to a request's head as the protocol parses it, so both
-interfaces see one verdict and a head whose scheme headers disagree is a 400 before any app runs,
-as gunicorn's InvalidSchemeHeaders is.
+client; from them, ``secure_scheme_headers`` say whether the client used https, and the
+underscore names in ``forwarder_headers`` pass ``header_map``.  ``ProxyHeaders.read`` applies them
+to a request's head as the protocol parses it, so both interfaces see one verdict and a head whose
+scheme headers disagree is a 400 before any app runs, as gunicorn's InvalidSchemeHeaders is.
+
+As in gunicorn 27, a forwarder header is a header: ``PATH_INFO: /admin`` reaches a WSGI app as
+``HTTP_PATH_INFO`` and never replaces the path.  Only a ``SCRIPT_NAME`` header says something of
+its own: the prefix the app is mounted under (``Verdict.script_name``).
 
 Trust goes by the peer the protocol knows, which is the client a PROXY protocol header named, if
 any: a client behind a TCP proxy cannot vouch for itself, where trusting the proxy's socket
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
 _SEEN_MAX = 4096
 # Raw header name -> what it is to us, shared across requests: real traffic repeats a few dozen.
 _NAMES_MAX = 1024
-_SECURE, _FORWARDER = 1, 2
+_SECURE, _FORWARDER, _SCRIPT_NAME = 1, 2, 4
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -74,11 +77,11 @@ def peer_address(peername: object) -> str:
 class Verdict:
     """What a trusted proxy said about one request (``Request.proxied``)."""
 
-    __slots__ = ("secure", "fields")
+    __slots__ = ("secure", "script_name")
 
-    def __init__(self, secure: bool | None, fields: dict[bytes, bytes]) -> None:
+    def __init__(self, secure: bool | None, script_name: bytes | None) -> None:
         self.secure = secure  # https (True), http (False), or not said (None)
-        self.fields = fields  # forwarder_headers: lower-case name -> value, repeats joined
+        self.script_name = script_name  # its SCRIPT_NAME header: the mount point, or None
 
 
 def url_scheme(verdict: Verdict | None, scheme: str) -> str:
@@ -98,23 +101,24 @@ class ProxyHeaders:
         # lower-case header name -> the value that means https; any other value means http
         self.secure_values = {name.lower().encode("latin-1"): value.encode("latin-1")
                               for name, value in (cfg.secure_scheme_headers or {}).items()}
-        self.forwarders = frozenset(name.lower().encode("latin-1")
-                                    for name in cfg.forwarder_headers or ())
-        # check_headers lets these underscore names past header_map: ours to keep or drop
+        # forwarder_headers acts on underscore names only (gunicorn: it exempts them from
+        # header_map): upper-case, as check_headers compares them; "*" is every such name.
         self.underscore_names = frozenset(name.upper().encode("latin-1")
-                                          for name in cfg.forwarder_headers or ())
-        # "dangerous" keeps an untrusted peer's forwarder headers as ordinary headers, as it
-        # keeps any other underscore name; otherwise they are dropped.
-        self.keep_untrusted = cfg.header_map == "dangerous"
-        self.enabled = bool(self.secure_values or self.forwarders)
+                                          for name in cfg.forwarder_headers or ()
+                                          if "_" in name or name == "*")
+        self.header_map = cfg.header_map
+        self.enabled = bool(self.secure_values or self.underscore_names)
         self._kinds: dict[bytes, int] = {}
 
     def _kind(self, name: bytes) -> int:
         kind = self._kinds.get(name)
         if kind is None:
-            lname = name.lower()
-            kind = (_SECURE if lname in self.secure_values else 0) | \
-                (_FORWARDER if lname in self.forwarders else 0)
+            upper = name.upper()
+            kind = (_SECURE if name.lower() in self.secure_values else 0)
+            if b"_" in name and (upper in self.underscore_names or b"*" in self.underscore_names):
+                kind |= _FORWARDER
+            if upper == b"SCRIPT_NAME":
+                kind |= _SCRIPT_NAME
             if len(self._kinds) < _NAMES_MAX:
                 self._kinds[name] = kind
         return kind
@@ -122,11 +126,12 @@ class ProxyHeaders:
     def read(self, headers: Headers, peername: object) -> tuple[Headers, Verdict | None]:
         """(the headers the app sees, what a trusted proxy said or None) for one request head.
 
-        A trusted peer's forwarder headers leave the list for ``Verdict.fields``; an untrusted
-        peer's are dropped (or kept as ordinary headers under header_map "dangerous") and its
-        scheme headers ignored.  Each secure scheme header says https (its value matches
-        exactly) or http (any other value), line by line as in gunicorn; lines that disagree
-        raise ``Reject(400)``.
+        A trusted peer's forwarder headers stay, as any header does; the last SCRIPT_NAME among
+        them is the verdict's mount point.  An untrusted peer's are what header_map makes of any
+        underscore name: dropped, refused, or (dangerous) kept - as headers, never as a mount
+        point.  Its scheme headers are ignored.  Each secure scheme header says https (its value
+        matches exactly) or http (any other value), line by line as in gunicorn; lines that
+        disagree raise ``Reject(400)``.
         """
         kind = self._kind
         kinds = self._kinds
@@ -139,24 +144,25 @@ class ProxyHeaders:
         else:
             return headers, None
         if peer_address(peername) not in self.trusted:
-            if self.keep_untrusted or not self.forwarders:
+            if self.header_map == "dangerous":
                 return headers, None
-            return [(n, v) for n, v in headers if not kind(n) & _FORWARDER], None
+            kept = [(n, v) for n, v in headers if not kind(n) & _FORWARDER]
+            if len(kept) == len(headers):
+                return headers, None
+            if self.header_map == "refuse":
+                raise Reject(400, "header name with underscore from an untrusted peer")
+            return kept, None
         secure: bool | None = None
-        fields: dict[bytes, bytes] = {}
-        kept: Headers = []
+        script_name: bytes | None = None
         for name, value in headers:
             what = kind(name)
             if what & _SECURE:
-                says = value.strip(b" \t") == self.secure_values[name.lower()]
+                says = value == self.secure_values[name.lower()]
                 if secure is not None and says != secure:
                     raise Reject(400, "secure scheme headers disagree ("
                                  + ", ".join(sorted({n.decode("latin-1") for n, _ in headers
                                                      if kind(n) & _SECURE})) + ")")
                 secure = says
-            if what & _FORWARDER:
-                lname = name.lower()
-                fields[lname] = fields[lname] + b"," + value if lname in fields else value
-            else:
-                kept.append((name, value))
-        return kept, Verdict(secure, fields)
+            if what & _SCRIPT_NAME:
+                script_name = value
+        return headers, Verdict(secure, script_name)

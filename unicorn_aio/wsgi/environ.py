@@ -133,30 +133,28 @@ class RequestEnviron:
                 value = env[key] + "," + value  # RFC 9110 5.3: a repeated field is one list
             env[key] = value
         proxied = req.proxied
-        forwarded_path = False
+        script_name = env["SCRIPT_NAME"]
         if proxied is not None:
             env["wsgi.url_scheme"] = url_scheme(proxied, env["wsgi.url_scheme"])
-            # forwarder_headers: a trusted proxy's "SCRIPT_NAME: /app" is environ["SCRIPT_NAME"]
-            for field, field_value in proxied.fields.items():
-                env[field.decode("latin-1").upper()] = field_value.decode("latin-1")
-            forwarded_path = b"path_info" in proxied.fields
+            # A trusted proxy's "SCRIPT_NAME: /app" mounts the app there, as in gunicorn; its
+            # other forwarder headers are HTTP_* keys above, and none replaces the path.
+            if proxied.script_name is not None:
+                script_name = env["SCRIPT_NAME"] = proxied.script_name.decode("latin-1")
         url = req.url
         path, _, query = url.partition(b"?")
-        if not forwarded_path:
-            if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
-                scheme_end = path.find(b"//")
-                slash = path.find(b"/", scheme_end + 2)
-                path = path[slash:] if slash >= 0 else b"/"
-            path = unquote_to_bytes(path) if PERCENT in path else path
-            path_info = path.decode("latin-1")
-            script_name = env["SCRIPT_NAME"]
-            if script_name:  # --root-path: the mount point, taken off PATH_INFO at a "/" only
-                if path_info.startswith(script_name) and \
-                        path_info[len(script_name):len(script_name) + 1] in ("", "/"):
-                    path_info = path_info[len(script_name):]
-                else:  # outside it ("/application" for "/app"): the whole path is PATH_INFO
-                    env["SCRIPT_NAME"] = ""
-            env["PATH_INFO"] = path_info
+        if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
+            scheme_end = path.find(b"//")
+            slash = path.find(b"/", scheme_end + 2)
+            path = path[slash:] if slash >= 0 else b"/"
+        path = unquote_to_bytes(path) if PERCENT in path else path
+        path_info = path.decode("latin-1")
+        if script_name:  # the mount point, taken off PATH_INFO at a "/" only
+            if path_info.startswith(script_name) and \
+                    path_info[len(script_name):len(script_name) + 1] in ("", "/"):
+                path_info = path_info[len(script_name):]
+            else:  # outside it ("/application" for "/app"): the whole path is PATH_INFO
+                env["SCRIPT_NAME"] = ""
+        env["PATH_INFO"] = path_info
         env["REQUEST_METHOD"] = _METHODS.get(req.method) or req.method.decode("ascii")
         env["RAW_URI"] = url.decode("latin-1")
         env["QUERY_STRING"] = query.decode("latin-1")
