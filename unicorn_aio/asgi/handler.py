@@ -34,7 +34,7 @@ from unicorn_aio.http.response import (
     status_line,
 )
 from unicorn_aio.http.response import head as response_head
-from unicorn_aio.http.rules import PERCENT
+from unicorn_aio.http.rules import PERCENT, without_fragment
 
 if TYPE_CHECKING:
     from unicorn_aio.asgi.websocket import WebSocket
@@ -76,7 +76,7 @@ def decode_headers(headers: Any) -> list[tuple[str, str]]:
 
 def request_path(url: bytes) -> tuple[bytes, bytes]:
     """The raw path and query of a request target (absolute-form reduced to its path)."""
-    path, _, query = url.partition(b"?")
+    path, _, query = without_fragment(url).partition(b"?")
     if path[:1] != b"/" and path != b"*":
         scheme_end = path.find(b"//")
         slash = path.find(b"/", scheme_end + 2)

@@ -59,11 +59,15 @@ RequestLimits = tuple[int, int, int, int, int]
 
 
 def request_limits(cfg: Config) -> RequestLimits:
-    """From gunicorn's limit_request_* settings (0 = unlimited)."""
-    line, fields, field_size = (cfg.limit_request_line, cfg.limit_request_fields,
-                                cfg.limit_request_field_size)
+    """From gunicorn's limit_request_* settings, read as gunicorn 27's code reads them: a
+    request line of 0 is unlimited and one over 8190 is 8190; 0 fields (or over 32768) is
+    32768; a field size of 0 is the default, 8190 (its docs say unlimited)."""
+    line = min(cfg.limit_request_line, 8190)
+    fields = cfg.limit_request_fields
+    fields = fields if 0 < fields <= 32768 else 32768
+    field_size = cfg.limit_request_field_size or 8190
     # The largest legal head: a request line plus every field at its limit.
-    head = (line or 65536) + 2 + (fields or 32768) * ((field_size or 65536) + 2) + 2
+    head = (line or 65536) + 2 + fields * (field_size + 2) + 2
     return line, fields, field_size, head, (line or 65536) + 64
 
 

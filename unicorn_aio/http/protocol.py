@@ -13,6 +13,7 @@ httptools' callbacks below only record what the parser saw; they never run appli
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from functools import partial
 from typing import Any, cast
@@ -20,6 +21,7 @@ from typing import Any, cast
 import httptools
 
 from unicorn_aio.http.body import ClientDisconnected, RequestBody
+from unicorn_aio.http.chunked import ChunkedBody, LengthBody
 from unicorn_aio.http.contract import (
     NEVER,
     Address,
@@ -30,6 +32,7 @@ from unicorn_aio.http.contract import (
 )
 from unicorn_aio.http.forwarded import Verdict
 from unicorn_aio.http.proxy_protocol import HeaderReader
+from unicorn_aio.http.rawhead import RawHead
 from unicorn_aio.http.response import error_response
 from unicorn_aio.http.rules import (
     Framing,
@@ -37,7 +40,7 @@ from unicorn_aio.http.rules import (
     check_headers,
     check_request_target,
     check_version,
-    is_token,
+    unknown_method_status,
 )
 
 # Past this many parsed-but-unanswered requests, stop reading: a client may pipeline, but not
@@ -48,13 +51,20 @@ LINGER_SECONDS = 2.0
 # already on the wire to land and be answered, not the whole --keep-alive (nginx's idle upstream
 # connections would otherwise hold every stop for the full --graceful-timeout).
 STOP_IDLE_GRACE = 1.0
+# RFC 9112 2.2: empty lines before a request line are ignored (llhttp skips CR and LF alike).
+_EMPTY_LINES = re.compile(rb"[\r\n]*")
+
+
+class BodyTakeover(Exception):
+    """Raised by on_headers_complete to stop llhttp at the end of a head whose body the
+    protocol reads itself (``HttpProtocol.body_reader``)."""
 
 
 class Request:
     """One request as the parser saw it: the head, its framing, and its body stream."""
 
     __slots__ = ("method", "url", "version", "headers", "framing", "keep_alive", "body",
-                 "dispatched", "cycle", "start", "trailers", "upgrade", "proxied")
+                 "dispatched", "cycle", "start", "upgrade", "proxied")
     # Set once the head is parsed (on_headers_complete), before any handler sees the request.
     method: bytes
     version: str
@@ -69,21 +79,20 @@ class Request:
         # the handler's per-request object, for flow control and disconnects
         self.cycle: RequestCycle | None = None
         self.start = start
-        self.trailers = 0
         self.upgrade: bytes | None = None  # after a protocol upgrade: the bytes that followed
         self.proxied: Verdict | None = None  # what a trusted proxy said of it (forwarded.py)
 
 
-class HttpProtocol(asyncio.Protocol):
+class HttpProtocol(RawHead, asyncio.Protocol):
     # One of these lives for every open connection, idle keep-alive ones included: slots keep
     # it to a few hundred bytes where an instance dict would take over a kilobyte.
     __slots__ = ("host", "handler", "options", "loop", "limit_line", "limit_fields",
                  "limit_field_size", "limit_head", "limit_window", "parser", "transport",
                  "peername", "requests",
-                 "current", "in_head", "head_bytes", "deadline", "read_paused", "write_paused",
-                 "closing", "pending_error", "lingering", "client_eof", "at_boundary",
-                 "line_at_start", "line_window", "feeding", "app_state", "proxy_header",
-                 "quiet", "body_after_upgrade", "opened", "idle_since")
+                 "current", "in_head", "deadline", "read_paused", "write_paused", "closing",
+                 "pending_error", "lingering", "client_eof", "fed_end", "next_start", "body_len",
+                 "uncounted", "app_state", "proxy_header", "quiet", "body_reader", "opened",
+                 "idle_since")  # and RawHead's
 
     transport: asyncio.Transport  # set by connection_made, before anything reads it
 
@@ -114,15 +123,26 @@ class HttpProtocol(asyncio.Protocol):
         self.pending_error: bytes | None = None
         self.lingering = False
         self.client_eof = False  # the client half-closed: answer what it sent, then close
+        # Where the bytes are, as offsets in the stream of bytes parsed so far: llhttp says
+        # what it saw, never where, and the request line check, the request line limit and a
+        # body_reader need the raw bytes.  ``feeding`` is the read being parsed, at ``fed``.
+        self.fed = self.fed_end = 0
+        # Where the bytes after the last message begin; -1 until worked out (see _head_end):
+        # only a message that follows in the same read needs it.
+        self.next_start = 0
+        self.body_len = 0  # the Content-Length of the message whose head llhttp parsed last
+        self.line_start = 0  # where the current message's request line begins
         # llhttp accepts runs of spaces in the request line ("GET  / HTTP/1.1"); RFC 9112 3
-        # allows exactly one SP.  The raw bytes the line arrived in are kept until the head is
-        # parsed and the line rebuilt from what llhttp saw is looked for in them.
-        self.at_boundary = True  # the next byte fed starts a message (or leading CRLFs)
-        self.line_at_start = False
+        # allows exactly one SP.  Until the line rebuilt from what llhttp saw has been compared
+        # with the raw line, this is b"" (the line begins in ``feeding``) or the line's bytes
+        # from earlier reads; None once compared.
         self.line_window: bytes | None = None
+        self.tail = b""  # the last bytes of the previous read, while a head spans reads
+        self.uncounted = 0  # header fields header_map drops: gunicorn does not count them
         self.feeding = b""
         self.app_state: Any = None  # the app handler's per-connection cache (e.g. base environ)
-        self.body_after_upgrade = False  # see _parse_body_after_upgrade
+        # A body read without llhttp (chunked.py), from the end of the head llhttp stopped at.
+        self.body_reader: ChunkedBody | LengthBody | None = None
         # --proxy-protocol: reads the PROXY header (and sets peername) before any HTTP byte.
         self.proxy_header = (None if options.proxy_allow is None
                              else HeaderReader(options.proxy_allow))
@@ -170,41 +190,67 @@ class HttpProtocol(asyncio.Protocol):
             if not data:
                 return
         self.quiet = False
-        if self.parser is None:
-            self.parser = httptools.HttpRequestParser(self)
-        self.at_boundary = self.current is None
-        window = self.line_window
-        if window is not None and len(window) <= self.limit_window:
-            self.line_window = window + data[:self.limit_window]
-        self.feeding = data
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            self._on_upgrade(data[exc.args[0]:])
-        except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, Reject):
-                self._reject(exc.__context__.status, exc.__context__.reason)
+        # llhttp parses, or ``body_reader`` while it reads a body llhttp handed over (see
+        # on_headers_complete); each takes what is its own and leaves the rest to the other.
+        while data:
+            self.fed = fed = self.fed_end
+            self.fed_end = fed + len(data)
+            reader = self.body_reader
+            if reader is not None:
+                try:
+                    rest = reader.feed(data)
+                except Reject as exc:
+                    self._reject(exc.status, exc.reason)
+                    return
+                if rest is None:
+                    return
+                self.body_reader = None
+                self.next_start = self.fed_end = self.fed_end - len(rest)
+                self.on_message_complete()
+                if self.lingering or self.transport.is_closing():
+                    return
+                data = rest
+                continue
+            parser = self.parser
+            if parser is None:
+                parser = self.parser = httptools.HttpRequestParser(self)
+            if self.current is None:
+                self.next_start = fed  # between messages: the next begins in this read
+            self.feeding = data
+            try:
+                parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                data = self._on_upgrade(data, exc.args[0])
+                continue
+            except httptools.HttpParserCallbackError as exc:
+                context = exc.__context__
+                if type(context) is BodyTakeover:
+                    self.parser = None  # stopped at the head: a fresh one reads what follows
+                    data = data[self.next_start - fed:]
+                    self.fed_end = self.next_start
+                    continue
+                if isinstance(context, Reject):
+                    self._reject(context.status, context.reason)
+                else:
+                    self.host.log.exception("internal error while parsing a request")
+                    self._reject(500, "")
+            except httptools.HttpParserInvalidMethodError:
+                # llhttp knows a fixed list of methods: see unknown_method_status.
+                start = self.line_start - fed
+                line = data[start:] if start >= 0 else (self.line_window or b"") + data
+                method = line.partition(b" ")[0]
+                status = unknown_method_status(method)
+                self._reject(status, "unknown method" if status == 501 else "invalid method")
+            except httptools.HttpParserError as exc:
+                self._reject(400, str(exc))
             else:
-                self.host.log.exception("internal error while parsing a request")
-                self._reject(500, "")
-        except httptools.HttpParserInvalidMethodError:
-            # llhttp knows a fixed list of methods: a well-formed one it lacks is ours to not
-            # implement (RFC 9110 9.1: 501), anything else is a malformed request line.
-            start = self.line_window if self.line_window is not None and self.line_at_start \
-                else data if self.at_boundary or self.line_at_start else b""
-            method = start.lstrip(b"\r\n").partition(b" ")[0]
-            if method and is_token(method):
-                self._reject(501, "unknown method")
-            else:
-                self._reject(400, "invalid method")
-        except httptools.HttpParserError as exc:
-            self._reject(400, str(exc))
-        else:
-            self.feeding = b""  # do not keep the last packet alive on an idle connection
-            if self.in_head:
-                self.head_bytes += len(data)
-                if self.head_bytes > self.limit_head:
-                    self._reject(431, "request header block too large")
+                if self.in_head:
+                    self._head_continues(data)
+                elif self.next_start < 0 and self.current is not None:
+                    # The head ended in this read, its body goes on: where it ends is known now.
+                    self.next_start = self._head_end() + self.body_len
+            break
+        self.feeding = b""  # do not keep the last packet alive on an idle connection
 
     def eof_received(self) -> bool:
         if self.lingering:
@@ -216,6 +262,7 @@ class HttpProtocol(asyncio.Protocol):
             # was cut by a half-close would sit until --body-timeout.  An app already reading
             # it gets ClientDisconnected; one not yet started on it is never called.
             self.current = None
+            self.body_reader = None
             current.body.abort(ClientDisconnected("client closed the connection mid-request"))
             if not current.dispatched and current in self.requests:
                 self.requests.remove(current)
@@ -237,8 +284,15 @@ class HttpProtocol(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self.line_at_start, self.at_boundary = self.at_boundary, False
-        self.line_window = self.feeding
+        feeding, fed, next_start = self.feeding, self.fed, self.next_start
+        if next_start < 0:  # the last message ended in this read
+            next_start = self.next_start = self._head_end() + self.body_len
+        start = next_start - fed if next_start > fed else 0  # before: empty lines
+        if feeding[start] in (13, 10):  # CR, LF
+            start = _EMPTY_LINES.match(feeding, start).end()  # type: ignore[union-attr]
+        self.line_start = fed + start
+        self.line_window = b""
+        self.uncounted = 0
         now = self.loop.time()
         self.current = Request(now)
         self.in_head = True
@@ -260,21 +314,21 @@ class HttpProtocol(asyncio.Protocol):
         req = self.current
         assert req is not None
         if self.line_window is not None:
-            self._check_request_line(req)
-        if self.in_head:
-            headers = req.headers
-            headers.append((name, value))
-            count = len(headers)
-        else:
-            # A chunked body's trailer fields: bounded like headers, never shown to the app
-            # (they arrive after it may have started, and RFC 9110 6.5.1 lets us drop them).
-            req.trailers += 1
-            count = req.trailers
-        if self.limit_fields and count > self.limit_fields:
+            self._check_request_line(req.url)
+        headers = req.headers
+        # gunicorn counts the fields it keeps, and a field line as "name: value" CRLF, with the
+        # value's trailing whitespace: llhttp has dropped the whitespace before the value.
+        count = len(headers)
+        if count >= self.limit_fields and count - self.uncounted >= self.limit_fields:
             raise Reject(431, f"more than {self.limit_fields} header fields")
-        if self.limit_field_size and len(name) + len(value) + 2 > self.limit_field_size:
+        if len(name) + len(value) + 4 > self.limit_field_size:
             raise Reject(431, f"header field longer than {self.limit_field_size} bytes: "
                          + name[:64].decode("latin-1"))
+        if value and value[-1] in (32, 9):  # SP, HTAB
+            value = value.rstrip(b" \t")  # RFC 9110 5.5: OWS is not part of the value
+        headers.append((name, value))
+        if 95 in name and self._dropped(name):  # 95: "_", see rules.UNDERSCORE
+            self.uncounted += 1
 
     def on_headers_complete(self) -> None:
         req, parser = self.current, self.parser
@@ -283,7 +337,7 @@ class HttpProtocol(asyncio.Protocol):
         req.method = parser.get_method()
         req.version = parser.get_http_version()
         if self.line_window is not None:
-            self._check_request_line(req)
+            self._check_request_line(req.url)
         check_version(req.version)
         check_request_target(req.method, req.url)
         options = self.options
@@ -291,13 +345,21 @@ class HttpProtocol(asyncio.Protocol):
                                                  options.forwarder_headers)
         if options.proxy_headers.enabled:
             req.headers, req.proxied = options.proxy_headers.read(req.headers, self.peername)
-        if req.framing.upgrade and (req.framing.chunked or req.framing.content_length):
+        framing = req.framing
+        self.body_len = framing.content_length or 0
+        self.next_start = -1
+        if framing.upgrade and (framing.chunked or framing.content_length):
             # We switch protocols for none of these (h2c is what curl --http2 -d sends), so it
-            # is an ordinary request - whose body llhttp takes for the new protocol's bytes.
-            req.framing.upgrade = False
-            self.body_after_upgrade = True
+            # is an ordinary request - whose body llhttp would take for the new protocol's.
+            framing.upgrade = False
+            if not framing.chunked:
+                self.body_reader = LengthBody(self.on_body, self.body_len)
+        if framing.chunked:
+            self.body_reader = ChunkedBody(self.on_body, options.header_map, self.limit_fields,
+                                           self.limit_field_size)
+        # An upgrade we do not perform leaves the connection to HTTP (see _on_upgrade).
         req.keep_alive = (parser.should_keep_alive() and options.keepalive > 0
-                          and not req.framing.upgrade)
+                          and not framing.close)
         self.requests.append(req)
         if len(self.requests) > MAX_PIPELINE:
             self.pause_reading()
@@ -311,6 +373,9 @@ class HttpProtocol(asyncio.Protocol):
             # client waits for the app's first read before sending anything.
             if req.framing.expect_continue:
                 self._start(req)
+        if self.body_reader is not None:
+            self.next_start = self._head_end()  # llhttp stops here, the reader goes on
+            raise BodyTakeover
 
     def on_body(self, data: bytes) -> None:
         req = self.current
@@ -327,29 +392,12 @@ class HttpProtocol(asyncio.Protocol):
                 self.deadline = self.loop.time() + self.options.body_timeout
 
     def on_message_complete(self) -> None:
-        if self.body_after_upgrade:
-            return  # llhttp's idea of the end: the body comes next, see _on_upgrade
         req = self.current
         assert req is not None
         self.current = None
-        self.at_boundary = False  # whatever follows in this buffer begins mid-buffer
         req.body.finish()
         if not req.dispatched and req is self.requests[0]:
             self._start(req)
-
-    def _check_request_line(self, req: Request) -> None:
-        """The request line is complete: it must be exactly method SP target SP version CRLF."""
-        window, self.line_window = self.line_window, None
-        parser = self.parser
-        assert window is not None and parser is not None
-        line = b"%s %s HTTP/%s\r\n" % (parser.get_method(), req.url,
-                                        parser.get_http_version().encode())
-        if self.line_at_start:
-            ok = window.lstrip(b"\r\n").startswith(line)
-        else:  # pipelined after another message in the same buffer
-            ok = line in window
-        if not ok:
-            raise Reject(400, "malformed request line (RFC 9112 3: single spaces, CRLF)")
 
     # -- request life -----------------------------------------------------------------------
 
@@ -386,6 +434,7 @@ class HttpProtocol(asyncio.Protocol):
         transport = self.transport
         if transport.is_closing():
             return
+        after_upgrade, req.upgrade = req.upgrade, None  # an upgrade not performed: see below
         # ``keep_alive`` is what the response head told the client.  A stop that came after the
         # head went out (on an app thread, say) must not close now: the client, told to keep
         # the connection, may be sending its next request already.  It is answered with
@@ -405,7 +454,7 @@ class HttpProtocol(asyncio.Protocol):
             transport.write(self.pending_error)
             self._close(linger=True)
             return
-        elif self.client_eof:
+        elif self.client_eof and not after_upgrade:
             # Nothing more can arrive: waiting out the keep-alive timeout would only hold the
             # socket (and make a client that reads until EOF wait for it).
             self._close(linger=False)
@@ -419,36 +468,22 @@ class HttpProtocol(asyncio.Protocol):
                 self.shutdown()  # idle while the server stops: STOP_IDLE_GRACE, not keep-alive
         if self.read_paused and len(self.requests) <= 1:
             self.resume_reading()
+        if after_upgrade:
+            self.data_received(after_upgrade)  # what came after it: HTTP, as gunicorn reads it
 
-    def _on_upgrade(self, rest: bytes) -> None:
-        if self.body_after_upgrade:
-            self._parse_body_after_upgrade(rest)
-            return
-        # The parser stops at an upgrade: what follows is not HTTP.  A handler that can take the
-        # connection over (ASGI WebSocket) finds ``rest`` on the request and calls ``detach``;
-        # otherwise the request is answered normally and the connection closes.
+    def _on_upgrade(self, data: bytes, offset: int) -> bytes:
+        """llhttp stopped after a head asking for a protocol switch: the bytes from ``offset``
+        on are not its to parse.  A handler that switches (ASGI WebSocket) finds them on the
+        request and calls ``detach``; otherwise they are HTTP again once the request is
+        answered (finish_request), as gunicorn serves them.  Returns what to parse now."""
+        self.next_start = self.fed_end = self.fed + offset
+        self.parser = None  # a fresh one for whatever HTTP follows
+        rest = data[offset:]
+        if not self.requests:
+            return rest  # already answered (inline dispatch): go on
         self.pause_reading()
-        if self.requests:
-            self.requests[-1].keep_alive = False
-            self.requests[-1].upgrade = rest
-
-    def _parse_body_after_upgrade(self, rest: bytes) -> None:
-        """Parse the body of a request llhttp took for a protocol switch: a fresh parser, primed
-        with a head of the same framing whose callbacks are dropped, takes ``rest`` and all that
-        follows as that body, then as the next requests."""
-        self.body_after_upgrade = False
-        assert self.current is not None  # the request whose head announced the body
-        framing = self.current.framing
-        if framing.chunked:
-            field = b"Transfer-Encoding: chunked\r\n"
-        else:  # on_headers_complete saw one or the other
-            assert framing.content_length is not None
-            field = b"Content-Length: %d\r\n" % framing.content_length
-        head = b"POST / HTTP/1.1\r\nHost: x\r\n" + field + b"\r\n"
-        self.parser = httptools.HttpRequestParser(_AfterPrimingHead(self))
-        self.parser.feed_data(head)
-        if rest:
-            self.data_received(rest)
+        self.requests[-1].upgrade = rest
+        return b""
 
     def answering(self, req: Request) -> bool:
         """``req`` is the request this connection answers now (it is still open)."""
@@ -473,7 +508,17 @@ class HttpProtocol(asyncio.Protocol):
         self.pause_reading()
         self.host.log.debug("rejected request from %s: %d %s", self.peername, status, reason)
         data = error_response(status, reason)
-        if any(req.dispatched for req in self.requests):
+        current = self.current
+        if current is not None and current.dispatched:
+            # A bad chunk in a body its app is reading: the app's reads fail now, not at
+            # --body-timeout, and the client is told why unless its response has begun.
+            current.body.abort(ClientDisconnected(f"invalid request body: {reason}"))
+            cycle = current.cycle
+            if cycle is not None:
+                if cycle.head_sent:
+                    data = b""
+                cycle.connection_lost()  # its handler writes no more
+        elif any(req.dispatched for req in self.requests):
             # Earlier pipelined requests are still being answered; the error goes after them.
             self.pending_error = data
             return
@@ -547,37 +592,3 @@ class HttpProtocol(asyncio.Protocol):
         if self.idle:
             self.deadline = min(self.deadline, self.loop.time() + STOP_IDLE_GRACE)
 
-
-class _AfterPrimingHead:
-    """Parser callbacks for _parse_body_after_upgrade: the priming head's are dropped, the rest
-    go to the protocol."""
-
-    __slots__ = ("protocol", "priming")
-
-    def __init__(self, protocol: HttpProtocol) -> None:
-        self.protocol = protocol
-        self.priming = True
-
-    def on_message_begin(self) -> None:
-        if not self.priming:
-            self.protocol.on_message_begin()
-
-    def on_url(self, url: bytes) -> None:
-        if not self.priming:
-            self.protocol.on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.priming:
-            self.protocol.on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        if self.priming:
-            self.priming = False
-        else:
-            self.protocol.on_headers_complete()
-
-    def on_body(self, data: bytes) -> None:
-        self.protocol.on_body(data)
-
-    def on_message_complete(self) -> None:
-        self.protocol.on_message_complete()

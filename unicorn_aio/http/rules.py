@@ -2,15 +2,36 @@
 
 llhttp already refuses, byte for byte: Content-Length with Transfer-Encoding, duplicate or
 non-digit Content-Length, bare CR and bare LF line ends, obs-fold, non-token header names and
-methods, control characters in header values, oversized chunk sizes.  What it accepts and RFC 9112
-does not, we refuse here (tests/http/test_http_strict.py holds a raw-socket case for each rule).
+methods, control characters in header values.  What it accepts and RFC 9112 does not, we refuse
+here (tests/http/test_http_strict.py holds a raw-socket case for each rule).  Where RFC 9112 leaves
+a choice, the choice is gunicorn 27's; docs/gunicorn-differences.md lists where it is not.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# RFC 9110 7.2: Host = uri-host [ ":" port ], uri-host = IP-literal / IPv4address / reg-name
+# (RFC 3986 3.2.2); reg-name may be empty.  An IP-literal is checked by ipaddress below.
+_HOST = re.compile(rb"(?:\[([0-9A-Fa-f:.]+)\]|\[v[0-9A-Fa-f]+\.[-\w.~!$&'()*+,;=:]+\]"
+                   rb"|(?:[-\w.~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?\Z")
+# Host values already found valid: a server sees a handful, and this runs for every request.
+_VALID_HOSTS: set[bytes] = set()
+_VALID_HOSTS_MAX = 1024
+# RFC 9110 6.5.1: fields that alter framing, routing or authentication must not come after the
+# content; gunicorn 27 refuses these with 400 (lower-case, as trailer names are compared).
+FORBIDDEN_TRAILERS = frozenset((b"host", b"content-length", b"transfer-encoding", b"trailer",
+                                b"authorization", b"te"))
+# Transfer codings gunicorn 27 lets come before the final chunked: the app gets the body still
+# in them (and reads Transfer-Encoding); after one that transforms it the connection is not
+# reused, as gunicorn forces a close.
+_PASSED_CODINGS = frozenset((b"gzip", b"deflate", b"compress"))
+_METHOD_UNCONVENTIONAL = re.compile(rb"[a-z#]")
+# The fields check_headers reads (one set lookup spares the others the comparisons below).
+_FRAMING_FIELDS = frozenset((b"host", b"content-length", b"content-type", b"transfer-encoding",
+                             b"expect", b"connection"))
 # Byte values for membership tests: `95 in name` is one memchr, where `b"_" in name` sets up a
 # substring search first, and these run for every header of every request.
 UNDERSCORE, PERCENT, HASH = ord("_"), ord("%"), ord("#")
@@ -55,8 +76,38 @@ def check_request_target(method: bytes, url: bytes) -> None:
         raise Reject(501, "CONNECT is not supported")
     else:
         raise Reject(400, "invalid request target")
-    if HASH in url:
-        raise Reject(400, "fragment in request target")
+
+
+def without_fragment(url: bytes) -> bytes:
+    """The target without a fragment: clients never send one (RFC 9110 4.2.4), and gunicorn
+    serves a request that has one as if it had not."""
+    return url.partition(b"#")[0] if HASH in url else url
+
+
+def unknown_method_status(method: bytes) -> int:
+    """The answer to a method llhttp does not know: gunicorn 27 refuses a method outside its
+    conventions (lower case, "#", under 3 or over 20 bytes) with 400; any other token is one
+    we do not implement (RFC 9110 9.1: 501), where gunicorn passes it to the app."""
+    if not is_token(method) or _METHOD_UNCONVENTIONAL.search(method) \
+            or not 3 <= len(method) <= 20:
+        return 400
+    return 501
+
+
+def valid_host(value: bytes) -> bool:
+    if value in _VALID_HOSTS:
+        return True
+    match = _HOST.match(value)
+    if match is None:
+        return False
+    if match.group(1) is not None:
+        try:
+            ipaddress.IPv6Address(match.group(1).decode("ascii"))
+        except ValueError:
+            return False
+    if len(_VALID_HOSTS) < _VALID_HOSTS_MAX:
+        _VALID_HOSTS.add(value)
+    return True
 
 
 def check_version(version: str) -> None:
@@ -74,13 +125,16 @@ def check_headers(headers: list, version: str, header_map: str,
     ``header_map`` follows gunicorn: names with underscores are dropped ("drop"), refused
     ("refuse") or passed on ("dangerous").  Underscore names would otherwise reach the app as
     ``HTTP_X_FORWARDED_FOR``, indistinguishable from the dash form a proxy vouches for.  The
-    ``forwarder_headers`` (upper-case, in ``forwarders``) pass: forwarded.ProxyHeaders keeps
-    them from a trusted proxy only.
+    ``forwarder_headers`` (upper-case, in ``forwarders``; ``*`` for all) pass:
+    forwarded.ProxyHeaders keeps them from a trusted proxy only.
     """
     f = Framing()
     kept = headers
+    te: bytes | None = None
+    content_type = False
     for i, (name, value) in enumerate(headers):
-        if UNDERSCORE in name and not (forwarders and name.upper() in forwarders):
+        if UNDERSCORE in name and not (forwarders and (name.upper() in forwarders
+                                                       or b"*" in forwarders)):
             if header_map == "refuse":
                 raise Reject(400, "header name with underscore: " + name.decode("latin-1"))
             if header_map != "dangerous":
@@ -92,20 +146,21 @@ def check_headers(headers: list, version: str, header_map: str,
         if len(name) > 17 or len(name) < 4:  # the names below are 4-17 bytes
             continue
         lname = name.lower()
+        if lname not in _FRAMING_FIELDS:
+            continue
         if lname == b"host":
             if f.host is not None:
                 raise Reject(400, "more than one Host header")
             f.host = value
         elif lname == b"content-length":
             f.content_length = int(value)  # llhttp has refused anything but one run of digits
+        elif lname == b"content-type":
+            # RFC 9110 5.3: a field whose value is not a list cannot be repeated (gunicorn 27).
+            if content_type:
+                raise Reject(400, "more than one Content-Type header")
+            content_type = True
         elif lname == b"transfer-encoding":
-            # llhttp accepts codings before a final chunked ("gzip, chunked"); we would hand
-            # the app a still-encoded body, so only plain chunked is accepted (RFC 9112 6.1).
-            if value.strip().lower() != b"chunked":
-                raise Reject(501, "unsupported Transfer-Encoding: " + value.decode("latin-1"))
-            if version == "1.0":
-                raise Reject(400, "Transfer-Encoding is not allowed in HTTP/1.0")
-            f.chunked = True
+            te = value if te is None else te + b"," + value  # 9110 5.3: lines make one list
         elif lname == b"expect":
             if value.lower() == b"100-continue":
                 f.expect_continue = version == "1.1"
@@ -118,9 +173,42 @@ def check_headers(headers: list, version: str, header_map: str,
                 f.close = True
             if b"upgrade" in tokens:
                 f.upgrade = True
-    if f.host is None and version == "1.1":
-        raise Reject(400, "missing Host header (required in HTTP/1.1)")
+    if f.host is None:
+        if version == "1.1":
+            raise Reject(400, "missing Host header (required in HTTP/1.1)")
+    elif f.host not in _VALID_HOSTS and not valid_host(f.host):
+        # 9112 3.2: a Host field with an invalid value MUST get 400 (gunicorn passes it on).
+        raise Reject(400, "invalid Host header: " + f.host[:64].decode("latin-1"))
+    if te is not None:
+        _transfer_codings(f, te, version)
     return f, kept
+
+
+def _transfer_codings(f: Framing, te: bytes, version: str) -> None:
+    """RFC 9112 6.1 and 6.3, as gunicorn 27 decides them: the body is framed by a final
+    chunked; gzip, deflate or compress before it reach the app undecoded, and end the
+    connection after the response; identity is allowed before it; any other coding is one we
+    do not implement (501)."""
+    chunked = False
+    for coding in te.split(b","):
+        coding = coding.strip(b" \t").lower()
+        if coding == b"chunked":
+            if chunked:
+                raise Reject(400, "chunked applied more than once")
+            chunked = True
+        elif coding == b"identity" or coding in _PASSED_CODINGS:
+            if chunked:
+                raise Reject(400, "Transfer-Encoding does not end with chunked")
+            if coding != b"identity":
+                f.close = True
+        else:
+            raise Reject(501, "unsupported Transfer-Encoding: " + te.decode("latin-1"))
+    if not chunked:
+        # 9112 6.3: without a final chunked a request's length cannot be determined.
+        raise Reject(400, "Transfer-Encoding does not end with chunked")
+    if version == "1.0":
+        raise Reject(400, "Transfer-Encoding is not allowed in HTTP/1.0")
+    f.chunked = True
 
 
 def is_token(value: bytes) -> bool:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from unicorn_aio.http.forwarded import url_scheme
-from unicorn_aio.http.rules import PERCENT
+from unicorn_aio.http.rules import PERCENT, without_fragment
 
 if TYPE_CHECKING:
     from unicorn_aio.config.config import Config
@@ -141,7 +141,7 @@ class RequestEnviron:
             if proxied.script_name is not None:
                 script_name = env["SCRIPT_NAME"] = proxied.script_name.decode("latin-1")
         url = req.url
-        path, _, query = url.partition(b"?")
+        path, _, query = (without_fragment(url) if 35 in url else url).partition(b"?")  # "#"
         if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
             scheme_end = path.find(b"//")
             slash = path.find(b"/", scheme_end + 2)

@@ -1,0 +1,99 @@
+"""Where a request's head is in the bytes read: what llhttp reports, held against the raw bytes.
+
+llhttp says what it parsed, never where.  The checks here need the raw bytes: that the request
+line is exactly method SP target SP version CRLF (llhttp accepts runs of spaces, RFC 9112 3
+allows one SP), how long that line is (limit_request_line counts the whole line, as gunicorn
+does), and where the head ends (a body read without llhttp begins there).  ``HttpProtocol``
+keeps stream offsets for them: ``feeding`` is the read being parsed, at offset ``fed``; the
+current request line begins at ``line_start``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from unicorn_aio.http.forwarded import peer_address
+from unicorn_aio.http.rules import Reject
+
+if TYPE_CHECKING:
+    import httptools
+
+    from unicorn_aio.http.contract import Address, HttpOptions
+
+
+class RawHead:
+    """HttpProtocol's checks on the raw bytes of a head (a mixin: the state is the protocol's)."""
+
+    # Set by HttpProtocol: the offsets and bytes below, read and kept here.
+    __slots__ = ("fed", "feeding", "line_start", "line_window", "tail", "head_bytes")
+    fed: int
+    feeding: bytes
+    line_start: int
+    line_window: bytes | None
+    tail: bytes
+    head_bytes: int
+
+    if TYPE_CHECKING:  # HttpProtocol's
+        limit_line: int
+        limit_head: int
+        limit_window: int
+        parser: httptools.HttpRequestParser | None
+        options: HttpOptions
+        peername: Address
+        _reject: Callable[[int, str], None]
+
+    def _head_continues(self, data: bytes) -> None:
+        """A read ended inside a head: keep what the next read needs of it."""
+        self.head_bytes += len(data)
+        if self.head_bytes > self.limit_head:
+            self._reject(431, "request header block too large")
+            return
+        self.tail = (self.tail + data)[-3:]  # see _head_end
+        window = self.line_window
+        if window is not None:  # the request line has not been checked yet
+            window += data[max(self.line_start - self.fed, 0):]
+            end = window.find(b"\r\n")
+            if len(window) > self.limit_window or self.limit_line and (
+                    end > self.limit_line or end < 0 and len(window) > self.limit_line + 1):
+                self._reject(414, f"request line longer than {self.limit_line} bytes")
+                return
+            self.line_window = window
+
+    def _head_end(self) -> int:
+        """Where the head llhttp has just parsed ends: after the first blank line past its
+        request line (llhttp refuses a bare CR or LF, so no other CRLF CRLF comes first)."""
+        start = self.line_start - self.fed
+        if start >= 0:
+            return self.fed + self.feeding.find(b"\r\n\r\n", start) + 4
+        tail = self.tail  # the head began in an earlier read; its end may straddle the two
+        return self.fed + (tail + self.feeding).find(b"\r\n\r\n") - len(tail) + 4
+
+    def _check_request_line(self, url: bytes) -> None:
+        """The request line is complete: it must be exactly method SP target SP version CRLF,
+        and, as gunicorn counts it, no longer than limit_request_line without its CRLF."""
+        window, self.line_window = self.line_window, None
+        parser = self.parser
+        assert window is not None and parser is not None
+        line = b"%s %s HTTP/%s\r\n" % (parser.get_method(), url,
+                                        parser.get_http_version().encode())
+        if self.limit_line and len(line) - 2 > self.limit_line:
+            raise Reject(414, f"request line longer than {self.limit_line} bytes")
+        start = self.line_start - self.fed
+        if start >= 0:
+            ok = self.feeding.startswith(line, start)
+        else:  # begun in an earlier read
+            ok = (window + self.feeding).startswith(line)
+        if not ok:
+            raise Reject(400, "malformed request line (RFC 9112 3: single spaces, CRLF)")
+
+    def _dropped(self, name: bytes) -> bool:
+        """Whether check_headers will drop this underscore name (header_map drop), or
+        ProxyHeaders will (a forwarder header from an untrusted peer): gunicorn does not count
+        it against limit_request_fields."""
+        options = self.options
+        if options.header_map != "drop":
+            return False
+        forwarders = options.forwarder_headers
+        if forwarders and (name.upper() in forwarders or b"*" in forwarders):
+            return peer_address(self.peername) not in options.proxy_headers.trusted
+        return True
