@@ -244,13 +244,17 @@ SETTINGS: tuple[Setting, ...] = (
       "setting.", metavar="BYTES"),
 
     S("limit_request_line", _sec, ("--limit-request-line",), integer(0), 4094,
-      "The maximum size of the HTTP request line in bytes (0 = unlimited, up to 8190).",
-      metavar="INT"),
+      "The maximum size of the HTTP request line in bytes (0 = unlimited, up to 8190).\n\n"
+      "The whole line counts (method, target and version), as in gunicorn; a value over 8190 "
+      "is 8190. With 0, lines over 64 KiB are still refused.", metavar="INT"),
     S("limit_request_fields", _sec, ("--limit-request-fields",), integer(0), 100,
-      "The maximum number of header fields in a request (up to 32768).", metavar="INT"),
+      "The maximum number of header fields in a request (up to 32768; 0 is 32768).\n\n"
+      "As in gunicorn, fields that header_map drops do not count.", metavar="INT"),
     S("limit_request_field_size", _sec, ("--limit-request-field_size", "--limit-request-field-size"),
-      integer(0), 8190, "The maximum size of one request header field in bytes (0 = unlimited).",
-      metavar="INT"),
+      integer(0), 8190, "The maximum size of one request header field in bytes (0 = 8190).\n\n"
+      "A field counts as its line \"Name: value\" with the CRLF, as in gunicorn 27, whose code "
+      "also reads 0 as 8190 (its docs say unlimited). The same limit bounds a chunk size line "
+      "and each trailer field.", metavar="INT"),
 
     S("reload", _dbg, ("--reload",), boolean, False,
       "Restart workers when code changes. For development; incompatible with preload_app.",
@@ -322,9 +326,12 @@ SETTINGS: tuple[Setting, ...] = (
       "Defaults to the FORWARDED_ALLOW_IPS environment variable when set.", metavar="STRING",
       env="FORWARDED_ALLOW_IPS"),
     S("forwarder_headers", _mech, ("--forwarder-headers",), upper_comma_list, "SCRIPT_NAME,PATH_INFO",
-      "Upper-case header names (comma separated) that a proxy in forwarded_allow_ips may set to "
-      "become environ keys of the same name, e.g. SCRIPT_NAME for an app mounted under a "
-      "prefix. From other peers these headers are dropped.", metavar="STRING"),
+      "Upper-case header names with underscores (comma separated; * for all) that a proxy in "
+      "forwarded_allow_ips may send past header_map.\n\n"
+      "As in gunicorn 27, they reach the app as headers (HTTP_PATH_INFO, HTTP_REMOTE_USER) and "
+      "none sets the path; a SCRIPT_NAME header mounts the app there (SCRIPT_NAME in WSGI, "
+      "root_path in ASGI). From other peers they are underscore names like any other: "
+      "header_map drops, refuses or keeps them.", metavar="STRING"),
     S("pythonpath", _mech, ("--pythonpath",), string, None,
       "Directories (comma separated) to add to the Python path.", metavar="STRING"),
     S("paste", _mech, ("--paste", "--paster"), string, None,
@@ -350,16 +357,22 @@ SETTINGS: tuple[Setting, ...] = (
       refuse_true("unicorn_aio never strips header spaces (request smuggling risk)"), False,
       "gunicorn's option to strip spaces before a header's colon; refused here.",
       action="store_true"),
-    S("permit_obsolete_folding", _mech, ("--permit-obsolete-folding",), boolean, False,
-      "Permit obsolete line folding in request headers (RFC 9112 section 5.2).",
-      action="store_true"),
+    S("permit_obsolete_folding", _mech, ("--permit-obsolete-folding",),
+      refuse_true("obsolete line folding is always refused with 400: httptools cannot unfold "
+                  "it, so requests that need this option cannot be served; unfold in a proxy"),
+      False, "gunicorn's option to accept obsolete line folding in request headers (RFC 9112 "
+      "section 5.2); refused here.", action="store_true"),
     S("permit_unconventional_http_method", _mech, ("--permit-unconventional-http-method",),
-      boolean, False, "Permit request methods outside the usual conventions (lowercase, long).",
-      action="store_true"),
+      refuse_true("httptools parses only registered methods: lower-case or unregistered ones "
+                  "get 400 or 501 whatever this option says"), False,
+      "gunicorn's option to accept methods outside its conventions (lower case, \"#\", under 3 "
+      "or over 20 bytes); refused here.", action="store_true"),
     S("permit_unconventional_http_version", _mech, ("--permit-unconventional-http-version",),
       boolean, False, "Permit HTTP/1 versions other than 1.0 and 1.1.", action="store_true"),
     S("casefold_http_method", _mech, ("--casefold-http-method",), boolean, False,
-      "Upper-case received request methods.", action="store_true"),
+      "gunicorn's option to upper-case received request methods.\n\n"
+      "As in gunicorn 27's code, it changes nothing without permit_unconventional_http_method: "
+      "a method with lower case is refused before it would apply.", action="store_true"),
     S("header_map", _mech, ("--header-map",), choice("drop", "refuse", "dangerous"), "drop",
       "Headers whose names map to the same environ key (X-A_B vs X-A-B): drop, refuse or "
       "dangerous (keep both).", metavar="STRING"),
