@@ -74,11 +74,14 @@ def test_every_gunicorn_27_setting_is_known():
 
 
 def gunicorn_flags():
-    """Every flag of the installed gunicorn's settings, when one is installed (the benchmark
-    venv has 27.0.1)."""
-    python = os.path.join(ROOT, ".bench-venv", "bin", "python")
-    if not os.path.exists(python):
-        pytest.skip("no gunicorn to compare with (.bench-venv)")
+    """Every flag of gunicorn 27's settings, from the differential test's venv (make test builds
+    it: tests/support/gunicorn_venv.py)."""
+    import gunicorn_venv
+
+    why = gunicorn_venv.ensure()
+    if why:
+        pytest.skip(f"NO GUNICORN TO COMPARE WITH: {why}")
+    python = gunicorn_venv.PYTHON
     out = subprocess.run([python, "-c", "import gunicorn.config as c\nfor s in c.KNOWN_SETTINGS: "
                           "print(s.name, *(s.cli or ()))"], capture_output=True, text=True,
                          timeout=30)
