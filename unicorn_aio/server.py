@@ -24,7 +24,7 @@ from unicorn_aio.config.config import Config
 from unicorn_aio.errors import ConfigError
 from unicorn_aio.http.contract import AppHandler, HttpOptions, ServerHeaders, TrackedConnection
 from unicorn_aio.http.protocol import HttpProtocol
-from unicorn_aio.http.shedding import evict, victim
+from unicorn_aio.http.shedding import Candidates, evict
 from unicorn_aio.sockets import bind_all, describe, unix_files, unlink_own_files
 from unicorn_aio.wsgi.threadpool import ThreadPool, make_pool
 
@@ -84,6 +84,7 @@ class Server:
         self.max_connections = cfg.worker_connections or 0
         self.shed_total = 0  # connections closed to make room at max_connections (shedding.py)
         self._no_room = False  # at max_connections, none could be shed when last looked
+        self._candidates = Candidates()  # to shed at max_connections
         self._listeners: list[asyncio.AbstractServer] = []
         self._accepting = False
         self._listen_task: asyncio.Task | None = None
@@ -237,11 +238,11 @@ class Server:
             # A WebSocket registers before the connection it takes over leaves: no newcomer.
             self._make_room(newcomer=isinstance(conn, HttpProtocol))
 
-    def _make_room(self, newcomer: bool) -> None:
+    def _make_room(self, newcomer: bool, rank_again: bool = False) -> None:
         """At max_connections: past it, shed a connection for the newcomer, which is served
         instead of waiting in the backlog; with none to shed, stop accepting until one closes or
         can be shed (each sweep looks again)."""
-        shed = victim(self.connections, self.loop.time())
+        shed = self._candidates.first(self.connections, self.loop.time(), rank_again)
         self._no_room = shed is None
         if shed is not None and newcomer and len(self.connections) > self.max_connections:
             self.shed_total += 1
@@ -282,7 +283,7 @@ class Server:
             conn.on_timeout()
         if self.max_connections and len(self.connections) >= self.max_connections:
             # At the limit, whether any can be shed changes as connections go idle or busy.
-            self._make_room(newcomer=False)
+            self._make_room(newcomer=False, rank_again=True)
 
     # -- stop -------------------------------------------------------------------------------
 
