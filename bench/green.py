@@ -25,12 +25,11 @@ import datetime
 import json
 import os
 import platform
-import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from bench.serverproc import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -48,12 +47,6 @@ def sleepy(environ, start_response):
 
 
 # -- the server ---------------------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _children(pid: int) -> list[int]:
     try:
@@ -75,16 +68,9 @@ def _threads(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
-class Server:
+class Server(ServerProcess):
     def __init__(self, args: list[str], log_path: Path) -> None:
-        self.port = _free_port()
-        self.argv = [sys.executable, "-m", "unicorn_aio", "bench.green:sleepy",
-                     "--bind", f"127.0.0.1:{self.port}", *args]
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                                     start_new_session=True)
+        super().__init__("bench.green:sleepy", args, log_path)
         self.worker = 0
 
     def wait_ready(self, timeout: float = 20) -> None:
@@ -102,20 +88,6 @@ class Server:
                     pass
             time.sleep(0.1)
         raise RuntimeError(f"server not ready in {timeout} s: {self.log_path.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait(5)
-        self._log.close()
 
 
 # -- the client ---------------------------------------------------------------------------------
