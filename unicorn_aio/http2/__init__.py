@@ -1,0 +1,1 @@
+"""HTTP/2 (issue #20): the connection protocol, its engines and the negotiation."""
