@@ -36,6 +36,11 @@ CANCEL = 0x8
 COMPRESSION_ERROR = 0x9
 ENHANCE_YOUR_CALM = 0xB
 
+# PING and SETTINGS frames an engine answers without a request (HEADERS) between them before it
+# sends GOAWAY ENHANCE_YOUR_CALM (ProtocolError): answering costs us, a flood costs the peer
+# nothing (CVE-2019-9512 ping flood, CVE-2019-9515 settings flood).
+FLOOD_BUDGET = 1000
+
 
 class RequestReceived:
     """A request's header block: pseudo-headers included, in received order, names lowercase."""
