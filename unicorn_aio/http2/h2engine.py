@@ -16,6 +16,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+from hyperframe.frame import GoAwayFrame
 
 from unicorn_aio.http2.engine import (
     ENHANCE_YOUR_CALM,
@@ -47,7 +48,7 @@ _SettingCodes = h2.settings.SettingCodes
 class H2LibEngine:
     """An ``H2Engine`` (engine.py) on h2.H2Connection."""
 
-    __slots__ = ("conn", "control_frames")
+    __slots__ = ("conn", "control_frames", "extra")
 
     def __init__(self, settings: H2Settings) -> None:
         conn = self.conn = h2.connection.H2Connection(config=_CONFIG)
@@ -61,6 +62,7 @@ class H2LibEngine:
         # matter before that (streams started, header sizes) the protocol enforces as well.
         conn.max_inbound_frame_size = settings.max_frame_size
         self.control_frames = 0  # PING and SETTINGS answered since the last request
+        self.extra = b""  # frames sent past h2 (a graceful GOAWAY), before what it queues next
 
     def initiate(self, upgrade_settings: bytes | None = None) -> None:
         if upgrade_settings is None:
@@ -161,9 +163,23 @@ class H2LibEngine:
             pass  # closed meanwhile: nothing to reset
 
     def goaway(self, error_code: int = 0, last_stream_id: int | None = None) -> None:
-        self.conn.close_connection(error_code, last_stream_id=last_stream_id)
+        conn = self.conn
+        if error_code:
+            conn.close_connection(error_code, last_stream_id=last_stream_id)
+            return
+        # A graceful GOAWAY (RFC 9113 6.8) lets the streams up to last_stream_id finish; h2's
+        # close_connection would refuse to send another frame, so the frame goes out by hand,
+        # after what h2 has queued.
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = (conn.highest_inbound_stream_id if last_stream_id is None
+                                else last_stream_id)
+        frame.error_code = 0
+        self.extra += conn.data_to_send() + frame.serialize()
 
     def data_to_send(self) -> bytes:
+        if self.extra:
+            data, self.extra = self.extra + self.conn.data_to_send(), b""
+            return data
         return self.conn.data_to_send()
 
     @property
