@@ -7,6 +7,9 @@ The raw client exists because aiohttp normalises exactly what the protocol tests
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 
 import pytest
 import uvloop
@@ -16,6 +19,13 @@ from unicorn_aio import Server
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "both_loops: run the async test under asyncio and uvloop")
+    # Servers the tests start open their default control socket here, not in the user's
+    # runtime directory, where another test run (or a real server) may have one already.
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="ua-run-")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ["XDG_RUNTIME_DIR"], ignore_errors=True)
 
 
 def pytest_asyncio_loop_factories(config, item):

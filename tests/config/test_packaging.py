@@ -21,5 +21,6 @@ def test_license_is_an_spdx_string_and_the_build_backend_reads_it():
     assert int(setuptools[0].split(">=")[1]) >= 77
 
 
-def test_the_console_script_is_unicorn_aio():
-    assert PYPROJECT["project"]["scripts"] == {"unicorn_aio": "unicorn_aio.cli:main"}
+def test_the_console_scripts_are_the_server_and_its_control_client():
+    assert PYPROJECT["project"]["scripts"] == {"unicorn_aio": "unicorn_aio.cli:main",
+                                               "unicorn_aioc": "unicorn_aio.ctl.cli:main"}

@@ -110,6 +110,10 @@ def test_every_flag_of_the_installed_gunicorn_is_ours():
     (["--proxy-protocol", "off"], "proxy_protocol = 'off'", "proxy_protocol", False),
     (["--protocol", "http"], "protocol = 'http'", "protocol", "http"),
     (["--no-control-socket"], "control_socket_disable = True", "control_socket_disable", True),
+    (["--control-socket", "/run/app.ctl"], "control_socket = '/run/app.ctl'", "control_socket",
+     "/run/app.ctl"),
+    (["--control-socket-mode", "0660"], "control_socket_mode = 0o660", "control_socket_mode",
+     0o660),
 ])
 @pytest.mark.parametrize("source", ["cli", "file"])
 def test_acted_on_settings_are_accepted_from_both_sources(source, args, conf, name, value):
@@ -159,7 +163,6 @@ def test_reload_extra_files_expands_glob_patterns(in_tmp):
 
 HTTP2 = "HTTP/2 is not yet supported (HTTP/1.1 only)"
 DIRTY = "dirty arbiters are not supported: no dirty worker pool is started"
-CONTROL = "control_socket is ignored: unicorn_aio has no control socket for gunicornc"
 
 
 @pytest.mark.parametrize("args, conf, warning", [
@@ -175,8 +178,6 @@ CONTROL = "control_socket is ignored: unicorn_aio has no control socket for guni
     (["--http2-max-frame-size", "32768"], "http2_max_frame_size = 32768", HTTP2),
     (["--http2-max-header-list-size", "8192"], "http2_max_header_list_size = 8192", HTTP2),
     (["--http2-cleartext", "upgrade"], "http2_cleartext = 'upgrade'", HTTP2),
-    (["--control-socket", "/run/app.ctl"], "control_socket = '/run/app.ctl'", CONTROL),
-    (["--control-socket-mode", "0660"], "control_socket_mode = 0o660", CONTROL),
     (["--dirty-app", "myapp.ml:Model:2"], "dirty_apps = ['myapp.ml:Model:2']", DIRTY),
     (["--dirty-workers", "2"], "dirty_workers = 2", DIRTY),
     (["--dirty-timeout", "60"], "dirty_timeout = 60", DIRTY),
@@ -256,9 +257,9 @@ def run_cli(*args, cwd):
 
 def test_command_line_warns_on_stderr_and_runs(in_tmp):
     out = run_cli("--print-config", "--dirty-workers", "2", "--asgi-loop", "asyncio",
-                  "--control-socket", "/run/app.ctl", "app:app", cwd=in_tmp)
+                  "--http-parser", "python", "app:app", cwd=in_tmp)
     assert out.returncode == 0, out.stderr
-    assert "dirty_workers" in out.stdout and "control_socket" in out.stdout
+    assert "dirty_workers" in out.stdout and "http_parser" in out.stdout
     warnings = out.stderr.strip().splitlines()
     assert len(warnings) == 3
     assert all(line.startswith("unicorn_aio: warning: ") for line in warnings)

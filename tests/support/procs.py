@@ -88,8 +88,10 @@ class ServerProcess:
         self.log_path = log_path
         full_env = dict(os.environ, PYTHONPATH=SUPPORT + os.pathsep + ROOT, PYTHONUNBUFFERED="1")
         full_env.update(env or {})
+        # No control socket unless the test asks for one: tests run servers side by side.
+        quiet = [] if any(a.startswith("--control-socket") for a in args) else ["--no-control-socket"]
         self.argv = [sys.executable, "-m", "unicorn_aio", app,
-                     "--bind", f"127.0.0.1:{self.port}", *args]
+                     "--bind", f"127.0.0.1:{self.port}", *quiet, *args]
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.argv, cwd=cwd, env=full_env, stdout=self._log,
                                      stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,

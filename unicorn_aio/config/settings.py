@@ -30,6 +30,7 @@ from unicorn_aio.config.validators import (
     http_only,
     http_protocols,
     integer,
+    listen_address,
     logger_class,
     loglevel,
     mapping,
@@ -112,8 +113,6 @@ _h2, _ctl, _dirty, _dirty_hooks = "HTTP/2", "Control", "Dirty Arbiters", "Dirty 
 
 _NO_HTTP2 = ("HTTP/2 is not yet supported (HTTP/1.1 only): http_protocols and the http2_* settings "
              "are ignored; put nginx in front for HTTP/2")
-_NO_CONTROL = ("control_socket is ignored: unicorn_aio has no control socket for gunicornc; "
-               "manage it with signals (HUP reload, TTIN/TTOU workers, TERM stop)")
 _NO_DIRTY = ("dirty arbiters are not supported: no dirty worker pool is started and the dirty_* "
              "settings and hooks are ignored, so calls to gunicorn.dirty from the app will fail; "
              "run that work in a task queue or a process pool of the app's own")
@@ -242,6 +241,21 @@ SETTINGS: tuple[Setting, ...] = (
       "A larger message closes the connection with 1009 (message too big). gunicorn 26.3's "
       "websocket_max_message_size (--websocket-max-message-size) is another name for this "
       "setting.", metavar="BYTES"),
+    S("metrics_bind", _ui, ("--metrics-bind",), listen_address, None,
+      "An address the master serves /metrics, /livez and /readyz on (HOST:PORT, as --bind "
+      "takes it), apart from the app's.\n\n"
+      "/metrics is Prometheus's text format (OpenMetrics when the scraper asks), summed over "
+      "every worker this master ran, so counters never go backwards across restarts and HUPs; "
+      "with prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR) the app's own "
+      "metrics are merged in. /livez answers while the master's loop turns; /readyz says 200 "
+      "once a worker serves and 503 from a stop on. See docs/metrics.md and docs/kubernetes.md. "
+      "Read at start; a HUP keeps the listener.", metavar="ADDRESS", default_doc="None (off)"),
+    S("shutdown_delay", _ui, ("--shutdown-delay",), number, 0,
+      "Seconds between a TERM and the start of the graceful stop, while /readyz answers 503 "
+      "and the workers go on accepting and serving.\n\n"
+      "For Kubernetes: time for the endpoints controller and the load balancers to stop "
+      "sending new connections before the listeners close (docs/kubernetes.md). A second TERM, "
+      "or INT or QUIT, stops at once.", metavar="SECONDS"),
 
     S("limit_request_line", _sec, ("--limit-request-line",), integer(0), 4094,
       "The maximum size of the HTTP request line in bytes (0 = unlimited, up to 8190).\n\n"
@@ -530,13 +544,21 @@ SETTINGS: tuple[Setting, ...] = (
       "HTTP/1.1 server can only answer with 400.", metavar="STRING", ignored=_NO_HTTP2),
 
     S("control_socket", _ctl, ("--control-socket",), string, None,
-      "gunicorn's unix socket for its gunicornc control tool.", metavar="PATH",
-      default_doc="None (no control socket)", ignored=_NO_CONTROL),
+      "The master's control socket (a unix socket), for unicorn_aioc and gunicorn's gunicornc.\n\n"
+      "Commands show the workers (with each one's requests, threads, memory and longest "
+      "request), stats, config and listeners, add, remove or stop workers, reload, reopen the "
+      "logs and shut down; see docs/control.md. A relative PATH is from the directory the "
+      "server starts in; the default's directory is created (mode 0700) if missing. Unlike "
+      "gunicorn, a socket that another live server answers on is left alone: the server warns "
+      "and runs without one; a stale one is replaced. Read at start; a HUP keeps the socket.",
+      metavar="PATH",
+      default_doc="$XDG_RUNTIME_DIR/unicorn_aio.ctl, or $HOME/.unicorn_aio/unicorn_aio.ctl"),
     S("control_socket_mode", _ctl, ("--control-socket-mode",), octal, 0o600,
-      "gunicorn's permissions of its control socket.", metavar="INT", ignored=_NO_CONTROL),
+      "The permissions of the control socket.\n\n"
+      "0600 lets only its owner connect; 0660 its group too. Whoever can connect can stop the "
+      "server.", metavar="INT"),
     S("control_socket_disable", _ctl, ("--no-control-socket",), boolean, False,
-      "gunicorn's switch to open no control socket: always the case here.",
-      action="store_true"),
+      "Open no control socket.", action="store_true"),
 
     S("dirty_apps", _dirty, ("--dirty-app",), string_list, [],
       "gunicorn's DirtyApp classes (module:Class[:N]) loaded in its dirty worker pool.",

@@ -40,6 +40,7 @@ from unicorn_aio.prefork.children import (
     child_watcher,
     heartbeat_interval,
 )
+from unicorn_aio.prefork.control import ControlServer, open_control_socket
 from unicorn_aio.prefork.daemon import (
     daemonize,
     remove_pidfile,
@@ -109,6 +110,7 @@ class Arbiter(ReloadAndUpgrade):
         self._woken = asyncio.Event()  # set by a signal or by a worker's news
         self._halt: HaltServer | None = None  # raised by the supervisor, set by callbacks
         self._binds = list(cfg.bind)
+        self.control: ControlServer | None = None  # the control socket's server, once started
 
     # -- entry ------------------------------------------------------------------------------
 
@@ -198,6 +200,7 @@ class Arbiter(ReloadAndUpgrade):
             self.loop.add_signal_handler(getattr(signal, "SIG" + name), self._on_signal, name)
         self.log.debug("Child watcher: %s", self.children.name)
         set_proc_title(f"unicorn_aio: master [{self.proc_name}]")
+        self.control = open_control_socket(self)
         self._hook("when_ready", startup=True)
 
     async def _supervise(self) -> None:
@@ -499,6 +502,8 @@ class Arbiter(ReloadAndUpgrade):
             sock.close()
 
     def _cleanup(self, unlink: bool) -> None:
+        if self.control:
+            self.control.close()
         if unlink:
             unlink_own_files(self._unix_files)
         self._close_listeners()

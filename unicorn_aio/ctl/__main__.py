@@ -1,0 +1,5 @@
+import sys
+
+from unicorn_aio.ctl.cli import main
+
+sys.exit(main())
