@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine
 from unicorn_aio import __version__
 from unicorn_aio.config.config import Config
 from unicorn_aio.errors import ConfigError
-from unicorn_aio.http.contract import AppHandler, HttpOptions, ServerHeaders, TrackedConnection
+from unicorn_aio.http.contract import (
+    AppHandler,
+    HttpOptions,
+    RequestCycle,
+    ServerHeaders,
+    TrackedConnection,
+)
 from unicorn_aio.http.protocol import HttpProtocol
 from unicorn_aio.http.shedding import Candidates, evict
 from unicorn_aio.sockets import bind_all, describe, unix_files, unlink_own_files
@@ -31,7 +37,9 @@ from unicorn_aio.wsgi.threadpool import ThreadPool, make_pool
 if TYPE_CHECKING:
     import ssl
 
+    from unicorn_aio.http.protocol import Request
     from unicorn_aio.log.logger import Logger
+    from unicorn_aio.prefork.stats import RequestStats
 
 # Connection timeouts are checked by one sweep a second instead of a timer per connection:
 # a timer per request costs more than one sweep over every idle connection.
@@ -76,6 +84,7 @@ class Server:
         self.ready = asyncio.Event()
         self.requests_total = 0
         self.on_request_finished: Callable[[int], None] | None = None  # the worker's max-requests
+        self.stats: RequestStats | None = None  # a worker's, for its master (prefork/stats.py)
         self.worker: object = None  # the Worker, for gunicorn's request hooks; None when embedded
         self.software = f"unicorn_aio/{__version__}"
         self.is_ssl = bool(cfg.is_ssl)  # gunicorn's test: a certfile or a keyfile asks for TLS
@@ -258,8 +267,14 @@ class Server:
         if not self._accepting:
             self._update_accepting()
 
-    def request_finished(self) -> None:
+    def request_finished(self, req: Request | None = None,
+                         cycle: RequestCycle | None = None) -> None:
         self.requests_total += 1
+        stats = self.stats
+        if stats is not None and cycle is not None and req is not None:
+            status = cycle.status
+            if status is not None:
+                stats.record(status, self.loop.time() - req.start, req.received, cycle.sent)
         if self.on_request_finished is not None:
             self.on_request_finished(self.requests_total)
 

@@ -135,7 +135,7 @@ class Host:
     def connection_lost(self, conn) -> None:
         self.connections.discard(conn)
 
-    def request_finished(self) -> None:
+    def request_finished(self, req=None, cycle=None) -> None:
         self.finished += 1
 
 

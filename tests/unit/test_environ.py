@@ -39,7 +39,7 @@ class Host:
     def connection_lost(self, conn) -> None:
         pass
 
-    def request_finished(self) -> None:
+    def request_finished(self, req=None, cycle=None) -> None:
         pass
 
 

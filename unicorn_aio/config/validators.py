@@ -267,6 +267,17 @@ def directory(val: Any) -> str:
 _BIND_FORMS = "expected HOST, HOST:PORT, [IPv6]:PORT, unix:PATH or fd://FD"
 
 
+def listen_address(val: Any) -> str | None:
+    """None, or one address as --bind takes it (for a listener of the master's own)."""
+    if val is None:
+        return None
+    addr = _text(val)
+    if not addr:
+        return None
+    _check_bind(addr)
+    return addr
+
+
 def bind_list(val: Any) -> list[str]:
     addresses = string_list(val)
     if not addresses:

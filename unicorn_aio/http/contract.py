@@ -175,7 +175,10 @@ class ConnectionHost(Protocol):
     def connection_lost(self, conn: TrackedConnection) -> None:
         """``conn`` serves no connection any more: closed, or handed over (``detach``)."""
 
-    def request_finished(self) -> None: ...
+    def request_finished(self, req: Request | None = None,
+                         cycle: RequestCycle | None = None) -> None:
+        """``req`` is answered, by ``cycle`` (its status and bytes count in the worker's
+        stats); neither is given for the request an upgrade took over."""
 
 
 @runtime_checkable
@@ -185,6 +188,14 @@ class RequestCycle(Protocol):
     @property
     def head_sent(self) -> bool:
         """The response head has gone out: an error can no longer become a 500."""
+
+    @property
+    def status(self) -> str | None:
+        """The response's status line ("200 OK"), once the app gave it."""
+
+    @property
+    def sent(self) -> int:
+        """Response body bytes written so far."""
 
     def pause_writing(self) -> None: ...
 

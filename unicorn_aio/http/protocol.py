@@ -64,7 +64,7 @@ class Request:
     """One request as the parser saw it: the head, its framing, and its body stream."""
 
     __slots__ = ("method", "url", "version", "headers", "framing", "keep_alive", "body",
-                 "dispatched", "cycle", "start", "upgrade", "proxied")
+                 "dispatched", "cycle", "start", "upgrade", "proxied", "received")
     # Set once the head is parsed (on_headers_complete), before any handler sees the request.
     method: bytes
     version: str
@@ -81,6 +81,7 @@ class Request:
         self.start = start
         self.upgrade: bytes | None = None  # after a protocol upgrade: the bytes that followed
         self.proxied: Verdict | None = None  # what a trusted proxy said of it (forwarded.py)
+        self.received = 0  # body bytes, for the worker's stats (prefork/stats.py)
 
 
 class HttpProtocol(RawHead, asyncio.Protocol):
@@ -380,6 +381,7 @@ class HttpProtocol(RawHead, asyncio.Protocol):
     def on_body(self, data: bytes) -> None:
         req = self.current
         assert req is not None
+        req.received += len(data)
         if req.body.feed(data):
             self.pause_reading()
         if not req.dispatched:
@@ -426,11 +428,11 @@ class HttpProtocol(RawHead, asyncio.Protocol):
         # The handler's object and the request refer to each other: part them, so that both go
         # when the handler lets go, not at the collector's next pass (which, with 10 objects of
         # garbage per request, came every 70 requests and promoted what was in flight).
-        req.cycle = None
+        cycle, req.cycle = req.cycle, None
         if not self.requests or self.requests[0] is not req:
             return  # connection already lost and cleared
         del self.requests[0]
-        self.host.request_finished()
+        self.host.request_finished(req, cycle)
         transport = self.transport
         if transport.is_closing():
             return

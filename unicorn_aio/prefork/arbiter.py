@@ -47,6 +47,8 @@ from unicorn_aio.prefork.daemon import (
     report_start,
     write_pidfile,
 )
+from unicorn_aio.prefork.fleet import Fleet
+from unicorn_aio.prefork.metrics import MetricsServer
 from unicorn_aio.prefork.proctitle import set_proc_title
 from unicorn_aio.prefork.systemd import notify
 from unicorn_aio.prefork.upgrade import MASTER_PID_ENV, ReloadAndUpgrade
@@ -110,6 +112,8 @@ class Arbiter(ReloadAndUpgrade):
         self._woken = asyncio.Event()  # set by a signal or by a worker's news
         self._halt: HaltServer | None = None  # raised by the supervisor, set by callbacks
         self._binds = list(cfg.bind)
+        self.fleet = Fleet(self)  # the workers' numbers, from their heartbeats
+        self.metrics = MetricsServer(self, self.fleet)  # --metrics-bind, --shutdown-delay
         self.control: ControlServer | None = None  # the control socket's server, once started
 
     # -- entry ------------------------------------------------------------------------------
@@ -200,6 +204,7 @@ class Arbiter(ReloadAndUpgrade):
             self.loop.add_signal_handler(getattr(signal, "SIG" + name), self._on_signal, name)
         self.log.debug("Child watcher: %s", self.children.name)
         set_proc_title(f"unicorn_aio: master [{self.proc_name}]")
+        self.metrics.start()
         self.control = open_control_socket(self)
         self._hook("when_ready", startup=True)
 
@@ -235,7 +240,8 @@ class Arbiter(ReloadAndUpgrade):
     # -- signals ----------------------------------------------------------------------------
 
     def handle_term(self) -> None:
-        raise StopServing(graceful=True)
+        if not self.metrics.delay_stop():  # --shutdown-delay: serve on, TERM comes again
+            raise StopServing(graceful=True)
 
     def handle_int(self) -> None:
         raise StopServing(graceful=False)
@@ -363,6 +369,7 @@ class Arbiter(ReloadAndUpgrade):
                 for other in self.workers.values():
                     other.channel.close()
                 self.children.forget_in_child()
+                self.metrics.forget_in_child()
                 run_forked_worker(self, record, child_end)
             finally:
                 os._exit(1)
@@ -387,6 +394,7 @@ class Arbiter(ReloadAndUpgrade):
             self.children.hint()
             return
         w.last_beat = self.loop.time()
+        data = self.fleet.feed(w, data)  # its stats kept, the single-byte words left
         if BOOTED in data and not w.booted:
             w.booted = True
             self.wake()
@@ -395,6 +403,7 @@ class Arbiter(ReloadAndUpgrade):
             self.wake()
 
     def _on_worker_exit(self, w: WorkerProcess, code: int) -> None:
+        self.fleet.exited(w, code, self.stopping)  # before its channel closes: the last stats
         self.loop.remove_reader(w.channel.fileno())
         w.channel.close()
         self.workers.pop(w.pid, None)
@@ -502,6 +511,7 @@ class Arbiter(ReloadAndUpgrade):
             sock.close()
 
     def _cleanup(self, unlink: bool) -> None:
+        self.metrics.close()
         if self.control:
             self.control.close()
         if unlink:

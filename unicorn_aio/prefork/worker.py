@@ -34,6 +34,7 @@ from unicorn_aio.prefork.children import (
     heartbeat_interval,
 )
 from unicorn_aio.prefork.proctitle import set_proc_title
+from unicorn_aio.prefork.stats import Outbox, RequestStats, encode, snapshot
 from unicorn_aio.sockets import worker_listeners
 
 if TYPE_CHECKING:
@@ -76,6 +77,10 @@ class Worker:
 
             self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
         self._retire_sent = False
+        self._retire_reason: str | None = None  # a stats.RESTART_REASONS word
+        self.stats = RequestStats()
+        self.outbox = Outbox(channel)
+        self._last_stats: dict | None = None  # the last numbers sent, to send only changes
         self._stopping: asyncio.Future[bool] | None = None  # its result: graceful or not
 
     # -- process setup ----------------------------------------------------------------------
@@ -188,6 +193,7 @@ class Worker:
         self._stopping = loop.create_future()
         self.server = server = Server(self.app, self.cfg, log=self.log, sockets=self.sockets)
         server.on_request_finished = self._on_request_finished
+        server.stats = self.stats
         server.worker = self
         server.close_listeners = True  # our inherited copies; see Server._accept_backlog
         for name, handler in (("SIGTERM", self._graceful), ("SIGINT", self._quick),
@@ -235,24 +241,46 @@ class Worker:
         # old master after USR2 must not cut the requests its workers are finishing.
         grace = self.cfg.graceful_timeout
         await server.shutdown(grace if graceful else min(QUICK_GRACE, grace))
+        self._send_last_stats()
         return 0
 
     def _beat(self) -> None:
-        self._send(BEAT)
+        rss = rss_mb()
+        self._send(self._stats_message(rss) + BEAT, droppable=True)
         limit = self.cfg.max_worker_memory
-        if limit and not self._retire_sent and rss_mb() > limit:
+        if limit and not self._retire_sent and rss > limit:
             self.log.info("Worker (pid:%d) RSS %.0f MB is over --max-worker-memory %d MB; "
-                          "retiring", os.getpid(), rss_mb(), limit)
-            self._retire()
+                          "retiring", os.getpid(), rss, limit)
+            self._retire("memory")
         asyncio.get_running_loop().call_later(heartbeat_interval(self.timeout), self._beat)
 
-    def _send(self, message: bytes) -> None:
+    def _stats_message(self, rss: float | None = None) -> bytes:
+        """The STATS message (stats.py) when a number changed since the last one sent."""
+        server = self.server
+        if server is None or server.pool is None:  # not serving yet: nothing counted
+            return b""
+        rss = rss_mb() if rss is None else rss
+        numbers = snapshot(server, self.stats, int(rss * 1024 * 1024), self._retire_reason)
+        if numbers == self._last_stats:
+            return b""
+        self._last_stats = numbers
+        return encode(numbers)
+
+    def _send(self, message: bytes, droppable: bool = False) -> None:
         try:
-            self.channel.send(message)
-        except (BlockingIOError, InterruptedError):
-            pass  # the master is behind on reading; it has our earlier beats
+            self.outbox.send(message, droppable)
         except OSError:
             self._quick()  # the master is gone
+
+    def _send_last_stats(self) -> None:
+        """Exiting gracefully: the final numbers, so a retirement or a HUP loses none.  The
+        master reads them before it hears of the exit; a second at most."""
+        self._last_stats = None
+        try:
+            self.channel.settimeout(1.0)
+            self.channel.sendall(self.outbox.unsent + self._stats_message())
+        except OSError:
+            pass
 
     def _on_master_message(self) -> None:
         try:
@@ -273,13 +301,13 @@ class Worker:
         if self.max_requests and total >= self.max_requests and not self._retire_sent:
             self.log.info("Worker (pid:%d) reached max requests (%d); retiring",
                           os.getpid(), self.max_requests)
-            self._retire()
+            self._retire("max-requests")
 
     def reload_code(self, path: str) -> None:
         """--reload saw ``path`` change: a fresh worker will import the new code."""
         if not self._retire_sent and self.alive:
             self.log.info("Worker reloading: %s modified", path)
-            self._retire()
+            self._retire("reload")
 
     def retire(self, reason: str) -> None:
         """Ask for a fresh worker in our place (the request watchdog, wsgi/watchdog.py: app
@@ -288,13 +316,15 @@ class Worker:
         threads with the process."""
         if not self._retire_sent and self.alive:
             self.log.warning("Worker (pid:%d) retiring: %s", os.getpid(), reason)
-            self._retire()
+            self._retire("stuck")
 
-    def _retire(self) -> None:
+    def _retire(self, reason: str) -> None:
         # The master starts our replacement first and sends TERM once it is serving, so
         # capacity never dips; until then we keep serving, or hand off if siblings serve.
+        # The reason goes first, in a STATS message (its restarts by reason, fleet.py).
         self._retire_sent = True
-        self._send(RETIRE)
+        self._retire_reason = reason
+        self._send(self._stats_message() + RETIRE)
 
     def _graceful(self) -> None:
         self._stop(graceful=True)
