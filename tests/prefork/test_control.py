@@ -188,6 +188,37 @@ def test_show_commands(process_server, sockdir):
     assert "worker add [N]" in data(path, "help")["commands"]
 
 
+def test_show_workers_and_stats_report_each_workers_load(process_server, sockdir):
+    # What the worker sends with its heartbeats (prefork/stats.py, fleet.py): requests served,
+    # in flight, threads, memory, connections and the longest request running.
+    path = os.path.join(sockdir, "c.ctl")
+    srv = process_server("master_apps:app", "--control-socket", path, "--threads", "2", env=ENV)
+    for _ in range(5):
+        assert get(srv.url + "/")[0] == 200
+    slow = threading.Thread(target=get, args=(srv.url + "/slow?s=3",))
+    slow.start()
+
+    def loaded():
+        row = data(path, "show workers")["workers"][0]
+        return row if row["in_flight"] == 1 and row["longest"] else None
+
+    row = wait_for(loaded, 10, what="the slow request reported")
+    assert row["requests"] >= 5  # wait_ready's request included
+    assert (row["threads_busy"], row["threads_total"]) == (1, 2)
+    assert row["connections"] >= 1 and row["rss"] > 1024 * 1024
+    assert row["longest"]["method"] == "GET" and row["longest"]["path"] == "/slow"
+    assert 0 < row["longest"]["seconds"] < 3
+    stats = data(path, "show stats")
+    assert stats["in_flight"] == 1 and stats["requests"] == row["requests"]
+    slow.join(10)
+    wait_for(lambda: data(path, "show workers")["workers"][0]["in_flight"] == 0, 10,
+             what="the slow request done")
+    out = subprocess.run([sys.executable, "-m", "unicorn_aio.ctl", "-s", path, "show", "workers"],
+                         capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "PYTHONPATH": ROOT})
+    assert out.stdout.splitlines()[1].split()[4] == str(row["requests"] + 1)
+
+
 def test_worker_add_remove_and_kill(process_server, sockdir):
     path = os.path.join(sockdir, "c.ctl")
     srv = process_server("master_apps:hello", "--control-socket", path, env=ENV)

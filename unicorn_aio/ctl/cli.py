@@ -102,6 +102,8 @@ def table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _n(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items() if v) or "0"
     return "-" if value is None else str(value)
 
 
@@ -137,12 +139,13 @@ def render_workers(data: dict[str, Any]) -> str:
         return "No workers running"
     rows = []
     for w in workers:
-        threads = "-" if w.get("threads") is None else f"{w.get('threads_busy')}/{w['threads']}"
+        total = w.get("threads_total")
+        threads = f"{w.get('threads_busy')}/{total}" if total else "-"  # ASGI: no pool
         beat = w.get("last_heartbeat")
         rows.append([_n(w.get("pid")), _n(w.get("age")), _state(w),
                      "-" if beat is None else f"{beat:.1f}s", _n(w.get("requests")),
                      _n(w.get("in_flight")), threads, _mib(w.get("rss")),
-                     _n(w.get("connections")), _longest(w.get("longest_request"))])
+                     _n(w.get("connections")), _longest(w.get("longest"))])
     lines = table(["PID", "AGE", "STATE", "BEAT", "REQUESTS", "IN FLIGHT", "THREADS", "RSS",
                    "CONNS", "LONGEST REQUEST"], rows)
     return "\n".join([*lines, "", f"Total: {data.get('count', len(workers))} workers"])
@@ -150,7 +153,8 @@ def render_workers(data: dict[str, Any]) -> str:
 
 def render_stats(data: dict[str, Any]) -> str:
     width = max(len(k) for k in data) if data else 0
-    return "\n".join(f"{k + ':':<{width + 1}} {_n(v)}" for k, v in data.items())
+    return "\n".join(f"{k + ':':<{width + 1}} {_mib(v) if k == 'rss' else _n(v)}"
+                     for k, v in data.items())
 
 
 def render_config(data: dict[str, Any]) -> str:

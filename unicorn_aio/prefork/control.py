@@ -43,7 +43,6 @@ from unicorn_aio.sockets import listener_url, unix_files, unlink_own_files
 
 if TYPE_CHECKING:
     from unicorn_aio.prefork.arbiter import Arbiter
-    from unicorn_aio.prefork.children import WorkerProcess
 
 IDLE_TIMEOUT = 300.0  # gunicorn's: a client silent this long is disconnected
 PROBE_TIMEOUT = 1.0   # for a server that may answer at the socket we want
@@ -316,37 +315,37 @@ class ControlServer:
         return {"workers": rows, "count": len(rows)}
 
     def worker_rows(self) -> list[dict[str, Any]]:
-        now = self.arbiter.loop.time()
-        rows = [self.worker_row(w, now) for w in self.arbiter.workers.values()]
-        return sorted(rows, key=lambda row: row["age"])
-
-    def worker_row(self, w: WorkerProcess, now: float) -> dict[str, Any]:
-        row: dict[str, Any] = {
-            "pid": w.pid, "age": w.age, "booted": w.booted, "aborted": w.aborted,
-            "last_heartbeat": round(now - w.last_beat, 2),
-            # ours, after gunicorn's keys
-            "generation": w.generation, "retiring": w.retiring, "stopping": w.stopping,
-        }
-        row.update(worker_stats(w))
-        return row
+        """gunicorn's keys first (pid, age, booted, aborted, last_heartbeat), then ours: what
+        each worker last reported over its heartbeat channel (fleet.WorkerStats)."""
+        workers = self.arbiter.workers
+        rows = []
+        for stats in self.arbiter.fleet.workers():  # oldest first, as gunicorn sorts them
+            w = workers.get(stats.pid)
+            row: dict[str, Any] = {"pid": stats.pid, "age": stats.age, "booted": stats.booted,
+                                   "aborted": bool(w and w.aborted),
+                                   "last_heartbeat": round(stats.heartbeat_age, 2)}
+            row.update((k, v) for k, v in stats.as_json().items()
+                       if k not in row and k != "heartbeat_age")
+            rows.append(row)
+        return rows
 
     def show_stats(self) -> dict[str, Any]:
         arbiter = self.arbiter
-        rows = self.worker_rows()
-        return {
+        totals = arbiter.fleet.totals().as_json()
+        stats = {
             "uptime": round(time.time() - self.started, 2),
             "pid": arbiter.pid,
             "workers_current": len(arbiter.workers),
             "workers_target": arbiter.num_workers,
             "workers_spawned": arbiter.worker_age,
-            "workers_killed": 0,
-            "reloads": arbiter.generation,
+            # gunicorn counts the TERMs and KILLs it sent; here: the workers that have exited
+            "workers_killed": arbiter.worker_age - len(arbiter.workers),
+            "reloads": arbiter.generation,  # the reloads applied (one whose workers failed is not)
             "dirty_arbiter_pid": None,
-            # ours
             "stopping": arbiter.stopping,
-            "requests": sum(row.get("requests") or 0 for row in rows),
-            "in_flight": sum(row.get("in_flight") or 0 for row in rows),
         }
+        stats.update((k, v) for k, v in totals.items() if k not in ("workers", "workers_target"))
+        return stats
 
     def show_config(self) -> dict[str, Any]:
         cfg = self.arbiter.cfg
@@ -374,12 +373,6 @@ class ControlServer:
         return {"arbiter": {"pid": self.arbiter.pid, "type": "arbiter", "role": "master"},
                 "web_workers": web, "web_worker_count": len(web),
                 "dirty_arbiter": None, "dirty_workers": [], "dirty_worker_count": 0}
-
-
-def worker_stats(w: WorkerProcess) -> dict[str, Any]:
-    """What the worker last reported over its heartbeat channel (None until it has)."""
-    return {"requests": None, "in_flight": None, "threads_busy": None, "threads": None,
-            "rss": None, "connections": None, "longest_request": None}
 
 
 def _plain(value: Any) -> Any:
