@@ -165,6 +165,17 @@ CASES = [
     ("chunk-cl-and-te-list", req(POST, b"Transfer-Encoding: gzip, chunked", b"Content-Length: 5",
                                  body=b"0\r\n\r\n"), 400, {},
      "9112 6.1: Content-Length with Transfer-Encoding, whatever the codings"),
+    ("two-empty-lines-before", b"\r\n\r\n" + req(b"GET / HTTP/1.1"), 400, {},
+     "9112 2.2: a server SHOULD ignore at least one empty line before the request-line (one "
+     "is, as in gunicorn; the second begins a request line that is not one)"),
+    ("lf-before", b"\n" + req(b"GET / HTTP/1.1"), 400, {},
+     "9112 2.2: the empty line ignored is a CRLF; a bare LF is not one"),
+    ("cr-before", b"\r" + req(b"GET / HTTP/1.1"), 400, {}, "9112 2.2: a bare CR is invalid"),
+    ("no-version", b"GET /\r\nHost: t\r\n", 400, {},
+     "9112 3: request-line = method SP request-target SP HTTP-version; refused at the line's "
+     "end, without waiting for a head that never ends"),
+    ("absolute-form-ipv6-unclosed", req(b"GET http://[::1/x HTTP/1.1"), 400, {},
+     "RFC 3986 3.2.2: an IP-literal is enclosed in brackets"),
 ]
 
 
@@ -217,3 +228,28 @@ async def test_underscore_header_names(start_server, header_map, seen):
                                              b"Connection: close"))
     assert resp.status == 200
     assert json.loads(resp.body).get("HTTP_X_FORWARDED_FOR") == seen
+
+
+async def test_one_empty_line_is_ignored_before_a_request_line(start_server):
+    # RFC 9112 2.2, even when the CRLF comes in pieces and after a response; a second one is
+    # refused after the requests before it are answered.
+    import asyncio
+
+    from rawhttp import open_raw, read_all, read_responses
+    app = make_app()
+    server = await start_server(app)
+    reader, writer = await open_raw(server.port)
+    try:
+        for part in (b"\r", b"\nGET /a HTTP/1.1\r\nHost: t\r\n\r\n\r", b"\n",
+                     b"GET /b HTTP/1.1\r\nHost: t\r\n\r\n\r\n", b"\r\n"):
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        resps = await read_responses(reader, 3)
+        assert [(r.status, r.body) for r in resps[:2]] == [(200, b"hello GET /a"),
+                                                           (200, b"hello GET /b")]
+        assert [r.status for r in resps[2:]] == [400]
+        assert await read_all(reader) == b""
+        assert app.rec.calls == 2
+    finally:
+        writer.close()

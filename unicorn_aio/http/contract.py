@@ -37,7 +37,7 @@ from unicorn_aio.http.forwarded import AddressList, ProxyHeaders
 
 if TYPE_CHECKING:
     from unicorn_aio.config.config import Config
-    from unicorn_aio.http.protocol import Request
+    from unicorn_aio.http.request import Request
     from unicorn_aio.log.logger import Logger
 
 NEVER = math.inf

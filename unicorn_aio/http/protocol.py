@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import httptools
 
-from unicorn_aio.http.body import ClientDisconnected, RequestBody
+from unicorn_aio.http.body import ClientDisconnected
 from unicorn_aio.http.chunked import ChunkedBody, LengthBody
 from unicorn_aio.http.contract import (
     NEVER,
@@ -28,14 +28,12 @@ from unicorn_aio.http.contract import (
     AppHandler,
     ConnectionHost,
     HttpOptions,
-    RequestCycle,
 )
-from unicorn_aio.http.forwarded import Verdict
 from unicorn_aio.http.proxy_protocol import HeaderReader
 from unicorn_aio.http.rawhead import RawHead
+from unicorn_aio.http.request import Request
 from unicorn_aio.http.response import error_response
 from unicorn_aio.http.rules import (
-    Framing,
     Reject,
     check_headers,
     check_request_target,
@@ -51,37 +49,13 @@ LINGER_SECONDS = 2.0
 # already on the wire to land and be answered, not the whole --keep-alive (nginx's idle upstream
 # connections would otherwise hold every stop for the full --graceful-timeout).
 STOP_IDLE_GRACE = 1.0
-# RFC 9112 2.2: empty lines before a request line are ignored (llhttp skips CR and LF alike).
+# Empty lines before a request line: llhttp skips CR and LF alike (see RawHead._check_blank).
 _EMPTY_LINES = re.compile(rb"[\r\n]*")
 
 
 class BodyTakeover(Exception):
     """Raised by on_headers_complete to stop llhttp at the end of a head whose body the
     protocol reads itself (``HttpProtocol.body_reader``)."""
-
-
-class Request:
-    """One request as the parser saw it: the head, its framing, and its body stream."""
-
-    __slots__ = ("method", "url", "version", "headers", "framing", "keep_alive", "body",
-                 "dispatched", "cycle", "start", "upgrade", "proxied", "received")
-    # Set once the head is parsed (on_headers_complete), before any handler sees the request.
-    method: bytes
-    version: str
-    framing: Framing
-    keep_alive: bool
-
-    def __init__(self, start: float) -> None:
-        self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body = RequestBody()
-        self.dispatched = False
-        # the handler's per-request object, for flow control and disconnects
-        self.cycle: RequestCycle | None = None
-        self.start = start
-        self.upgrade: bytes | None = None  # after a protocol upgrade: the bytes that followed
-        self.proxied: Verdict | None = None  # what a trusted proxy said of it (forwarded.py)
-        self.received = 0  # body bytes, for the worker's stats (prefork/stats.py)
 
 
 class HttpProtocol(RawHead, asyncio.Protocol):
@@ -139,6 +113,7 @@ class HttpProtocol(RawHead, asyncio.Protocol):
         # from earlier reads; None once compared.
         self.line_window: bytes | None = None
         self.tail = b""  # the last bytes of the previous read, while a head spans reads
+        self.blank = b""
         self.uncounted = 0  # header fields header_map drops: gunicorn does not count them
         self.feeding = b""
         self.app_state: Any = None  # the app handler's per-connection cache (e.g. base environ)
@@ -247,9 +222,16 @@ class HttpProtocol(RawHead, asyncio.Protocol):
             else:
                 if self.in_head:
                     self._head_continues(data)
-                elif self.next_start < 0 and self.current is not None:
-                    # The head ended in this read, its body goes on: where it ends is known now.
-                    self.next_start = self._head_end() + self.body_len
+                elif self.fed_end > self.next_start:
+                    # The head ended in this read and its body goes on, or the message ended
+                    # and only CRs and LFs follow: where the next begins is known now.
+                    if self.next_start < 0:
+                        self.next_start = self._head_end() + self.body_len
+                    if self.current is None:
+                        try:
+                            self._check_blank(data[max(self.next_start - fed, 0):], False)
+                        except Reject as exc:
+                            self._reject(exc.status, exc.reason)
             break
         self.feeding = b""  # do not keep the last packet alive on an idle connection
 
@@ -290,7 +272,11 @@ class HttpProtocol(RawHead, asyncio.Protocol):
             next_start = self.next_start = self._head_end() + self.body_len
         start = next_start - fed if next_start > fed else 0  # before: empty lines
         if feeding[start] in (13, 10):  # CR, LF
-            start = _EMPTY_LINES.match(feeding, start).end()  # type: ignore[union-attr]
+            stop = _EMPTY_LINES.match(feeding, start).end()  # type: ignore[union-attr]
+            self._check_blank(feeding[start:stop], True)
+            start = stop
+        elif self.blank:
+            self._check_blank(b"", True)
         self.line_start = fed + start
         self.line_window = b""
         self.uncounted = 0

@@ -10,10 +10,14 @@ current request line begins at ``line_start``.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Callable
 
 from unicorn_aio.http.forwarded import peer_address
 from unicorn_aio.http.rules import Reject
+
+# A complete request line, roughly: the exact check is _check_request_line's.
+_LINE_SHAPE = re.compile(rb"[^ \r\n]+ [^ \r\n]+ HTTP/[0-9]\.[0-9]$")
 
 if TYPE_CHECKING:
     import httptools
@@ -25,13 +29,14 @@ class RawHead:
     """HttpProtocol's checks on the raw bytes of a head (a mixin: the state is the protocol's)."""
 
     # Set by HttpProtocol: the offsets and bytes below, read and kept here.
-    __slots__ = ("fed", "feeding", "line_start", "line_window", "tail", "head_bytes")
+    __slots__ = ("fed", "feeding", "line_start", "line_window", "tail", "head_bytes", "blank")
     fed: int
     feeding: bytes
     line_start: int
     line_window: bytes | None
     tail: bytes
     head_bytes: int
+    blank: bytes  # the CR and LF bytes read since the last message ended
 
     if TYPE_CHECKING:  # HttpProtocol's
         limit_line: int
@@ -56,6 +61,11 @@ class RawHead:
             if len(window) > self.limit_window or self.limit_line and (
                     end > self.limit_line or end < 0 and len(window) > self.limit_line + 1):
                 self._reject(414, f"request line longer than {self.limit_line} bytes")
+                return
+            if end >= 0 and not _LINE_SHAPE.match(window, 0, end):
+                # llhttp would wait for the head's end to refuse it; gunicorn refuses the line.
+                self._reject(400, "malformed request line (RFC 9112 3: method SP target SP "
+                                  "HTTP-version)")
                 return
             self.line_window = window
 
@@ -85,6 +95,16 @@ class RawHead:
             ok = (window + self.feeding).startswith(line)
         if not ok:
             raise Reject(400, "malformed request line (RFC 9112 3: single spaces, CRLF)")
+
+    def _check_blank(self, blank: bytes, line_follows: bool) -> None:
+        """RFC 9112 2.2: a server SHOULD ignore at least one empty line (CRLF) before a request
+        line.  As gunicorn, exactly one is: any other CR or LF there is a request line that
+        cannot be one (llhttp would skip any number of CRs and LFs)."""
+        blank = self.blank + blank
+        if blank != b"\r\n" and (line_follows or not b"\r\n".startswith(blank)) and blank:
+            raise Reject(400, "invalid request line: more than one empty line, or a bare CR "
+                              "or LF, before it")
+        self.blank = b"" if line_follows else blank
 
     def _dropped(self, name: bytes) -> bool:
         """Whether check_headers will drop this underscore name (header_map drop), or

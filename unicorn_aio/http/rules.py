@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from urllib.parse import urlsplit
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # RFC 9110 7.2: Host = uri-host [ ":" port ], uri-host = IP-literal / IPv4address / reg-name
@@ -69,7 +70,10 @@ def check_request_target(method: bytes, url: bytes) -> None:
         if method != b"OPTIONS":
             raise Reject(400, "asterisk-form request target is only allowed with OPTIONS")
     elif url[:7].lower() == b"http://" or url[:8].lower() == b"https://":
-        pass
+        try:
+            urlsplit(url)  # as gunicorn: an IP literal without its "]" is refused
+        except ValueError:
+            raise Reject(400, "invalid request target") from None
     elif method == b"CONNECT":
         # 501, not 405: a 405 must list the allowed methods (RFC 9110 15.5.6), and no
         # resource here allows CONNECT - the server does not implement tunnelling at all.

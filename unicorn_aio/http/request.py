@@ -1,0 +1,37 @@
+"""One request as a connection parsed it, for HTTP/1.1 (http/protocol.py) and HTTP/2 streams
+alike: what the app handlers are given (contract.AppHandler.start)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from unicorn_aio.http.body import RequestBody
+
+if TYPE_CHECKING:
+    from unicorn_aio.http.contract import RequestCycle
+    from unicorn_aio.http.forwarded import Verdict
+    from unicorn_aio.http.rules import Framing
+
+
+class Request:
+    """One request as the parser saw it: the head, its framing, and its body stream."""
+
+    __slots__ = ("method", "url", "version", "headers", "framing", "keep_alive", "body",
+                 "dispatched", "cycle", "start", "upgrade", "proxied", "received")
+    # Set once the head is parsed (on_headers_complete), before any handler sees the request.
+    method: bytes
+    version: str
+    framing: Framing
+    keep_alive: bool
+
+    def __init__(self, start: float) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = RequestBody()
+        self.dispatched = False
+        # the handler's per-request object, for flow control and disconnects
+        self.cycle: RequestCycle | None = None
+        self.start = start
+        self.upgrade: bytes | None = None  # after a protocol upgrade: the bytes that followed
+        self.proxied: Verdict | None = None  # what a trusted proxy said of it (forwarded.py)
+        self.received = 0  # body bytes, for the worker's stats (prefork/stats.py)
