@@ -231,7 +231,7 @@ class Worker:
         gc.collect()
         gc.freeze()
         self.booted = True
-        self._send(BOOTED)
+        self._send(self._stats_message() + BOOTED)  # numbers from the start: /metrics, ctl
         if self.cfg.reload:
             from unicorn_aio.prefork.reloader import start_reloader
             start_reloader(self)
