@@ -193,7 +193,11 @@ class ControlServer:
         self._task = arbiter.loop.create_task(self._serve(sock))
 
     async def _serve(self, sock: socket.socket) -> None:
-        self._server = await asyncio.start_unix_server(self._client, sock=sock)
+        try:
+            self._server = await asyncio.start_unix_server(self._client, sock=sock)
+        except OSError as exc:  # the loop refused the socket: the master serves on without it
+            self.arbiter.log.warning("Control socket %s: %s; running without a control socket",
+                                     self.path, exc)
 
     def close(self) -> None:
         self._task.cancel()
