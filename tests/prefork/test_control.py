@@ -17,7 +17,7 @@ import threading
 import time
 
 import pytest
-from ctlsock import answers, data, remove_dir, send, short_dir
+from ctlsock import answers, data, remove_dir, send, short_dir, wait_booted
 from procs import ROOT, children, get, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -165,6 +165,7 @@ def test_show_commands(process_server, sockdir):
     path = os.path.join(sockdir, "c.ctl")
     srv = process_server("master_apps:hello", "--control-socket", path, "--workers", "2",
                          workers=2, env=ENV)
+    wait_booted(path, 2)
     workers = data(path, "show workers")
     assert workers["count"] == 2
     assert sorted(w["pid"] for w in workers["workers"]) == sorted(srv.workers())
@@ -348,6 +349,7 @@ def test_unicorn_aioc_tables_json_and_errors(process_server, sockdir):
     path = os.path.join(sockdir, "c.ctl")
     srv = process_server("master_apps:hello", "--control-socket", path, "--workers", "2",
                          workers=2, env=ENV)
+    wait_booted(path, 2)
     out = unicorn_aioc("-s", path, "show", "workers")
     assert out.returncode == 0, out.stderr
     header, *rows = out.stdout.splitlines()

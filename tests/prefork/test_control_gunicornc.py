@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from ctlsock import data, gunicornc, remove_dir, run_gunicornc, short_dir
+from ctlsock import data, gunicornc, remove_dir, run_gunicornc, short_dir, wait_booted
 from procs import ROOT, free_port, stop_session, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -38,6 +38,7 @@ def served(process_server, sockdir):
     path = os.path.join(sockdir, "c.ctl")
     srv = process_server("master_apps:app", "--control-socket", path, "--workers", "2",
                          workers=2, env=ENV)
+    wait_booted(path, 2)
     return srv, path
 
 

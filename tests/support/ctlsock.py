@@ -55,3 +55,15 @@ def run_gunicornc(exe: str, path: str, command: str, *flags: str,
                   stdin: str | None = None) -> subprocess.CompletedProcess:
     argv = [exe, "-s", path, *flags] + (["-c", command] if command else [])
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
+
+
+def wait_booted(path: str, count: int) -> list[dict[str, Any]]:
+    """The workers once ``count`` of them serve (a GET answered by one says nothing of the
+    others)."""
+    from procs import wait_for
+
+    def booted():
+        rows = data(path, "show workers")["workers"]
+        return rows if sum(w["booted"] for w in rows) == count else None
+
+    return wait_for(booted, 15, what=f"{count} booted workers")
