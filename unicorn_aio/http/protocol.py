@@ -113,7 +113,8 @@ class HttpProtocol(RawHead, asyncio.Protocol):
         # from earlier reads; None once compared.
         self.line_window: bytes | None = None
         self.tail = b""  # the last bytes of the previous read, while a head spans reads
-        self.blank = b""
+        self.blank = self.held = b""
+        self.line_override: tuple[bytes, bytes, str] | None = None
         self.uncounted = 0  # header fields header_map drops: gunicorn does not count them
         self.feeding = b""
         self.app_state: Any = None  # the app handler's per-connection cache (e.g. base environ)
@@ -165,6 +166,8 @@ class HttpProtocol(RawHead, asyncio.Protocol):
             data = self.proxy_header.feed(self, data)
             if not data:
                 return
+        if self.held:  # the start of a request line llhttp refused (RawHead._line_refused)
+            data, self.held = self.held + data, b""
         self.quiet = False
         # llhttp parses, or ``body_reader`` while it reads a body llhttp handed over (see
         # on_headers_complete); each takes what is its own and leaves the rest to the other.
@@ -210,15 +213,23 @@ class HttpProtocol(RawHead, asyncio.Protocol):
                 else:
                     self.host.log.exception("internal error while parsing a request")
                     self._reject(500, "")
-            except httptools.HttpParserInvalidMethodError:
-                # llhttp knows a fixed list of methods: see unknown_method_status.
-                start = self.line_start - fed
-                line = data[start:] if start >= 0 else (self.line_window or b"") + data
-                method = line.partition(b" ")[0]
-                status = unknown_method_status(method)
-                self._reject(status, "unknown method" if status == 501 else "invalid method")
             except httptools.HttpParserError as exc:
-                self._reject(400, str(exc))
+                if self.line_window is not None and self.line_override is None:
+                    again = self._line_refused(data)  # one gunicorn serves? (requestline.py)
+                    if again is not None:  # parse again from the line's start, with a new parser
+                        self.parser, self.current, self.fed_end = None, None, self.line_start
+                    if again:
+                        data = again
+                        continue
+                    if again is not None:
+                        break  # held until the line is complete
+                if isinstance(exc, httptools.HttpParserInvalidMethodError):
+                    start = self.line_start - fed
+                    line = data[start:] if start >= 0 else (self.line_window or b"") + data
+                    status = unknown_method_status(line.partition(b" ")[0])
+                    self._reject(status, "unknown method" if status == 501 else "invalid method")
+                else:
+                    self._reject(400, str(exc))
             else:
                 if self.in_head:
                     self._head_continues(data)
@@ -278,7 +289,7 @@ class HttpProtocol(RawHead, asyncio.Protocol):
         elif self.blank:
             self._check_blank(b"", True)
         self.line_start = fed + start
-        self.line_window = b""
+        self.line_window = b"" if self.line_override is None else None  # a stand-in: checked
         self.uncounted = 0
         now = self.loop.time()
         self.current = Request(now)
@@ -323,6 +334,8 @@ class HttpProtocol(RawHead, asyncio.Protocol):
         self.in_head = False
         req.method = parser.get_method()
         req.version = parser.get_http_version()
+        if self.line_override is not None:  # parsed from a stand-in line (requestline.py)
+            (req.method, req.url, req.version), self.line_override = self.line_override, None
         if self.line_window is not None:
             self._check_request_line(req.url)
         check_version(req.version)

@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING, Callable
 
 from unicorn_aio.http.forwarded import peer_address
+from unicorn_aio.http.requestline import may_become, stand_in
 from unicorn_aio.http.rules import Reject
 
 # A complete request line, roughly: the exact check is _check_request_line's.
@@ -29,7 +30,8 @@ class RawHead:
     """HttpProtocol's checks on the raw bytes of a head (a mixin: the state is the protocol's)."""
 
     # Set by HttpProtocol: the offsets and bytes below, read and kept here.
-    __slots__ = ("fed", "feeding", "line_start", "line_window", "tail", "head_bytes", "blank")
+    __slots__ = ("fed", "feeding", "line_start", "line_window", "tail", "head_bytes", "blank",
+                 "held", "line_override")
     fed: int
     feeding: bytes
     line_start: int
@@ -37,6 +39,8 @@ class RawHead:
     tail: bytes
     head_bytes: int
     blank: bytes  # the CR and LF bytes read since the last message ended
+    held: bytes  # a request line llhttp refused, incomplete: parsed again with the next read
+    line_override: tuple[bytes, bytes, str] | None  # what a stand-in line stands for
 
     if TYPE_CHECKING:  # HttpProtocol's
         limit_line: int
@@ -95,6 +99,28 @@ class RawHead:
             ok = (window + self.feeding).startswith(line)
         if not ok:
             raise Reject(400, "malformed request line (RFC 9112 3: single spaces, CRLF)")
+
+    def _line_refused(self, data: bytes) -> bytes | None:
+        """llhttp refused the request line being read (``data`` is the read): the bytes to
+        parse again from the line's start, with a stand-in line (requestline.py); b"" when the
+        line is not complete yet (it is held for the next read); None when it is not a line
+        gunicorn would serve either."""
+        start = self.line_start - self.fed
+        raw = data[start:] if start >= 0 else (self.line_window or b"") + data
+        end = raw.find(b"\r\n")
+        if end < 0:
+            if len(raw) > self.limit_window or not may_become(raw):
+                return None
+            self.held = raw
+        else:
+            if self.limit_line and end > self.limit_line:
+                return None
+            found = stand_in(raw[:end])
+            if found is None:
+                return None
+            line, self.line_override = found
+            raw = line + raw[end:]
+        return raw if end >= 0 else b""
 
     def _check_blank(self, blank: bytes, line_follows: bool) -> None:
         """RFC 9112 2.2: a server SHOULD ignore at least one empty line (CRLF) before a request

@@ -30,6 +30,7 @@ FORBIDDEN_TRAILERS = frozenset((b"host", b"content-length", b"transfer-encoding"
 # reused, as gunicorn forces a close.
 _PASSED_CODINGS = frozenset((b"gzip", b"deflate", b"compress"))
 _METHOD_UNCONVENTIONAL = re.compile(rb"[a-z#]")
+ABSOLUTE_FORM = re.compile(rb"[A-Za-z][-A-Za-z0-9+.]*://")  # RFC 3986 3.1: scheme
 # The fields check_headers reads (one set lookup spares the others the comparisons below).
 _FRAMING_FIELDS = frozenset((b"host", b"content-length", b"content-type", b"transfer-encoding",
                              b"expect", b"connection"))
@@ -69,7 +70,7 @@ def check_request_target(method: bytes, url: bytes) -> None:
     elif url == b"*":
         if method != b"OPTIONS":
             raise Reject(400, "asterisk-form request target is only allowed with OPTIONS")
-    elif url[:7].lower() == b"http://" or url[:8].lower() == b"https://":
+    elif ABSOLUTE_FORM.match(url):  # any scheme, as gunicorn
         try:
             urlsplit(url)  # as gunicorn: an IP literal without its "]" is refused
         except ValueError:
