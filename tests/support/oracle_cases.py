@@ -380,6 +380,9 @@ INVALID = [
          "3986 3.2.2: '\\' and '^' are not in reg-name"),
     Case("absolute-form-ipv6-unclosed", req(b"GET http://[::1/x HTTP/1.1"),
          "3986 3.2.2: an IP-literal ends with ']'"),
+    Case("target-no-form", req(b"GET =http://t/x HTTP/1.1"),
+         "9112 3.2: a target is origin-, absolute-, authority- or asterisk-form; '=http' is no "
+         "scheme (RFC 3986 3.1)"),
     Case("absolute-form-userinfo", req(b"GET http://u@t/x HTTP/1.1"),
          "9110 4.2.4: userinfo in an http URI SHOULD be treated as an error"),
     Case("scheme-headers-conflict", req(GET, b"X-Forwarded-Proto: https", b"X-Forwarded-Ssl: off"),

@@ -95,17 +95,14 @@ CORPUS: dict[str, Difference] = dict([
        f"200, {KEPT}; app saw {{'PATH_INFO': '/'}}",
        "RFC 9110 4.2.3: an empty path is equivalent to '/', as in origin-form, where apps "
        "route it"),
+    _d("http-minor-version", DELIBERATE, f"200, {KEPT}; app saw {{'SERVER_PROTOCOL': 'HTTP/1.2'}}",
+       f"200, {KEPT}; app saw {{'SERVER_PROTOCOL': 'HTTP/1.1'}}",
+       "RFC 9110 2.5: a higher minor version is processed as the highest one supported, 1.1, "
+       "and the app is told the version it is served in"),
+    _d("target-no-form", DELIBERATE, f"200, {KEPT}", f"400, {CLOSED}",
+       "RFC 9112 3.2: a request-target not in one of its four forms is invalid; gunicorn serves "
+       "any target with '://' in it, as a path when urlsplit finds no scheme"),
     # --- open
-    _d("extension-method", OPEN, f"200, {KEPT}", f"501, {CLOSED}",
-       "httptools (llhttp) parses only the methods it lists; other tokens cannot reach the app"),
-    _d("http-minor-version", OPEN, f"200, {KEPT}", f"400, {CLOSED}",
-       "RFC 9110 2.5: a higher minor version SHOULD be processed as the highest one supported"),
-    _d("pri-method", OPEN, f"200, {KEPT}", f"400, {CLOSED}",
-       "llhttp takes any PRI request line for the HTTP/2 preface"),
-    _d("absolute-form-scheme-chars", OPEN, f"200, {KEPT}", f"400, {CLOSED}",
-       "only http:// and https:// absolute-form targets are accepted"),
-    _d("absolute-form-authority-chars", OPEN, f"200, {KEPT}", f"400, {CLOSED}",
-       "llhttp refuses bytes outside RFC 3986's authority in an absolute-form target"),
 ])
 
 
@@ -207,32 +204,23 @@ def _both_refuse(raw: bytes, theirs: Outcome, ours: Outcome, completed: Complete
             and len(theirs.statuses) == len(ours.statuses))
 
 
-def _extension_method(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
-    # A method gunicorn passes to the app, which llhttp does not know: gunicorn serves it (or
-    # waits for the rest of it), we answer 501.
-    gunicorn, mine = _first_split(theirs, ours)
-    return mine == 501 and (_served(gunicorn) or (gunicorn is None and theirs.closed is None)) \
-        and any(m not in LLHTTP_METHODS and _GUNICORN_METHOD.fullmatch(m) for m in _methods(raw))
 
-
-
-def _absolute_scheme(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
-    gunicorn, mine = _first_split(theirs, ours)
-    return mine == 400 and _served(gunicorn) and any(
-        b"://" in m.group(2) and not re.match(rb"(?i)https?://", m.group(2))
-        for m in _REQUEST_LINE.finditer(raw))
 
 
 _AUTHORITY = re.compile(rb"(?i)^[a-z][a-z0-9+.-]*://([^/?#]*)")
 _AUTHORITY_CHARS = re.compile(rb"[-A-Za-z0-9._~!$&'()*+,;=%:@\[\]]*")
 
 
-def _absolute_authority(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+
+_NO_FORM = re.compile(rb"^(?:\r\n)?[^ \r\n]+ ([^/*\r\n][^ \r\n]*) HTTP/", re.M)
+
+
+def _target_no_form(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    # A target with "://" but no scheme before it: gunicorn serves it, we answer 400.
     gunicorn, mine = _first_split(theirs, ours)
-    authorities = [a.group(1) for m in _REQUEST_LINE.finditer(raw)
-                   if (a := _AUTHORITY.match(m.group(2)))]
     return mine == 400 and _served(gunicorn) and any(
-        not _AUTHORITY_CHARS.fullmatch(a) for a in authorities)
+        b"://" in m.group(1) and not re.match(rb"[A-Za-z][-A-Za-z0-9+.]*://", m.group(1))
+        for m in _NO_FORM.finditer(raw))
 
 
 def _absolute_empty_path(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
@@ -263,12 +251,9 @@ GENERATED: list[Rule] = [
          "we refuse a head at its first bad byte; gunicorn waits for the head's end, then refuses"),
     Rule("gen-both-refuse", "version-2", _both_refuse,
          "both refuse the request and close; the codes differ (400, 501, 505)"),
-    Rule("gen-extension-method", "extension-method", _extension_method,
-         "a method llhttp does not list: gunicorn serves it, we answer 501"),
-    Rule("gen-absolute-scheme", "absolute-form-scheme-chars", _absolute_scheme,
-         "an absolute-form target whose scheme is not http or https: we answer 400"),
-    Rule("gen-absolute-authority", "absolute-form-authority-chars", _absolute_authority,
-         "an absolute-form target with bytes outside RFC 3986's authority: we answer 400"),
+    Rule("gen-target-no-form", "target-no-form", _target_no_form,
+         "a target with '://' after something that is no scheme: gunicorn serves it, we answer "
+         "400"),
     Rule("gen-absolute-empty-path", "absolute-form-no-path", _absolute_empty_path,
          "an absolute-form target with an empty path: PATH_INFO '' from gunicorn, '/' from us"),
 ]
