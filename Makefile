@@ -91,6 +91,14 @@ bench-slowclients: venv
 	@$(MAKE) --no-print-directory systools SYSTOOLS=slowhttptest
 	$(PY) -m bench.slowclients $(BENCH_ARGS)
 
+# The HTTP/2 libraries compared (bench/results/h2engines.md): server CPU per hello request,
+# sans-IO on one connection, pinned to one core; h2, zttp (pinned to the version measured) and
+# our libnghttp2 engine. About a minute.
+.PHONY: bench-h2engines
+bench-h2engines: venv
+	$(PY) -m pip install --quiet 'zttp==0.0.35'
+	taskset -c 1 $(PY) -m bench.h2engines $(BENCH_ARGS)
+
 # Hardening runs (not part of make test): a soak under mixed hostile load, fds and RSS must stay
 # flat (SOAK_ARGS="--minutes 3"); the request fuzz test with 20 000 random examples.
 soak:
