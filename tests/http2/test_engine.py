@@ -18,7 +18,6 @@ import pytest
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStreamFrame
 
 from unicorn_aio.http2.engine import (
-    ENGINES,
     ENHANCE_YOUR_CALM,
     FLOOD_BUDGET,
     NO_ERROR,
@@ -31,9 +30,8 @@ from unicorn_aio.http2.engine import (
     StreamReset,
     TrailersReceived,
     WindowUpdated,
-    engine_available,
-    make_engine,
 )
+from unicorn_aio.http2.engines import ENGINES, engine_available, make_engine
 
 GET = [(b":method", b"GET"), (b":path", b"/hello?x=1"), (b":scheme", b"http"),
        (b":authority", b"127.0.0.1:8000"), (b"user-agent", b"h2load nghttp2/1.52.0"),
@@ -411,3 +409,20 @@ def test_nghttp2_many_streams_on_one_connection() -> None:
             elif isinstance(e, h2.events.StreamEnded):
                 served += 1
     assert served == 10000 and peer.engine.open_streams == 0
+
+
+def test_nghttp2_answer_after_the_peer_reset_is_dropped() -> None:
+    """The app may answer a stream the peer has reset meanwhile: nothing is sent for it and
+    nothing is kept for it (a long-lived connection sees this race again and again)."""
+    if engine_available("nghttp2"):
+        pytest.skip(engine_available("nghttp2"))
+    peer = Peer("nghttp2")
+    peer.request()
+    peer.client.reset_stream(1, 0x8)
+    peer.exchange()
+    peer.engine.send_headers(1, OK, False)
+    peer.engine.send_data(1, b"late", True)
+    peer.engine.reset(1, 0x8)
+    assert peer.engine.data_to_send() == b""
+    assert peer.engine._outbound == {}  # type: ignore[attr-defined]
+    assert peer.engine.outbound_window(1) == 0

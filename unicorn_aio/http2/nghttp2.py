@@ -362,6 +362,8 @@ class NghttpEngine:
         return events
 
     def send_headers(self, stream_id: int, headers: Headers, end_stream: bool) -> None:
+        if stream_id not in self._open:
+            return  # reset or closed meanwhile (StreamReset said so): nothing to answer
         nva, count, _keep = _nv_array(headers)
         if headers and headers[0][1][:1] == b"1" and headers[0][0] == b":status":
             # An interim response (100 Continue, 103 Early Hints): the final one follows.
@@ -414,9 +416,9 @@ class NghttpEngine:
 
     def reset(self, stream_id: int, error_code: int) -> None:
         self._drop_outbound(stream_id)
-        if stream_id in self._open:
+        if stream_id in self._open:  # else closed already, or never opened (idle: RFC 9113 5.1)
             self._reported.add(stream_id)
-        lib.nghttp2_submit_rst_stream(self._session, 0, stream_id, error_code)
+            lib.nghttp2_submit_rst_stream(self._session, 0, stream_id, error_code)
 
     def goaway(self, error_code: int = NO_ERROR, last_stream_id: int | None = None) -> None:
         if last_stream_id is None:
