@@ -22,7 +22,7 @@ run: venv
 # System tools some tests drive for real (wrk for load, nginx in front).
 # Installed with apt-get when missing; tests skip loudly only if this fails.
 # command:package pairs (the package is named after the command where no colon is given).
-SYSTOOLS := wrk nginx systemd-socket-activate:systemd
+SYSTOOLS := wrk nginx systemd-socket-activate:systemd h2load:nghttp2-client
 systools:
 	@missing=""; for pair in $(SYSTOOLS); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 from unicorn_aio import __version__
@@ -31,6 +30,8 @@ from unicorn_aio.http.contract import (
 )
 from unicorn_aio.http.protocol import HttpProtocol
 from unicorn_aio.http.shedding import Candidates, evict
+from unicorn_aio.http2.negotiate import connection_factory
+from unicorn_aio.http2.protocol import H2Protocol
 from unicorn_aio.sockets import bind_all, describe, unix_files, unlink_own_files
 from unicorn_aio.wsgi.threadpool import ThreadPool, make_pool
 
@@ -127,7 +128,8 @@ class Server:
         self.pool = pool = make_pool(loop, self.cfg.threads, self.cfg.max_threads)
         # Refuses an app it cannot serve, before binding.
         self.handler = handler = self._make_handler(loop, pool)
-        self._new_connection = partial(HttpProtocol, self, handler, self.options)
+        # HttpProtocol, or with HTTP/2 offered the one that negotiates it (http2/negotiate.py)
+        self._new_connection = connection_factory(self.cfg, self, handler, self.options)
         if self.sockets is None:
             self.sockets = bind_all(self.cfg)
             self._unix_files = unix_files(self.sockets)
@@ -224,7 +226,7 @@ class Server:
         self.shutting_down = True
         self.pause_accepting()
         for conn in list(self.connections):
-            if isinstance(conn, HttpProtocol):
+            if isinstance(conn, (HttpProtocol, H2Protocol)):  # a WebSocket finishes on its own
                 conn.shutdown()
 
     def _update_accepting(self) -> None:

@@ -51,6 +51,10 @@ def ssl_context(cfg: Config) -> ssl.SSLContext:
     if not isinstance(context, ssl.SSLContext):
         raise ConfigError(f"the ssl_context hook returned {type(context).__name__}, "
                           "not an ssl.SSLContext")
+    if "h2" in cfg.http_protocols:
+        # ALPN (RFC 7301) offers --http-protocols in their order; a hook's own choice stays.
+        from unicorn_aio.http2.negotiate import alpn_protocols
+        context.set_alpn_protocols(alpn_protocols(cfg))
     return context
 
 

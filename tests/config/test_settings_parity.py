@@ -161,7 +161,6 @@ def test_reload_extra_files_expands_glob_patterns(in_tmp):
 
 # -- settings with no use here: accepted, one warning each that says why ---------------------------
 
-HTTP2 = "HTTP/2 is not yet supported (HTTP/1.1 only)"
 DIRTY = "dirty arbiters are not supported: no dirty worker pool is started"
 
 
@@ -172,12 +171,6 @@ DIRTY = "dirty arbiters are not supported: no dirty worker pool is started"
      "http_parser is ignored: requests are always parsed by httptools"),
     (["--asgi-disconnect-grace-period", "10"], "asgi_disconnect_grace_period = 10",
      "asgi_disconnect_grace_period is ignored: unicorn_aio never cancels an ASGI request"),
-    (["--http-protocols", "h2,h1"], "http_protocols = 'h2,h1'", HTTP2),
-    (["--http2-max-concurrent-streams", "50"], "http2_max_concurrent_streams = 50", HTTP2),
-    (["--http2-initial-window-size", "1048576"], "http2_initial_window_size = 1048576", HTTP2),
-    (["--http2-max-frame-size", "32768"], "http2_max_frame_size = 32768", HTTP2),
-    (["--http2-max-header-list-size", "8192"], "http2_max_header_list_size = 8192", HTTP2),
-    (["--http2-cleartext", "upgrade"], "http2_cleartext = 'upgrade'", HTTP2),
     (["--dirty-app", "myapp.ml:Model:2"], "dirty_apps = ['myapp.ml:Model:2']", DIRTY),
     (["--dirty-workers", "2"], "dirty_workers = 2", DIRTY),
     (["--dirty-timeout", "60"], "dirty_timeout = 60", DIRTY),
@@ -229,24 +222,9 @@ def test_websocket_max_message_size_is_websocket_max_size(source):
     assert from_cli("--websocket-max-message-size", "0").websocket_max_size == 0  # no limit
 
 
-@pytest.mark.parametrize("value", ["prior-knowledge", "both"])
-def test_cleartext_http2_that_opens_with_the_preface_is_refused(in_tmp, value):
-    # A proxy told to use prior knowledge sends the HTTP/2 preface on every connection: each
-    # would be a 400, so the start fails in one line instead (exit 2, as for a bad value).
-    out = run_cli("--http2-cleartext", value, "app:app", cwd=in_tmp)
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [
-        f"unicorn_aio: error: argument --http2-cleartext: {value} is not yet supported: "
-        "cleartext HTTP/2 needs HTTP/2, and unicorn_aio speaks HTTP/1.1 only; use off (or "
-        "upgrade, which is ignored) and have the proxy speak HTTP/1.1 upstream"]
-    with pytest.raises(ConfigError, match=r"http2_cleartext: prior-knowledge is not yet supported"):
-        from_file("http2_cleartext = True")  # gunicorn reads True as prior-knowledge
-
-
 def test_one_warning_for_a_whole_group():
-    cfg = from_cli("--dirty-workers", "2", "--dirty-app", "m:C", "--http-protocols", "h2",
-                   "--http2-max-frame-size", "32768")
-    assert [w[:20] for w in cfg.warnings] == [DIRTY[:20], HTTP2[:20]]
+    cfg = from_cli("--dirty-workers", "2", "--dirty-app", "m:C", "--dirty-timeout", "60")
+    assert [w[:20] for w in cfg.warnings] == [DIRTY[:20]]
 
 
 def run_cli(*args, cwd):

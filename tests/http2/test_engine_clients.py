@@ -10,7 +10,7 @@ import shutil
 import pytest
 from h2engine_server import start
 
-from unicorn_aio.http2.engine import ENGINES, engine_available
+from unicorn_aio.http2.engines import ENGINES, engine_available
 
 pytestmark = pytest.mark.timeout(120)
 

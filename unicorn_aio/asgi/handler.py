@@ -265,7 +265,7 @@ class ASGIHandler:
             "RAW_URI": req.url.decode("latin-1"),
             "PATH_INFO": decode_path(raw_path),
             "QUERY_STRING": query.decode("latin-1"),
-            "SERVER_PROTOCOL": "HTTP/" + req.version,
+            "SERVER_PROTOCOL": "HTTP/2.0" if req.version == "2" else "HTTP/" + req.version,
             "REMOTE_ADDR": peer[0] if isinstance(peer, tuple) else "",
             "REMOTE_PORT": str(peer[1]) if isinstance(peer, tuple) else "",
         }

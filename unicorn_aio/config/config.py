@@ -212,7 +212,20 @@ class Config:
             label = "WSGI" if interface == "wsgi" else "WSGI or ASGI, detected from the app"
             lines = [f"Workers: {self.workers} ({label}); WSGI dispatch: {self.dispatch}, "
                      f"{threads} thread(s) per worker"]
-        return lines + ([self.worker_class_note] if self.worker_class_note else [])
+        return lines + [note for note in (self.worker_class_note, self.http2_note) if note]
+
+    @property
+    def http2_note(self) -> str | None:
+        """One start line when --http2-cleartext is set but cannot apply (as gunicorn warns)."""
+        mode = self.http2_cleartext
+        if mode == "off":
+            return None
+        if "h2" not in self.http_protocols:
+            return (f"--http2-cleartext {mode} is off: h2 is not in --http-protocols "
+                    f"({','.join(self.http_protocols)}); add it, e.g. --http-protocols h1,h2")
+        if self.is_ssl:
+            return f"--http2-cleartext {mode} is ignored with TLS: HTTP/2 is negotiated by ALPN"
+        return None
 
     @property
     def mount_point(self) -> str:

@@ -342,17 +342,29 @@ def http_protocols(val: Any) -> list[str]:
 
 
 def http2_cleartext(val: Any) -> str:
-    """gunicorn 26.2's off, prior-knowledge, upgrade or both (True: prior-knowledge). Only the
-    modes an HTTP/1.1 server can live with pass: a proxy told to use prior knowledge opens
-    every connection with the HTTP/2 preface, and each would get a 400."""
+    """gunicorn 26.2's off, prior-knowledge, upgrade or both (True: prior-knowledge, as a
+    gunicorn config file may say)."""
+    if val is None:
+        return "off"
     if isinstance(val, bool):
         val = "prior-knowledge" if val else "off"
-    mode = choice("off", "prior-knowledge", "upgrade", "both")(val)
-    if mode in ("prior-knowledge", "both"):
-        raise ValueError(f"{mode} is not yet supported: cleartext HTTP/2 needs HTTP/2, and "
-                         "unicorn_aio speaks HTTP/1.1 only; use off (or upgrade, which is "
-                         "ignored) and have the proxy speak HTTP/1.1 upstream")
-    return mode
+    return choice("off", "prior-knowledge", "upgrade", "both")(val)
+
+
+def http2_window(val: Any) -> int:
+    """RFC 9113 6.9.1: a flow-control window is at most 2**31 - 1."""
+    size = integer(0)(val)
+    if size > 2 ** 31 - 1:
+        raise ValueError(f"must be at most 2147483647 (RFC 9113 6.9.1), got {size}")
+    return size
+
+
+def http2_frame_size(val: Any) -> int:
+    """RFC 9113 6.5.2: SETTINGS_MAX_FRAME_SIZE is 16384 to 16777215."""
+    size = integer(0)(val)
+    if not 16384 <= size <= 16777215:
+        raise ValueError(f"must be between 16384 and 16777215 (RFC 9113 6.5.2), got {size}")
+    return size
 
 
 def proxy_protocol_mode(val: Any) -> str | bool:

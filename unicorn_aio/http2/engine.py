@@ -7,7 +7,7 @@ writes what ``data_to_send`` returns. Two engines implement ``H2Engine``:
 * ``http2/h2engine.py`` on python-hyper ``h2`` (pure Python; the reference, always works);
 * ``http2/nghttp2.py`` on libnghttp2 (the C library curl uses) through cffi in ABI mode.
 
-``make_engine`` picks nghttp2 when it loads, else h2; ``UNICORN_AIO_H2_ENGINE=h2|nghttp2``
+``engines.make_engine`` picks nghttp2 when it loads, else h2; ``UNICORN_AIO_H2_ENGINE=h2|nghttp2``
 forces one (the tests run both).
 
 Both engines produce exactly the events below. Limits an engine enforces by itself (a flood of
@@ -18,7 +18,6 @@ started, bytes buffered, app calls started) are the protocol's.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Protocol, Union
 
@@ -199,36 +198,3 @@ class H2Engine(Protocol):
     @property
     def open_streams(self) -> int:
         """Streams the peer opened that are not closed."""
-
-
-ENGINES = ("nghttp2", "h2")
-
-
-def make_engine(settings: H2Settings, name: str | None = None) -> H2Engine:
-    """An engine for one connection: ``name``, else UNICORN_AIO_H2_ENGINE, else nghttp2 when
-    libnghttp2 loads, else h2."""
-    name = name or os.environ.get("UNICORN_AIO_H2_ENGINE") or ""
-    if name not in ("", *ENGINES):
-        raise ValueError(f"UNICORN_AIO_H2_ENGINE={name!r}: use one of {', '.join(ENGINES)}")
-    if name in ("", "nghttp2"):
-        try:
-            from unicorn_aio.http2.nghttp2 import NghttpEngine
-        except (ImportError, OSError):
-            if name == "nghttp2":
-                raise
-        else:
-            return NghttpEngine(settings)
-    from unicorn_aio.http2.h2engine import H2LibEngine
-    return H2LibEngine(settings)
-
-
-def engine_available(name: str) -> str | None:
-    """None when engine ``name`` loads here, else why not (the tests skip with it)."""
-    try:
-        if name == "nghttp2":
-            import unicorn_aio.http2.nghttp2  # noqa: F401
-        else:
-            import unicorn_aio.http2.h2engine  # noqa: F401
-    except (ImportError, OSError) as exc:
-        return f"{name} engine unavailable: {exc}"
-    return None

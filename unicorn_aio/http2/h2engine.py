@@ -9,6 +9,7 @@ no larger than SETTINGS_MAX_HEADER_LIST_SIZE (an HPACK bomb is a COMPRESSION_ERR
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import h2.config
@@ -68,7 +69,8 @@ class H2LibEngine:
         if upgrade_settings is None:
             self.conn.initiate_connection()
         else:
-            self.conn.initiate_upgrade_connection(upgrade_settings)
+            # h2 takes the HTTP2-Settings field as it came: base64url
+            self.conn.initiate_upgrade_connection(base64.urlsafe_b64encode(upgrade_settings))
 
     def receive(self, data: bytes) -> list[Event]:
         try:

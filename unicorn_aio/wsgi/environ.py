@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # Header name -> environ key, shared across requests: real traffic repeats a few dozen names.
 _ENVIRON_KEYS: dict[bytes, str] = {b"Content-Type": "CONTENT_TYPE", b"Content-Length": "CONTENT_LENGTH"}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
-_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2.0"}  # 2.0: as gunicorn 27
 
 
 def environ_key(name: bytes) -> str:

@@ -1,0 +1,211 @@
+"""One HTTP/2 stream as the app handlers see a connection: the seam to WSGI and ASGI.
+
+The handlers (wsgi/handler.py, asgi/handler.py) answer a request through a ``Connection``
+(http/contract.py) and its transport, writing the HTTP/1.1 bytes response.py frames.  An
+``H2Stream`` is both for one stream: it reads the head the handler writes back into a header
+list (":status" first, names lower-case, the connection-specific fields of RFC 9113 8.2.2
+dropped) and queues the body bytes after it; the connection (protocol.py) sends them as
+HEADERS and DATA as the peer's windows allow.  The handlers frame an HTTP/2 request as they
+frame HTTP/1.0 (``Request.version`` is "2"): never chunked, so what follows the head is the
+body as it is.  One code path per interface serves both protocols.
+
+The request body flows the other way, bounded as HTTP/1.1's is (http/body.py): what arrives
+is given back to the peer (WINDOW_UPDATE) at once while the body buffers less than HIGH_WATER;
+past it the peer's window closes until the app has read it below LOW_WATER, or waits for more
+(``resume_reading``).  A peer can therefore be at most HIGH_WATER plus one window ahead of the
+app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from unicorn_aio.http.contract import Address, ConnectionHost
+from unicorn_aio.http.request import Request
+from unicorn_aio.http.response import NO_BODY_STATUS
+from unicorn_aio.http2.engine import Headers
+
+if TYPE_CHECKING:
+    from unicorn_aio.http2.protocol import H2Protocol
+
+# RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2.  Content-Length stays.
+CONNECTION_FIELDS = frozenset((b"connection", b"keep-alive", b"proxy-connection",
+                               b"transfer-encoding", b"upgrade", b"te"))
+_HEAD_END = b"\r\n\r\n"
+
+
+def response_headers(head: bytes) -> tuple[Headers, int | None]:
+    """An HTTP/1.1 head (without its blank line) as HTTP/2 fields, and its Content-Length."""
+    lines = head.split(b"\r\n")
+    headers: Headers = [(b":status", lines[0][9:12])]
+    length = None
+    for line in lines[1:]:
+        name, _, value = line.partition(b": ")
+        name = name.lower()
+        if name in CONNECTION_FIELDS:
+            continue
+        if name == b"content-length":
+            length = int(value)
+        headers.append((name, value))
+    return headers, length
+
+
+class H2Stream(asyncio.Transport):
+    """A stream's request, and the ``Connection`` and transport its handler answers through."""
+
+    __slots__ = ("conn", "stream_id", "req", "headers", "pending", "queued", "sent", "length",
+                 "bodyless", "head_seen", "finished", "ended", "closed", "paused", "failed",
+                 "in_app", "remote_done", "owed", "upgraded", "partial_head")
+
+    def __init__(self, conn: H2Protocol, stream_id: int, req: Request) -> None:
+        super().__init__()
+        self.conn = conn
+        self.stream_id = stream_id
+        self.req = req
+        self.headers: Headers | None = None  # the response head, until it is sent
+        self.pending: deque[memoryview] = deque()  # body bytes not yet sent
+        self.queued = 0  # their length
+        self.sent = 0  # body bytes written by the handler
+        self.length: int | None = None  # the response's Content-Length
+        self.bodyless = False  # HEAD, or a status without a body: known with the head
+        self.head_seen = False
+        self.partial_head = b""
+        self.finished = False  # the handler is done (finish_request)
+        self.ended = False  # END_STREAM or RST_STREAM sent: nothing more goes out
+        self.closed = False  # reset by either side, or answered and done with
+        self.paused = False  # the app is told to stop writing (limits.py)
+        self.failed = False  # the response cannot complete: reset instead of END_STREAM
+        self.in_app = False  # the app call started and the response is not finished
+        self.remote_done = False  # the peer's END_STREAM arrived
+        self.owed = 0  # flow-controlled bytes received and not yet given back (WINDOW_UPDATE)
+        self.upgraded = False  # stream 1 of an h2c upgrade: counted as HTTP/1.1's request
+
+    # -- Connection (http/contract.py): what the handler uses -------------------------------
+
+    @property
+    def transport(self) -> asyncio.Transport:
+        return self
+
+    @property
+    def peername(self) -> Address:
+        return self.conn.peername
+
+    @property
+    def sockname(self) -> Address:
+        return self.conn.sockname
+
+    @property
+    def app_state(self) -> Any:
+        return self.conn.app_state
+
+    @app_state.setter
+    def app_state(self, value: Any) -> None:
+        self.conn.app_state = value
+
+    @property
+    def closing(self) -> bool:
+        return self.conn.closing
+
+    @property
+    def write_paused(self) -> bool:
+        return self.paused
+
+    @property
+    def host(self) -> ConnectionHost:
+        return self.conn.host
+
+    def answering(self, req: Request) -> bool:
+        return req is self.req and not self.closed
+
+    def finish_request(self, req: Request, keep_alive: bool) -> None:
+        cycle, req.cycle = req.cycle, None  # as HttpProtocol does: the two part
+        if self.finished:
+            return
+        self.finished = True
+        if getattr(cycle, "failed", False):
+            self.failed = True  # the app raised after the head: the response is cut short
+        self.conn.stream_finished(self, cycle)
+
+    def send_continue(self) -> None:
+        """The app reads a body its client sent Expect: 100-continue for."""
+        self.conn.send_continue(self)
+
+    def detach(self, req: Request, successor: asyncio.Protocol) -> None:
+        raise RuntimeError("an HTTP/2 stream cannot be taken over (RFC 9113 8.6)")
+
+    # -- the transport the handler writes HTTP/1.1 bytes to ---------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.ended or self.finished:
+            return
+        if not self.head_seen:
+            data = self._read_head(bytes(data))
+            if not data:
+                return
+        elif self.bodyless:
+            return
+        n = len(data)
+        if n:
+            self.pending.append(memoryview(data))
+            self.queued += n
+            self.sent += n
+            self.conn.stream_output(self, n)
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def _read_head(self, data: bytes) -> bytes:
+        if self.partial_head:
+            data = self.partial_head + data
+        end = data.find(_HEAD_END)
+        if end < 0:
+            self.partial_head = data
+            return b""
+        self.partial_head = b""
+        self.head_seen = True
+        self.headers, self.length = response_headers(data[:end])
+        status = data[9:12].decode("latin-1")
+        if status.startswith(NO_BODY_STATUS) or self.req.method == b"HEAD":
+            self.bodyless = True
+        self.conn.stream_output(self, 0)
+        return b"" if self.bodyless else data[end + 4:]
+
+    def is_closing(self) -> bool:
+        return self.ended or self.closed or self.conn.transport.is_closing()
+
+    def close(self) -> None:
+        """The handler gives up on the response (a stalled body): the stream is reset."""
+        self.abort()
+
+    def abort(self) -> None:
+        if not self.ended:
+            self.conn.reset_stream(self)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "socket":
+            return None  # the socket carries frames: no sendfile(2), no raw writes
+        if name == "peername":
+            return self.conn.peername
+        return self.conn.transport.get_extra_info(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return self.queued
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def is_reading(self) -> bool:
+        return not self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    # -- request body flow control ----------------------------------------------------------
+
+    def resume_reading(self) -> None:
+        """The app read the body below body.LOW_WATER, or waits for more: the bytes held back
+        since it passed HIGH_WATER are given back to the peer (on the loop)."""
+        self.conn.credit(self)
