@@ -167,7 +167,6 @@ def test_overrides_are_validated_and_normalized():
     ("on_starting", 42, "must be a function"),
     ("strip_header_spaces", True, r"never strips header spaces \(request smuggling risk\)"),
     ("permit_obsolete_folding", True, "obsolete line folding is always refused with 400"),
-    ("permit_unconventional_http_method", "true", "httptools parses only registered methods"),
 ])
 def test_bad_values_name_the_setting(name, value, message):
     with pytest.raises(ConfigError, match=rf"invalid value for setting '{name}': .*{message}"):

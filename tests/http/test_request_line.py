@@ -90,3 +90,24 @@ def test_stand_in_keeps_the_length():
         assert len(stand) == len(line)
         assert real[0] == line.split(b" ")[0]
     assert stand_in(b"GET /p HTTP/1.1") is None  # llhttp takes it: nothing to stand in for
+
+
+@pytest.mark.parametrize("settings, method", [
+    ({"permit_unconventional_http_method": True}, "get"),
+    ({"permit_unconventional_http_method": True, "casefold_http_method": True}, "GET"),
+    ({"casefold_http_method": True}, None),  # as gunicorn's code: lower case refused first
+])
+async def test_permit_unconventional_http_method(start_server, settings, method):
+    # gunicorn's escape hatch: any method token reaches the app (upper-cased with casefold).
+    app = make_app()
+    server = await start_server(app, **settings)
+    [resp] = await exchange(server.port, b"get /env HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    if method is None:
+        assert resp.status == 400 and app.rec.calls == 0
+    else:
+        assert env_of(resp)["REQUEST_METHOD"] == method
+    [resp] = await exchange(server.port, b"Fr#b /env HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    if method is None:
+        assert resp.status == 400
+    else:
+        assert env_of(resp)["REQUEST_METHOD"] == ("Fr#b" if method == "get" else "FR#B")

@@ -86,6 +86,8 @@ class HttpOptions:
     proxy_headers: ProxyHeaders  # what a trusted proxy may say of a request
     proxy_allow: AddressList | None  # --proxy-protocol: peers that may send the PROXY header
     limits: RequestLimits
+    permit_method: bool  # gunicorn's permit_unconventional_http_method (requestline.py)
+    casefold_method: bool
 
     @classmethod
     def from_config(cls, cfg: Config) -> HttpOptions:
@@ -101,6 +103,8 @@ class HttpOptions:
             proxy_headers=proxy_headers,
             proxy_allow=AddressList(cfg.proxy_allow_ips) if cfg.proxy_protocol else None,
             limits=request_limits(cfg),
+            permit_method=cfg.permit_unconventional_http_method,
+            casefold_method=cfg.casefold_http_method,
         )
 
 

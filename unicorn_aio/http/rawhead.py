@@ -115,7 +115,8 @@ class RawHead:
         else:
             if self.limit_line and end > self.limit_line:
                 return None
-            found = stand_in(raw[:end])
+            options = self.options
+            found = stand_in(raw[:end], options.permit_method, options.casefold_method)
             if found is None:
                 return None
             line, self.line_override = found

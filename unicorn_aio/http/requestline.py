@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from unicorn_aio.http.rules import ABSOLUTE_FORM, unknown_method_status
+from unicorn_aio.http.rules import ABSOLUTE_FORM, is_token, unknown_method_status
 
 # What llhttp (under httptools) parses as a method; "PRI" it takes for the HTTP/2 preface.
 LLHTTP_METHODS = frozenset(b"""DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE
@@ -30,16 +30,24 @@ def may_become(start: bytes) -> bool:
     return _LINE_START.fullmatch(start) is not None
 
 
-def stand_in(line: bytes) -> tuple[bytes, tuple[bytes, bytes, str]] | None:
+def stand_in(line: bytes, permit: bool = False, casefold: bool = False
+             ) -> tuple[bytes, tuple[bytes, bytes, str]] | None:
     """For a request line (CRLF excluded) llhttp refused: (a line of the same length llhttp
     parses the same way, (method, target, version) the request really has); None where the line
-    is not one gunicorn serves either, or llhttp's refusal was not about the line."""
+    is not one gunicorn serves either, or llhttp's refusal was not about the line.  ``permit``
+    and ``casefold`` are gunicorn's permit_unconventional_http_method and casefold_http_method:
+    any token is a method (three bytes at least: the stand-in needs them), upper-cased."""
     match = _LINE.fullmatch(line)
     if match is None:
         return None
     method, target, minor = match.groups()
     known = method in LLHTTP_METHODS
-    if not known and unknown_method_status(method) != 501:
+    if known:
+        pass
+    elif permit:
+        if len(method) < 3 or not is_token(method):
+            return None
+    elif unknown_method_status(method) != 501:
         return None  # not a method token by gunicorn's conventions: 400 as before
     if target[:1] == b"/" or target == b"*":
         stand_target = target
@@ -58,4 +66,4 @@ def stand_in(line: bytes) -> tuple[bytes, tuple[bytes, bytes, str]] | None:
     stand_method = method if known else b"GET" + b" " * (len(method) - 3)
     version = "1.0" if minor == b"0" else "1.1"
     stand = b"%s %s HTTP/%s" % (stand_method, stand_target, version.encode())
-    return stand, (method, target, version)
+    return stand, (method.upper() if casefold else method, target, version)
