@@ -27,6 +27,8 @@ from unicorn_aio.config.validators import (
     group,
     hook,
     http2_cleartext,
+    http2_frame_size,
+    http2_window,
     http_only,
     http_protocols,
     integer,
@@ -111,8 +113,6 @@ _sock, _work, _sec, _dbg = "Server Socket", "Worker Processes", "Security", "Deb
 _mech, _log, _name, _ssl, _hooks = "Server Mechanics", "Logging", "Process Naming", "SSL", "Server Hooks"
 _h2, _ctl, _dirty, _dirty_hooks = "HTTP/2", "Control", "Dirty Arbiters", "Dirty Arbiter Hooks"
 
-_NO_HTTP2 = ("HTTP/2 is not yet supported (HTTP/1.1 only): http_protocols and the http2_* settings "
-             "are ignored; put nginx in front for HTTP/2")
 _NO_DIRTY = ("dirty arbiters are not supported: no dirty worker pool is started and the dirty_* "
              "settings and hooks are ignored, so calls to gunicorn.dirty from the app will fail; "
              "run that work in a task queue or a process pool of the app's own")
@@ -521,28 +521,32 @@ SETTINGS: tuple[Setting, ...] = (
       "Returns the SSLContext to use: ssl_context(config, default_ssl_context_factory).\n\n"
       "Call the factory for the context built from the SSL settings and adjust it."),
 
-    # gunicorn 25's additions that unicorn_aio does not carry: accepted, warned about when set.
     S("http_protocols", _h2, ("--http-protocols",), http_protocols, "h1",
-      "gunicorn's protocols to offer over TLS ALPN: h1, h2 (comma separated).", metavar="STRING",
-      ignored=_NO_HTTP2),
+      "Protocols to offer, in order of preference: h1, h2 (comma separated). Over TLS h2 is "
+      "negotiated by ALPN, without TLS by --http2-cleartext; it needs the http2 extra "
+      "(docs/http2.md). h3 is accepted and not offered.", metavar="STRING"),
     S("http2_max_concurrent_streams", _h2, ("--http2-max-concurrent-streams",), integer(1), 100,
-      "gunicorn's HTTP/2 streams per connection.", metavar="INT", ignored=_NO_HTTP2),
-    S("http2_initial_window_size", _h2, ("--http2-initial-window-size",), integer(0), 65535,
-      "gunicorn's HTTP/2 initial flow-control window, in bytes.", metavar="INT",
-      ignored=_NO_HTTP2),
-    S("http2_max_frame_size", _h2, ("--http2-max-frame-size",), integer(16384), 16384,
-      "gunicorn's largest HTTP/2 frame payload accepted, in bytes.", metavar="INT",
-      ignored=_NO_HTTP2),
+      "HTTP/2 streams (requests in the app) a client may have open at once on a connection; "
+      "more are refused (REFUSED_STREAM), which clients retry.", metavar="INT"),
+    S("http2_initial_window_size", _h2, ("--http2-initial-window-size",), http2_window, 65535,
+      "HTTP/2 flow-control window of a stream, in bytes (at most 2147483647).", metavar="INT"),
+    S("http2_max_frame_size", _h2, ("--http2-max-frame-size",), http2_frame_size, 16384,
+      "Largest HTTP/2 frame payload accepted, in bytes (16384 to 16777215).", metavar="INT"),
     S("http2_max_header_list_size", _h2, ("--http2-max-header-list-size",), integer(0), 65536,
-      "gunicorn's HTTP/2 header list limit after HPACK, in bytes.", metavar="INT",
-      ignored=_NO_HTTP2),
+      "Largest HTTP/2 request header list, in bytes as HPACK decodes it: the bound on an HPACK "
+      "bomb. 0 is unlimited (not recommended).", metavar="INT"),
+    S("http2_max_streams_per_connection", _h2, ("--http2-max-streams-per-connection",),
+      integer(1), 100000,
+      "Streams one HTTP/2 connection serves before a graceful GOAWAY, as nginx's "
+      "keepalive_requests: a load balancer's connections are spread over the workers again. "
+      "Clients go on over a new connection; h2load does not (it fails what it had left).",
+      metavar="INT"),
     S("http2_cleartext", _h2, ("--http2-cleartext",), http2_cleartext, "off",
-      "gunicorn 26.2's HTTP/2 over cleartext TCP (h2c) from trusted proxies: off, "
-      "prior-knowledge, upgrade or both.\n\n"
-      "upgrade is accepted with a warning: the Upgrade: h2c header is ignored, as RFC 9110 "
-      "section 7.8 lets a server do, and the proxy goes on in HTTP/1.1. prior-knowledge and "
-      "both are refused at startup: the proxy would open with the HTTP/2 preface, which an "
-      "HTTP/1.1 server can only answer with 400.", metavar="STRING", ignored=_NO_HTTP2),
+      "HTTP/2 without TLS (h2c), as in gunicorn 26.2: off, prior-knowledge (the connection "
+      "opens with the HTTP/2 preface), upgrade (Upgrade: h2c) or both. Needs h2 in "
+      "--http-protocols; only for peers in --forwarded-allow-ips, the others get HTTP/1.x; "
+      "with prior-knowledge alone a trusted peer that does not open with the preface gets "
+      "400. Ignored with TLS.", metavar="STRING"),
 
     S("control_socket", _ctl, ("--control-socket",), string, None,
       "The master's control socket (a unix socket), for unicorn_aioc and gunicorn's gunicornc.\n\n"
