@@ -15,8 +15,8 @@ from unicorn_aio.http2.engine import (
     RequestReceived,
     StreamReset,
     WindowUpdated,
-    make_engine,
 )
+from unicorn_aio.http2.engines import make_engine
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 HELLO = b"Hello, World!"
