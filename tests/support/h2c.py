@@ -46,15 +46,22 @@ class H2Server(ServerProcess):
         super().__init__(app, "--http-protocols", "h2,h1", "--http2-cleartext", cleartext,
                          "--forwarded-allow-ips", "127.0.0.1", *args, env=full_env, **kw)
         self.engine = engine
+        self.cleartext = cleartext
+        self.tls: ssl.SSLContext | None = None  # set to wait for a TLS server (ALPN h2)
+        self.h1_ready = cleartext in ("upgrade", "off")  # wait for it with an HTTP/1.1 GET
 
     def wait_ready(self, workers: int = 1, timeout: float = 15.0) -> "H2Server":
+        if self.h1_ready and self.tls is None:
+            super().wait_ready(workers, timeout)
+            return self
+
         def ready():
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             if len(self.workers()) < workers:
                 return False
             try:
-                with H2Client(self.port, timeout=1) as client:
+                with H2Client(self.port, timeout=1, tls=self.tls) as client:
                     return client.request("GET", "/")[0] == 200
             except OSError:
                 return False
