@@ -93,7 +93,7 @@ _NV_ARRAY = ffi.typeof("nghttp2_nv[]")
 class _Outbound:
     """One stream's response body between ``send_data`` and the library's data reads."""
 
-    __slots__ = ("chunks", "offset", "size", "ended", "trailers", "deferred")
+    __slots__ = ("chunks", "offset", "size", "ended", "trailers", "deferred", "then_reset")
 
     def __init__(self) -> None:
         self.chunks: deque[bytes] = deque()
@@ -102,6 +102,7 @@ class _Outbound:
         self.ended = False       # the app's last byte is in chunks
         self.trailers: Headers | None = None
         self.deferred = False    # the library waits for resume_data
+        self.then_reset = False  # RST_STREAM(NO_ERROR) once the last byte is framed
 
 
 def _bind_callbacks(self: NghttpEngine) -> dict[str, Any]:
@@ -249,6 +250,8 @@ def _bind_callbacks(self: NghttpEngine) -> dict[str, Any]:
                 data_flags[0] = DATA_FLAG_EOF | DATA_FLAG_NO_END_STREAM
                 nva, count, _keep = _nv_array(out.trailers)
                 lib.nghttp2_submit_trailer(session, stream_id, nva, count)
+            if out.then_reset:
+                lib.nghttp2_submit_rst_stream(session, 0, stream_id, NO_ERROR)
             return written
         if written == 0:
             out.deferred = True
@@ -415,6 +418,13 @@ class NghttpEngine:
         lib.nghttp2_session_consume(self._session, stream_id, n)
 
     def reset(self, stream_id: int, error_code: int) -> None:
+        out = self._outbound.get(stream_id)
+        if out is not None and out.ended and error_code == NO_ERROR:
+            # A complete response, the request body unwanted (RFC 9113 8.1): the RST goes out
+            # after the response's last frame, which the library has not framed yet.
+            out.then_reset = True
+            self._reported.add(stream_id)
+            return
         self._drop_outbound(stream_id)
         if stream_id in self._open:  # else closed already, or never opened (idle: RFC 9113 5.1)
             self._reported.add(stream_id)
