@@ -428,20 +428,22 @@ def test_nghttp2_answer_after_the_peer_reset_is_dropped() -> None:
     assert peer.engine.outbound_window(1) == 0
 
 
-def test_response_before_the_request_body_then_reset_no_error(engine_name: str) -> None:
+@pytest.mark.parametrize("body", [b"too large", b""])
+def test_response_before_the_request_body_then_reset_no_error(engine_name: str, body: bytes) -> None:
     """RFC 9113 8.1: a server may answer before the request body is done and then reset the
     stream with NO_ERROR; the whole response reaches the client first."""
     peer = Peer(engine_name)
     peer.request(POST, end_stream=False)
     peer.client.send_data(1, b"part of a body")
     peer.exchange()
-    peer.engine.send_headers(1, [(b":status", b"413")], False)
-    peer.engine.send_data(1, b"too large", True)
+    peer.engine.send_headers(1, [(b":status", b"413")], not body)
+    if body:
+        peer.engine.send_data(1, body, True)
     peer.engine.reset(1, NO_ERROR)
     got = peer.answer()
     kinds = [type(e) for e in got if not isinstance(e, h2.events.WindowUpdated)]
-    assert kinds == [h2.events.ResponseReceived, h2.events.DataReceived, h2.events.StreamEnded,
-                     h2.events.StreamReset]
-    assert [e.data for e in got if isinstance(e, h2.events.DataReceived)] == [b"too large"]
+    assert kinds == [h2.events.ResponseReceived] + [h2.events.DataReceived] * bool(body) + \
+        [h2.events.StreamEnded, h2.events.StreamReset]
+    assert b"".join(e.data for e in got if isinstance(e, h2.events.DataReceived)) == body
     assert [e.error_code for e in got if isinstance(e, h2.events.StreamReset)] == [NO_ERROR]
     assert peer.engine.open_streams == 0

@@ -428,6 +428,10 @@ class NghttpEngine:
         self._drop_outbound(stream_id)
         if stream_id in self._open:  # else closed already, or never opened (idle: RFC 9113 5.1)
             self._reported.add(stream_id)
+            if error_code == NO_ERROR:
+                # The library sends a RST_STREAM ahead of a response HEADERS still queued
+                # (the response would be lost): frame what is queued first.
+                self._drain()
             lib.nghttp2_submit_rst_stream(self._session, 0, stream_id, error_code)
 
     def goaway(self, error_code: int = NO_ERROR, last_stream_id: int | None = None) -> None:
