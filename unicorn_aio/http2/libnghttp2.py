@@ -182,7 +182,7 @@ ffi = FFI()
 ffi.cdef(CDEF)
 lib: Any = ffi.dlopen("libnghttp2.so.14")
 if not hasattr(lib, "nghttp2_option_set_max_continuations"):  # pragma: no cover - before 1.61 or a Debian fix
-    raise ImportError("libnghttp2 lacks the CONTINUATION flood fix (CVE-2024-27316)")
+    raise ImportError("libnghttp2 lacks the CONTINUATION flood fix (CVE-2024-28182)")
 
 # Frame types, flags and library error codes (nghttp2.h).
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8

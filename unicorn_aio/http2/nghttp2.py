@@ -4,15 +4,16 @@ libnghttp2 frames, decodes HPACK, tracks stream states and enforces RFC 9113's r
 module turns its callbacks into the events of ``http2/engine.py``. What it defends by itself,
 and how the engine reports it (``ProtocolError`` with a GOAWAY queued):
 
-* CONTINUATION flood (CVE-2024-27316): more than ``MAX_CONTINUATIONS`` CONTINUATION frames
-  after a HEADERS is a fatal error (Debian's 1.52.0-1+deb12u2 carries the fix);
+* CONTINUATION flood (CVE-2024-28182, nghttp2's of the CVE-2024-27316 family): more than
+  ``MAX_CONTINUATIONS`` CONTINUATION frames after a HEADERS is a fatal error (Debian's
+  1.52.0-1+deb12u2 carries the fix);
 * rapid reset (CVE-2023-44487): RST_STREAMs past a token bucket end the session with GOAWAY
   (1.52.0-1+deb12u1); the count the tests check is the protocol's, the bucket is a backstop;
 * PING and SETTINGS floods: answered at most ``FLOOD_BUDGET`` times without a request between
   them, as the h2 engine does, and the library's own cap on queued acks;
 * HPACK bombs and oversized header lists: a header list past ``max_header_list_size`` stops
-  being decoded into Python and its stream is reset; one field past 64 KiB is a
-  COMPRESSION_ERROR in the library.
+  being decoded into Python and its stream is reset (RST_STREAM ENHANCE_YOUR_CALM); with at
+  most 9 frames of max_frame_size in a block, the C side's work is bounded too.
 
 Each cffi callback costs about a microsecond of Python, so a request costs: one
 ``on_begin_headers``, one ``on_header`` per field, one ``on_frame_recv`` (HEADERS), one data
