@@ -338,6 +338,23 @@ def test_usr2_the_new_master_takes_over_the_control_socket(process_server, sockd
         wait_for(lambda: not os.path.exists(path), 15, what="the new master's exit")
 
 
+def test_usr2_whose_new_master_exits_gives_the_socket_back(process_server, sockdir):
+    path = os.path.join(sockdir, "c.ctl")
+    srv = process_server("master_apps:hello", "--control-socket", path, env=ENV)
+    old_workers = set(srv.workers())
+    srv.signal(signal.SIGUSR2)
+    new_master = wait_for(lambda: [p for p in srv.workers() if p not in old_workers], 10,
+                          what="new master")[0]
+    wait_for(lambda: answers(path) and data(path, "show stats")["pid"] == new_master, 15,
+             what="the new master's control socket")
+    os.kill(new_master, signal.SIGTERM)  # the new master goes; the old one carries on
+    srv.wait_log("this master carries on")
+    wait_for(lambda: answers(path) and data(path, "show stats")["pid"] == srv.pid, 10,
+             what="the old master's control socket again")
+    srv.stop()
+    assert not os.path.exists(path)
+
+
 # -- unicorn_aioc ------------------------------------------------------------------------------
 
 

@@ -549,19 +549,14 @@ SETTINGS: tuple[Setting, ...] = (
       "400. Ignored with TLS.", metavar="STRING"),
 
     S("control_socket", _ctl, ("--control-socket",), string, None,
-      "The master's control socket (a unix socket), for unicorn_aioc and gunicorn's gunicornc.\n\n"
-      "Commands show the workers (with each one's requests, threads, memory and longest "
-      "request), stats, config and listeners, add, remove or stop workers, reload, reopen the "
-      "logs and shut down; see docs/control.md. A relative PATH is from the directory the "
-      "server starts in; the default's directory is created (mode 0700) if missing. Unlike "
-      "gunicorn, a socket that another live server answers on is left alone: the server warns "
-      "and runs without one; a stale one is replaced. Read at start; a HUP keeps the socket.",
-      metavar="PATH",
+      "The master's control socket (unix), for unicorn_aioc and gunicorn's gunicornc.\n\n"
+      "See docs/control.md. A relative PATH is from where the server starts. Unlike gunicorn, "
+      "a socket another live server answers on is left alone (one warning, no control socket); "
+      "a stale one is replaced. Read at start; a HUP keeps it.", metavar="PATH",
       default_doc="$XDG_RUNTIME_DIR/unicorn_aio.ctl, or $HOME/.unicorn_aio/unicorn_aio.ctl"),
     S("control_socket_mode", _ctl, ("--control-socket-mode",), octal, 0o600,
-      "The permissions of the control socket.\n\n"
-      "0600 lets only its owner connect; 0660 its group too. Whoever can connect can stop the "
-      "server.", metavar="INT"),
+      "The control socket's permissions: 0600 its owner only, 0660 its group too.",
+      metavar="INT"),
     S("control_socket_disable", _ctl, ("--no-control-socket",), boolean, False,
       "Open no control socket.", action="store_true"),
 

@@ -98,7 +98,7 @@ def open_control_socket(arbiter: Arbiter) -> ControlServer | None:
         return None
     if sock is None:
         return None
-    server = ControlServer(arbiter, sock, path)
+    server = ControlServer(arbiter, sock, path, cfg.control_socket_mode)
     arbiter.log.info("Control socket listening at %s", path)  # gunicorn's line
     return server
 
@@ -180,17 +180,21 @@ def _locked(directory: str) -> Iterator[None]:
 class ControlServer:
     """Answers control clients on the master's loop; ``close()`` at the master's exit."""
 
-    def __init__(self, arbiter: Arbiter, sock: socket.socket, path: str) -> None:
+    def __init__(self, arbiter: Arbiter, sock: socket.socket, path: str, mode: int) -> None:
         self.arbiter = arbiter
         self.path = path
+        self.mode = mode
         self.started = time.time()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._listen(sock)
+
+    def _listen(self, sock: socket.socket) -> None:
         self._own = unix_files([sock])
         self._sock = sock
         self._fd = sock.fileno()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._server: asyncio.AbstractServer | None = None
         _master_fds.add(self._fd)
-        self._task = arbiter.loop.create_task(self._serve(sock))
+        self._task = self.arbiter.loop.create_task(self._serve(sock))
 
     async def _serve(self, sock: socket.socket) -> None:
         try:
@@ -199,14 +203,33 @@ class ControlServer:
             self.arbiter.log.warning("Control socket %s: %s; running without a control socket",
                                      self.path, exc)
 
-    def close(self) -> None:
+    def _stop_listening(self) -> None:
         self._task.cancel()
         if self._server is not None:
             self._server.close()
-        for writer in list(self._writers):
-            writer.close()
+            self._server = None
         _master_fds.discard(self._fd)
         self._sock.close()  # already closed if the server started; not if it never did
+
+    def reclaim(self) -> None:
+        """USR2's new master took the path and has exited (removing the file): this master
+        carries on, so it listens there again, unless another server answers there now."""
+        log = self.arbiter.log
+        try:
+            sock = claim(self.path, self.mode, 0, log.warning)
+        except OSError as exc:
+            log.warning("Control socket %s: %s; running without a control socket", self.path,
+                        exc.strerror or exc)
+            return
+        if sock is not None:
+            self._stop_listening()
+            self._listen(sock)
+            log.info("Control socket listening at %s", self.path)
+
+    def close(self) -> None:
+        self._stop_listening()
+        for writer in list(self._writers):
+            writer.close()
         unlink_own_files(self._own)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

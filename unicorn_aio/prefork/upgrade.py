@@ -16,6 +16,7 @@ from unicorn_aio.apploader import prepare_process
 from unicorn_aio.config.config import load_config
 from unicorn_aio.errors import ConfigError
 from unicorn_aio.prefork.children import ChildWatcher
+from unicorn_aio.prefork.control import ControlServer
 from unicorn_aio.prefork.daemon import exec_new_master, move_pidfile
 from unicorn_aio.prefork.proctitle import set_proc_title
 from unicorn_aio.prefork.systemd import notify
@@ -40,6 +41,7 @@ class ReloadAndUpgrade:
     pidfile: str | None
     start_cwd: str
     children: ChildWatcher
+    control: ControlServer | None
     _binds: list[str]
     _unix_files: dict[str, tuple[int, int]]
 
@@ -125,6 +127,8 @@ class ReloadAndUpgrade:
         self.log.warning("New master (pid:%d) exited with code %d; this master carries on",
                          self.reexec_pid, code)
         self.reexec_pid = 0
+        if self.control:  # it took the control socket, and removed it as it exited
+            self.control.reclaim()
         if self.pidfile and self.pidfile.endswith(".oldbin"):
             self.pidfile = move_pidfile(self.pidfile, self.pidfile.removesuffix(".oldbin"))
         set_proc_title(f"unicorn_aio: master [{self.proc_name}]")
