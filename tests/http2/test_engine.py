@@ -447,3 +447,10 @@ def test_response_before_the_request_body_then_reset_no_error(engine_name: str, 
     assert b"".join(e.data for e in got if isinstance(e, h2.events.DataReceived)) == body
     assert [e.error_code for e in got if isinstance(e, h2.events.StreamReset)] == [NO_ERROR]
     assert peer.engine.open_streams == 0
+
+
+def test_header_list_size_0_is_unlimited(engine_name: str) -> None:
+    """--http2-max-header-list-size 0 means no limit (gunicorn's setting), not 'refuse all'."""
+    peer = Peer(engine_name, H2Settings(max_header_list_size=0))
+    sid, events = peer.request(GET + [(b"cookie", b"c" * 100_000)])
+    assert [(type(e), getattr(e, "stream_id", None)) for e in events] == [(RequestReceived, sid)]

@@ -80,6 +80,8 @@ MAX_CONTINUATIONS = 8
 # RST_STREAMs the library accepts in a burst, then per second, before GOAWAY: a backstop
 # behind the protocol's count of streams reset after its app call started.
 RESET_BURST, RESET_RATE = 1000, 33
+# --http2-max-header-list-size 0: no limit but the protocol's largest value (as the h2 engine).
+UNLIMITED = 2 ** 31 - 1
 # Per HPACK (RFC 7541 4.1) a field costs its name and value plus 32 octets.
 FIELD_OVERHEAD = 32
 # Hop-by-hop fields HTTP/2 forbids (RFC 9113 8.2.2): a client treats the response as malformed.
@@ -111,7 +113,7 @@ def _bind_callbacks(self: NghttpEngine) -> dict[str, Any]:
     call would add a Python call to each of the ~11 callbacks a request costs."""
     block: Headers = []
     block_size = 0
-    max_header_list = self.settings.max_header_list_size
+    max_header_list = self.settings.max_header_list_size or UNLIMITED
     events_of = self  # self._events is replaced on each receive
     open_streams = self._open
     reported = self._reported
@@ -341,7 +343,7 @@ class NghttpEngine:
             (SETTINGS_MAX_CONCURRENT_STREAMS, s.max_concurrent_streams),
             (SETTINGS_INITIAL_WINDOW_SIZE, s.initial_window_size),
             (SETTINGS_MAX_FRAME_SIZE, s.max_frame_size),
-            (SETTINGS_MAX_HEADER_LIST_SIZE, s.max_header_list_size),
+            (SETTINGS_MAX_HEADER_LIST_SIZE, s.max_header_list_size or UNLIMITED),
         ])
         check(lib.nghttp2_submit_settings(session, 0, iv, 4))
         if s.initial_window_size > 65535:
