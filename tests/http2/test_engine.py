@@ -454,3 +454,13 @@ def test_header_list_size_0_is_unlimited(engine_name: str) -> None:
     peer = Peer(engine_name, H2Settings(max_header_list_size=0))
     sid, events = peer.request(GET + [(b"cookie", b"c" * 100_000)])
     assert [(type(e), getattr(e, "stream_id", None)) for e in events] == [(RequestReceived, sid)]
+
+
+def test_nghttp2_connection_window_follows_a_larger_initial_window() -> None:
+    """RFC 9113 6.9.2: SETTINGS set the streams' windows, the connection's stays 65,535 until a
+    WINDOW_UPDATE: with --http2-initial-window-size 1 MiB one stream may send 1 MiB at once."""
+    if engine_available("nghttp2"):
+        pytest.skip(engine_available("nghttp2"))
+    peer = Peer("nghttp2", H2Settings(initial_window_size=1 << 20))
+    peer.request(POST, end_stream=False)
+    assert peer.client.local_flow_control_window(1) == 1 << 20
