@@ -2,9 +2,9 @@
 --shutdown-delay, the pause between a TERM and the stop that /readyz announces.
 
 /metrics renders the fleet's totals (fleet.py) in Prometheus's text format, or OpenMetrics when
-the scraper's Accept asks for it, written here by hand: no dependency, and a scrape of the
-whole fleet renders in about 60 us where prometheus_client's generate_latest over the same
-numbers takes about 330 us (docs/metrics.md).  With prometheus_client's multiprocess mode
+the scraper's Accept asks for it, written here by hand: no dependency, and a scrape of four
+workers' totals renders in 127 us where prometheus_client's generate_latest over the same
+numbers takes 894 us (docs/metrics.md).  With prometheus_client's multiprocess mode
 (PROMETHEUS_MULTIPROC_DIR set) the app's metrics follow ours in the same answer, and each
 worker that exits is marked dead (its live gauges go; its counters stay, so sums never drop).
 
