@@ -16,7 +16,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
-from hyperframe.frame import Frame
+from hyperframe.frame import Frame, SettingsFrame
 from procs import ServerProcess, wait_for
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -198,6 +198,25 @@ def raw_connection(port: int, settings: bytes = b"\x00\x00\x00\x04\x00\x00\x00\x
     """A connection that has sent the preface and an empty SETTINGS frame."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     sock.sendall(PREFACE + settings)
+    return sock
+
+
+def handshake(port: int, settings: dict[int, int] | None = None,
+              timeout: float = 10.0) -> socket.socket:
+    """A raw connection past the SETTINGS exchange: ours sent (``settings``), the server's
+    read and acknowledged, so that its limits are in force."""
+    frame = SettingsFrame(0, settings=settings or {})
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(PREFACE + frame.serialize())
+    data = b""
+    while len(data) < 9 or len(data) < 9 + int.from_bytes(data[:3], "big"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed during the handshake")
+        data += chunk
+    assert data[3] == 0x4, data[:9]
+    sock.sendall(SettingsFrame(0, flags=["ACK"]).serialize())
     return sock
 
 

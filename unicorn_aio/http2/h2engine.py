@@ -3,8 +3,9 @@
 h2 does the framing, HPACK, the stream states and flow-control accounting; this adapter turns
 its events into engine.py's and adds what h2 leaves to its user: splitting DATA by the peer's
 frame size, and the budget of PING and SETTINGS frames answered without a request between them
-(``FLOOD_BUDGET``).  h2 itself bounds a header block at 64 CONTINUATION frames and decodes it
-no larger than SETTINGS_MAX_HEADER_LIST_SIZE (an HPACK bomb is a COMPRESSION_ERROR).
+(``FLOOD_BUDGET``), counted before h2 answers them.  h2 itself bounds a header block at 64
+CONTINUATION frames and decodes it no larger than SETTINGS_MAX_HEADER_LIST_SIZE (an HPACK
+bomb is a COMPRESSION_ERROR).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ _SettingCodes = h2.settings.SettingCodes
 class H2LibEngine:
     """An ``H2Engine`` (engine.py) on h2.H2Connection."""
 
-    __slots__ = ("conn", "control_frames", "extra")
+    __slots__ = ("conn", "control_frames", "extra", "preface_left", "frame_left", "partial")
 
     def __init__(self, settings: H2Settings) -> None:
         conn = self.conn = h2.connection.H2Connection(config=_CONFIG)
@@ -59,10 +60,18 @@ class H2LibEngine:
             _SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
             _SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size or 2 ** 31 - 1,
         })
-        # Until the peer acknowledges our SETTINGS, h2 applies the defaults; the limits that
-        # matter before that (streams started, header sizes) the protocol enforces as well.
+        # Until the peer acknowledges our SETTINGS h2 applies the defaults; the protocol
+        # refuses streams over the limit before that.
         conn.max_inbound_frame_size = settings.max_frame_size
+        # The header list limit holds from the first request, not from the peer's ACK: the
+        # peer is told in the same SETTINGS, and an HPACK bomb needs no second round trip.
+        conn.decoder.max_header_list_size = settings.max_header_list_size or 2 ** 31 - 1
         self.control_frames = 0  # PING and SETTINGS answered since the last request
+        # Where frames begin in what the peer sends (see _over_budget): the client preface's
+        # bytes still to come, the current frame's, a frame header split between reads.
+        self.preface_left = 24
+        self.frame_left = 0
+        self.partial = b""
         self.extra = b""  # frames sent past h2 (a graceful GOAWAY), before what it queues next
 
     def initiate(self, upgrade_settings: bytes | None = None) -> None:
@@ -73,6 +82,17 @@ class H2LibEngine:
             self.conn.initiate_upgrade_connection(base64.urlsafe_b64encode(upgrade_settings))
 
     def receive(self, data: bytes) -> list[Event]:
+        cut = self._over_budget(data)
+        if cut is None:
+            return self._feed(data)
+        events = self._feed(data[:cut]) if cut else []
+        if not any(type(event) is ProtocolError for event in events):
+            self.conn.close_connection(ENHANCE_YOUR_CALM)
+            events.append(ProtocolError(ENHANCE_YOUR_CALM, f"over {FLOOD_BUDGET} PING/SETTINGS "
+                                        "frames without a request"))
+        return events
+
+    def _feed(self, data: bytes) -> list[Event]:
         try:
             # Any: dispatched on type(), which mypy does not narrow by
             h2_events: list[Any] = self.conn.receive_data(data)
@@ -90,7 +110,6 @@ class H2LibEngine:
                 events.append(DataReceived(ev.stream_id, ev.data, ev.flow_controlled_length,
                                            ended is not None))
             elif kind is h2.events.RequestReceived:
-                self.control_frames = 0
                 ended = ev.stream_ended
                 if ended is not None:
                     reported.add(id(ended))
@@ -109,23 +128,42 @@ class H2LibEngine:
             elif kind is h2.events.RemoteSettingsChanged:
                 if _SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:
                     events.append(WindowUpdated(0))  # every stream's window moved
-                self._answered(events)
-            elif kind is h2.events.PingReceived:
-                self._answered(events)
             elif kind is h2.events.ConnectionTerminated:
                 events.append(ConnectionTerminated(int(ev.error_code or 0),
                                                    ev.last_stream_id or 0))
         return events
 
-    def _answered(self, events: list[Event]) -> None:
-        """A frame that costs us an answer: past FLOOD_BUDGET of them without a request,
-        the peer is flooding (CVE-2019-9512, -9515)."""
-        self.control_frames += 1
-        if self.control_frames == FLOOD_BUDGET + 1:
-            self.conn.close_connection(ENHANCE_YOUR_CALM)
-            events.append(ProtocolError(ENHANCE_YOUR_CALM,
-                                        f"over {FLOOD_BUDGET} PING/SETTINGS frames without a "
-                                        "request"))
+    def _over_budget(self, data: bytes) -> int | None:
+        """Where in ``data`` the frame begins that takes the peer past FLOOD_BUDGET PING and
+        SETTINGS frames without a request (CVE-2019-9512, -9515), or None.  h2 answers every
+        frame of a read before it returns, so the frames are counted before it sees them,
+        from their 9-byte headers."""
+        i, n = 0, len(data)
+        if self.preface_left:
+            i = min(self.preface_left, n)
+            self.preface_left -= i
+        while i < n:
+            if self.frame_left:
+                step = min(self.frame_left, n - i)
+                self.frame_left -= step
+                i += step
+                continue
+            start = i - len(self.partial)
+            header = self.partial + data[i:i + 9 - len(self.partial)]
+            i += 9 - len(self.partial)
+            if len(header) < 9:
+                self.partial = header
+                break
+            self.partial = b""
+            self.frame_left = int.from_bytes(header[:3], "big")
+            kind = header[3]
+            if kind == 1:  # HEADERS: a request, progress
+                self.control_frames = 0
+            elif kind in (4, 6) and not header[4] & 1:  # SETTINGS, PING; not an ACK
+                self.control_frames += 1
+                if self.control_frames > FLOOD_BUDGET:
+                    return max(start, 0)
+        return None
 
     def send_headers(self, stream_id: int, headers: Headers, end_stream: bool) -> None:
         self.conn.send_headers(stream_id, headers, end_stream=end_stream)
