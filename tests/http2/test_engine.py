@@ -15,11 +15,12 @@ import h2.events
 import h2.settings
 import hpack
 import pytest
-from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStreamFrame
+from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFrame, RstStreamFrame
 
 from unicorn_aio.http2.engine import (
     ENHANCE_YOUR_CALM,
     FLOOD_BUDGET,
+    FLOW_CONTROL_ERROR,
     NO_ERROR,
     ConnectionTerminated,
     DataReceived,
@@ -464,3 +465,44 @@ def test_nghttp2_connection_window_follows_a_larger_initial_window() -> None:
     peer = Peer("nghttp2", H2Settings(initial_window_size=1 << 20))
     peer.request(POST, end_stream=False)
     assert peer.client.local_flow_control_window(1) == 1 << 20
+
+
+def test_ping_is_answered(engine_name: str) -> None:
+    peer = Peer(engine_name)
+    peer.client.ping(b"pingpong")
+    events, got = peer.exchange()
+    assert events == []
+    assert [e.ping_data for e in got if isinstance(e, h2.events.PingAckReceived)] == [b"pingpong"]
+
+
+def test_peer_window_setting_wakes_every_stream(engine_name: str) -> None:
+    """A new SETTINGS_INITIAL_WINDOW_SIZE moves every stream's window (RFC 9113 6.9.2): the
+    protocol hears WindowUpdated(0) and retries whatever waits."""
+    peer = Peer(engine_name)
+    peer.request()
+    peer.client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+    events, _ = peer.exchange()
+    assert [(type(e), e.stream_id) for e in events] == [(WindowUpdated, 0)]
+    peer.engine.send_headers(1, OK, False)
+    assert peer.engine.outbound_window(1) == 65535  # the connection's window bounds it
+
+
+def test_empty_data_frame_ends_the_request(engine_name: str) -> None:
+    peer = Peer(engine_name)
+    peer.request(POST, end_stream=False)
+    peer.client.end_stream(1)
+    events, _ = peer.exchange()
+    assert [(type(e), e.stream_id) for e in events] in (
+        [(DataReceived, 1)], [(StreamEnded, 1)])
+    if isinstance(events[0], DataReceived):
+        assert (events[0].data, events[0].flow_length, events[0].end_stream) == (b"", 0, True)
+
+
+def test_data_past_the_window_is_a_connection_error(engine_name: str) -> None:
+    peer = Peer(engine_name)
+    peer.request(POST, end_stream=False)
+    # 5 frames of 16,000 bytes: 80,000 bytes against a 65,535-byte window never given back.
+    raw = b"".join(DataFrame(1, data=b"x" * 16000).serialize() for _ in range(5))
+    events = peer.engine.receive(raw)
+    assert [e.error_code for e in events if isinstance(e, ProtocolError)] == [FLOW_CONTROL_ERROR]
+    assert 7 in frame_types(peer.engine.data_to_send())
