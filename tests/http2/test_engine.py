@@ -506,3 +506,14 @@ def test_data_past_the_window_is_a_connection_error(engine_name: str) -> None:
     events = peer.engine.receive(raw)
     assert [e.error_code for e in events if isinstance(e, ProtocolError)] == [FLOW_CONTROL_ERROR]
     assert 7 in frame_types(peer.engine.data_to_send())
+
+
+def test_flood_after_a_graceful_goaway_is_still_an_error(engine_name: str) -> None:
+    """A connection told to wind down (GOAWAY NO_ERROR) still ends on a flood."""
+    peer = Peer(engine_name)
+    peer.request()
+    peer.engine.goaway(NO_ERROR, 1)
+    peer.answer()
+    pings = b"".join(PingFrame(0, opaque_data=b"12345678").serialize() for _ in range(1001))
+    events = peer.engine.receive(pings)
+    assert [e.error_code for e in events if isinstance(e, ProtocolError)] == [ENHANCE_YOUR_CALM]

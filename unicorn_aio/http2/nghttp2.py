@@ -320,7 +320,7 @@ class NghttpEngine:
         self._last_error = ""
         self._pending: list[bytes] = []
         self._failed = False                # a ProtocolError was reported
-        self._goaway_ours = False
+        self._goaway_ours: int | None = None  # the error code of our GOAWAY
         self._out_ptr = ffi.new("const char **")
         self._callbacks = _bind_callbacks(self)
         self._provider = ffi.new("nghttp2_data_provider *")
@@ -362,9 +362,10 @@ class NghttpEngine:
             # A connection error makes the library queue GOAWAY and stop reading, and not all
             # of them reach a callback: framing what is queued (work data_to_send would do
             # next anyway) and asking want_read tells it for every one.
+            start = len(self._pending)
             self._drain()
-            if not lib.nghttp2_session_want_read(self._session) and not self._goaway_ours:
-                self._terminated_by_library()
+            if not lib.nghttp2_session_want_read(self._session):
+                self._terminated_by_library(start)
         return events
 
     def send_headers(self, stream_id: int, headers: Headers, end_stream: bool) -> None:
@@ -440,7 +441,7 @@ class NghttpEngine:
     def goaway(self, error_code: int = NO_ERROR, last_stream_id: int | None = None) -> None:
         if last_stream_id is None:
             last_stream_id = lib.nghttp2_session_get_last_proc_stream_id(self._session)
-        self._goaway_ours = True
+        self._goaway_ours = error_code
         lib.nghttp2_submit_goaway(self._session, 0, last_stream_id, error_code, ffi.NULL, 0)
 
     def data_to_send(self) -> bytes:
@@ -480,11 +481,12 @@ class NghttpEngine:
             lib.nghttp2_session_terminate_session(self._session, ENHANCE_YOUR_CALM)
             self._last_error = f"more than {FLOOD_BUDGET} PING or SETTINGS frames without a request"
 
-    def _terminated_by_library(self) -> None:
-        """The session reads no more: a connection error (ours is the GOAWAY queued), or the
-        peer's GOAWAY with no stream left, which ConnectionTerminated reported."""
-        goaway = _find_goaway(self._pending)
-        if goaway is None:
+    def _terminated_by_library(self, start: int) -> None:
+        """The session reads no more: a connection error (the library's GOAWAY, framed from
+        ``self._pending[start]`` on), or only the end of a GOAWAY exchange (the peer's, or ours,
+        with no stream left), which is no error."""
+        goaway = _find_goaway(self._pending[start:])
+        if goaway is None or goaway[0] == self._goaway_ours:
             return
         self._failed = True
         code, last_stream_id, reason = goaway
