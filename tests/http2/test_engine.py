@@ -22,6 +22,7 @@ from unicorn_aio.http2.engine import (
     FLOOD_BUDGET,
     FLOW_CONTROL_ERROR,
     NO_ERROR,
+    PROTOCOL_ERROR,
     ConnectionTerminated,
     DataReceived,
     H2Settings,
@@ -508,12 +509,12 @@ def test_data_past_the_window_is_a_connection_error(engine_name: str) -> None:
     assert 7 in frame_types(peer.engine.data_to_send())
 
 
-def test_flood_after_a_graceful_goaway_is_still_an_error(engine_name: str) -> None:
-    """A connection told to wind down (GOAWAY NO_ERROR) still ends on a flood."""
+def test_bad_frame_after_a_graceful_goaway_is_still_an_error(engine_name: str) -> None:
+    """A connection told to wind down (GOAWAY NO_ERROR) still ends on a connection error."""
     peer = Peer(engine_name)
     peer.request()
     peer.engine.goaway(NO_ERROR, 1)
     peer.answer()
-    pings = b"".join(PingFrame(0, opaque_data=b"12345678").serialize() for _ in range(1001))
-    events = peer.engine.receive(pings)
-    assert [e.error_code for e in events if isinstance(e, ProtocolError)] == [ENHANCE_YOUR_CALM]
+    data_on_stream_0 = b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x"  # RFC 9113 6.1: PROTOCOL_ERROR
+    events = peer.engine.receive(data_on_stream_0)
+    assert [e.error_code for e in events if isinstance(e, ProtocolError)] == [PROTOCOL_ERROR]
