@@ -748,6 +748,21 @@ def sc_accesslog(ctx: Context) -> dict:
     return r
 
 
+def sc_metrics(ctx: Context) -> dict:
+    # Both without the control socket, the stats' other reader: "off" counts nothing per request.
+    on = f"{OURS} +metrics"
+    vs = [Variant(OURS, OURS, threads=4, extra=("--no-control-socket",)),
+          Variant(on, OURS, threads=4, extra=("--no-control-socket", "--metrics-bind", f"{HOST}:0"))]
+    r = wrk_scenario(ctx, "metrics", "hello world with and without --metrics-bind", vs)
+    a, b = rps_of(r, on), rps_of(r, OURS)
+    drop = None if a is None or b is None else 1 - a / b
+    shown = None if drop is None else (f"{drop * 100:.1f}% drop" if drop >= 0 else f"no drop ({-drop * 100:.1f}% faster)")
+    r["targets"] = [target("--metrics-bind costs ≤ 3% rps", drop, None if drop is None else drop <= 0.03, shown)]
+    r["notes"].append("Per request a worker adds one record (status class, duration bucket, body bytes), "
+                      "and sends its totals once a second with its heartbeat; nothing scrapes during the run.")
+    return r
+
+
 def sc_workers(ctx: Context) -> dict:
     vs = []
     for name, server, kw in ((OURS, OURS, {"threads": 4}), ("granian", "granian", {}),
@@ -1122,7 +1137,7 @@ def sc_longpoll(ctx: Context) -> dict:
 SCENARIOS = {
     "hello": sc_hello, "inline": sc_inline, "close": sc_close, "sleep10": sc_sleep, "big": sc_big,
     "upload": sc_upload, "idle": sc_idle, "workers": sc_workers, "rss": sc_rss, "accesslog": sc_accesslog,
-    "asgi": sc_asgi, "longpoll": sc_longpoll, "baseline": sc_baseline,
+    "asgi": sc_asgi, "longpoll": sc_longpoll, "metrics": sc_metrics, "baseline": sc_baseline,
 }
 QUICK = ["rss", "hello", "inline", "close", "sleep10", "big", "asgi", "upload", "idle"]
 

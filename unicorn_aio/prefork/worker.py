@@ -78,7 +78,9 @@ class Worker:
             self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
         self._retire_sent = False
         self._retire_reason: str | None = None  # a stats.RESTART_REASONS word
-        self.stats = RequestStats()
+        # Counted only for a reader of them: the control socket, --metrics-bind.
+        self.stats = RequestStats() if cfg.metrics_bind or not cfg.control_socket_disable \
+            else None
         self.outbox = Outbox(channel)
         self._last_stats: dict | None = None  # the last numbers sent, to send only changes
         self._stopping: asyncio.Future[bool] | None = None  # its result: graceful or not
@@ -257,7 +259,7 @@ class Worker:
     def _stats_message(self, rss: float | None = None) -> bytes:
         """The STATS message (stats.py) when a number changed since the last one sent."""
         server = self.server
-        if server is None or server.pool is None:  # not serving yet: nothing counted
+        if server is None or server.pool is None or self.stats is None:  # nothing to say
             return b""
         rss = rss_mb() if rss is None else rss
         numbers = snapshot(server, self.stats, int(rss * 1024 * 1024), self._retire_reason)
