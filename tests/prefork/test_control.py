@@ -299,6 +299,8 @@ def test_the_protocol_errors_ids_and_many_requests_on_one_connection(process_ser
             ({"id": 12, "command": "worker add two"},
              "Invalid argument: invalid literal for int() with base 10: 'two'"),
             ({"id": 13, "command": "worker kill"}, "Invalid argument: Missing PID for worker kill"),
+            ({"id": 15, "command": "worker add", "args": "2"}, "Invalid argument: args must be a list"),
+            ({"id": 16, "command": "show 'workers"}, "Invalid argument: No closing quotation"),
         ]:
             sock.sendall(frame(request))
             assert read(sock) == {"id": request["id"], "status": "error", "error": error}

@@ -68,14 +68,22 @@ HELP = {
 }
 
 # Descriptors a forked worker must not keep: it would hold the socket open after the master
-# is gone, and a client (or the next master's probe) would find it "answering".
-_master_fds: set[int] = set()
+# is gone, and a client (or the next master's probe) would find it "answering".  With each
+# one's inode: a client's fd may be closed under us (and its number reused, say for the new
+# worker's channel) a moment before its handler forgets it.
+_master_fds: dict[int, int] = {}
+
+
+def _remember(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        _master_fds[fd] = os.fstat(fd).st_ino
 
 
 def _close_in_child() -> None:
-    for fd in _master_fds:
+    for fd, inode in _master_fds.items():
         with contextlib.suppress(OSError):
-            os.close(fd)
+            if os.fstat(fd).st_ino == inode:
+                os.close(fd)
     _master_fds.clear()
 
 
@@ -193,7 +201,7 @@ class ControlServer:
         self._own = unix_files([sock])
         self._sock = sock
         self._fd = sock.fileno()
-        _master_fds.add(self._fd)
+        _remember(self._fd)
         self._task = self.arbiter.loop.create_task(self._serve(sock))
 
     async def _serve(self, sock: socket.socket) -> None:
@@ -208,7 +216,7 @@ class ControlServer:
         if self._server is not None:
             self._server.close()
             self._server = None
-        _master_fds.discard(self._fd)
+        _master_fds.pop(self._fd, None)
         self._sock.close()  # already closed if the server started; not if it never did
 
     def reclaim(self) -> None:
@@ -235,7 +243,7 @@ class ControlServer:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         fd = writer.get_extra_info("socket").fileno()
         self._writers.add(writer)
-        _master_fds.add(fd)
+        _remember(fd)
         try:
             while True:
                 try:
@@ -249,7 +257,7 @@ class ControlServer:
             pass
         finally:
             self._writers.discard(writer)
-            _master_fds.discard(fd)
+            _master_fds.pop(fd, None)
             writer.close()
 
     # -- commands ---------------------------------------------------------------------------
@@ -260,8 +268,11 @@ class ControlServer:
         command = message.get("command", "")
         if not isinstance(command, str) or not command.strip():
             return error(request_id, "Empty command")
+        args = message.get("args") or []
+        if not isinstance(args, list):
+            return error(request_id, "Invalid argument: args must be a list")
         try:
-            parts = shlex.split(command) + [str(a) for a in message.get("args") or []]
+            parts = shlex.split(command) + [str(a) for a in args]
             return ok(request_id, self.execute(parts))
         except ValueError as exc:
             return error(request_id, f"Invalid argument: {exc}")
