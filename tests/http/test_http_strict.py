@@ -228,6 +228,19 @@ async def test_underscore_header_names(start_server, header_map, seen):
     assert json.loads(resp.body).get("HTTP_X_FORWARDED_FOR") == seen
 
 
+async def test_underscore_content_length_is_not_the_content_length(start_server):
+    # gunicorn's own corpus (valid/040_compat): under dangerous, Content_Length is kept as
+    # HTTP_CONTENT_LENGTH; CONTENT_LENGTH stays the framing's, never "7,-1E23".
+    import json
+    server = await start_server(make_app(), header_map="dangerous")
+    [resp] = await exchange(server.port, req(b"POST /env HTTP/1.1", b"Content-Length: 2",
+                                             b"Content_Length: -1E23", b"Content_Type: x/y",
+                                             b"Connection: close", body=b"ok"))
+    env = json.loads(resp.body)
+    assert (env["CONTENT_LENGTH"], env["HTTP_CONTENT_LENGTH"]) == ("2", "-1E23")
+    assert ("CONTENT_TYPE" in env, env["HTTP_CONTENT_TYPE"]) == (False, "x/y")
+
+
 async def test_one_empty_line_is_ignored_before_a_request_line(start_server):
     # RFC 9112 2.2, even when the CRLF comes in pieces and after a response; a second one is
     # refused after the requests before it are answered.

@@ -30,8 +30,12 @@ _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2.0"}  # 2.0: as 
 def environ_key(name: bytes) -> str:
     key = _ENVIRON_KEYS.get(name)
     if key is None:
-        upper = name.decode("latin-1").upper().replace("-", "_")
-        key = upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + upper
+        upper = name.decode("latin-1").upper()
+        # Only the real fields: "Content_Length" (kept by --header-map dangerous) is
+        # HTTP_CONTENT_LENGTH, as in gunicorn, never merged into the framing's CONTENT_LENGTH.
+        key = upper.replace("-", "_")
+        if upper not in ("CONTENT-TYPE", "CONTENT-LENGTH"):
+            key = "HTTP_" + key
         if len(_ENVIRON_KEYS) < 4096:
             _ENVIRON_KEYS[name] = key
     return key
