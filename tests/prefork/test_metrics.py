@@ -159,6 +159,16 @@ def test_a_sigkilled_worker_loses_at_most_its_last_heartbeat_interval(server):
     wait_value(port, P + "requests_total", counted + 1, status="2xx")
 
 
+def test_an_asgi_app_is_counted_the_same(server):
+    srv = server(app="metrics_apps:asgi_app")
+    sent = Tally()
+    for path, body in (("/status/200?size=50", b""), ("/status/404?size=1", b""),
+                       ("/status/503?size=0", b"q" * 300), ("/status/204?size=0", b"")):
+        for _ in range(3):
+            sent.send(srv.port, path, body)
+    check_exact(srv.metrics_port, sent)
+
+
 def test_max_requests_restarts_are_counted_by_reason(server):
     srv = server("--max-requests", "5", workers=1)
     sent = Tally()
@@ -167,6 +177,41 @@ def test_max_requests_restarts_are_counted_by_reason(server):
     wait_for(lambda: value(samples(srv.metrics_port), P + "worker_restarts_total",
                            reason="max-requests") >= 1, 15, what="a max-requests restart")
     check_exact(srv.metrics_port, sent)
+
+
+def test_usr2s_new_master_takes_the_port_over_once_the_old_one_exits(server):
+    srv = server(workers=1)
+    port = srv.metrics_port
+    old_workers = set(srv.workers())
+    srv.signal(signal.SIGUSR2)
+    new_master = wait_for(lambda: [p for p in srv.workers() if p not in old_workers], 10,
+                          what="the new master")[0]
+    try:
+        wait_for(lambda: len(children(new_master)) == 1, 15, what="the new master's worker")
+        srv.wait_log("is the old master's until it exits")
+        found = wait_value(port, P + "requests_total", 1, status="2xx")  # the old master's
+        assert value(found, P + "requests_total", status="2xx") == 1
+        srv.signal(signal.SIGQUIT)
+        srv.proc.wait(15)
+        sent = Tally()
+        sent.statuses.clear()  # a new master counts from zero
+        sent.bytes_out = 0
+        for _ in range(3):
+            sent.send(srv.port, "/status/200?size=4")
+        wait_for(lambda: _answers(port), 5, what="the new master's listener")
+        check_exact(port, sent)
+    finally:
+        os.kill(new_master, signal.SIGTERM)
+        wait_for(lambda: not os.path.exists(f"/proc/{new_master}") or
+                 open(f"/proc/{new_master}/stat").read().split()[2] == "Z", 15,
+                 what="the new master's exit")
+
+
+def _answers(port: int) -> bool:
+    try:
+        return fetch(port, "/livez", timeout=1)[0] == 200
+    except OSError:
+        return False
 
 
 def test_probes_and_formats(server):

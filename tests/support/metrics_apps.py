@@ -37,3 +37,22 @@ def counted(environ, start_response):
         _gauge.set(1)
     _counter.inc()
     return app(environ, start_response)
+
+
+async def asgi_app(scope, receive, send):
+    """The same answers as ``app``, from an ASGI app (no X-Pid)."""
+    if scope["type"] != "http":
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    path = scope["path"]
+    query = dict(p.partition("=")[::2] for p in scope["query_string"].decode().split("&") if p)
+    status = int(path.rpartition("/")[2]) if path.startswith("/status/") else 200
+    body = b"x" * int(query.get("size", 2))
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
