@@ -63,7 +63,7 @@ class MetricsServer:
         self._sock: socket.socket | None = None
         self._server: asyncio.AbstractServer | None = None
         self._rebind: asyncio.TimerHandle | None = None
-        self._clients: set[asyncio.Transport] = set()
+        self.clients: set[asyncio.Transport] = set()  # scrapes being answered
         self._app_metrics: Callable[[bool], bytes] | None = None
 
     # -- lifetime (called by the arbiter) ---------------------------------------------------
@@ -114,11 +114,11 @@ class MetricsServer:
         master's (the parent's loop, never run here, keeps its records of them)."""
         if self._sock is not None:
             self._sock.close()
-        for transport in self._clients:
+        for transport in self.clients:
             sock = transport.get_extra_info("socket")
             if sock is not None and sock.fileno() >= 0:
                 os.close(sock.fileno())
-        self._clients = set()
+        self.clients = set()
 
     def close(self) -> None:
         if self._rebind is not None:
@@ -127,7 +127,7 @@ class MetricsServer:
             self._server.close()
         elif self._sock is not None:
             self._sock.close()
-        for transport in list(self._clients):
+        for transport in list(self.clients):
             transport.abort()
 
     def delay_stop(self) -> bool:
@@ -186,13 +186,13 @@ class Endpoint(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = stream = cast(asyncio.Transport, transport)  # uvloop's: not a subclass
-        self.server._clients.add(stream)
+        self.server.clients.add(stream)
         self.timer = self.server.master.loop.call_later(CLIENT_TIMEOUT, stream.abort)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        self.server._clients.discard(self.transport)
+        self.server.clients.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
         transport = self.transport
