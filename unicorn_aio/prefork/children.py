@@ -15,6 +15,8 @@ starts, and the tests run the master under both.
 Messages on a worker's socketpair are single bytes.  Worker to master: ``BOOTED`` serving,
 ``BEAT`` alive, ``RETIRE`` replace me (max-requests, memory, --reload).  Master to worker:
 ``HAND_OFF``: your siblings serve, leave new clients to them while your replacement boots.
+With its beats a worker also sends its running totals, in the framed ``STATS`` message of
+stats.py (fleet.py splits them from the single bytes).
 """
 
 from __future__ import annotations
