@@ -6,7 +6,9 @@ signal dispositions, no wakeup fd, a new uvloop loop, and only its own end of it
 
 It speaks to the master in the single bytes of children.py: booted, beats, retire; and hears
 hand-off.  Beats come from the loop thread, so a long response never looks like a hang - only
-a loop that stops turning does.
+a loop that stops turning does.  With a beat, when a number changed, go its running totals
+(stats.py: requests by status and duration, threads, connections, RSS), for /metrics and the
+control socket; a send never blocks the loop (stats.Outbox).
 """
 
 from __future__ import annotations
