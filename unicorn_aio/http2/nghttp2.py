@@ -278,12 +278,12 @@ def _bind_callbacks(self: NghttpEngine) -> dict[str, Any]:
 # submitting a response. Bounded: cleared when full.
 _FIELDS: dict[tuple[bytes, bytes], tuple[Any, Any, int, int, int]] = {}
 _FIELDS_MAX = 1024
+_FIELD_CACHED_MAX = 64
 
 def _nv_array(headers: Headers) -> tuple[Any, int, list[Any]]:
-    """The nghttp2_nv array for ``headers`` (the library copies it), its length, and what
-    keeps its pointers valid until then."""
-    fields = []
-    keep: list[Any] = []
+    """The nghttp2_nv array for ``headers`` (the library copies it), its length, and the
+    fields whose buffers it points into (alive until the library has copied them)."""
+    fields: list[Any] = []
     cache = _FIELDS
     for pair in headers:
         field = cache.get(pair)
@@ -292,15 +292,14 @@ def _nv_array(headers: Headers) -> tuple[Any, int, list[Any]]:
             lowered = name.lower()
             if lowered in CONNECTION_SPECIFIC:
                 continue
-            n = from_buffer(_CHAR_A, lowered)
-            v = from_buffer(_CHAR_A, value)
-            field = (n, v, len(lowered), len(value), 0)
-            if len(cache) >= _FIELDS_MAX:
-                cache.clear()
-            cache[pair] = field
-        keep.append(field)  # a cleared cache must not free what this array points to
+            field = (from_buffer(_CHAR_A, lowered), from_buffer(_CHAR_A, value),
+                     len(lowered), len(value), 0)
+            if len(value) <= _FIELD_CACHED_MAX:  # a cookie or a token would only churn it
+                if len(cache) >= _FIELDS_MAX:
+                    cache.clear()
+                cache[pair] = field
         fields.append(field)
-    return newp(_NV_ARRAY, fields), len(fields), keep
+    return newp(_NV_ARRAY, fields), len(fields), fields
 
 
 class NghttpEngine:
