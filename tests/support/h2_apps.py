@@ -8,6 +8,8 @@
 /calls      JSON: app calls started so far in this worker (this one included)
 /fail       a 64 KiB chunk, then an exception: the response is cut short
 /file       (ASGI) http.response.pathsend of ?path=
+/trailers   (ASGI) a body, then trailers (x-checksum, x-count) in two messages
+/extensions (ASGI) the scope's extensions, as a JSON list
 """
 
 from __future__ import annotations
@@ -146,6 +148,17 @@ async def asgi(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"y" * CHUNK, "more_body": True})
         raise RuntimeError("the app fails after its head")
+    if path == "/trailers":
+        await send({"type": "http.response.start", "status": 200, "trailers": True,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"with trailers"})
+        await send({"type": "http.response.trailers", "more_trailers": True,
+                    "headers": [(b"x-checksum", b"abc")]})
+        await send({"type": "http.response.trailers", "headers": [(b"X-Count", b"2")]})
+        return
+    if path == "/extensions":
+        await respond(json.dumps(sorted(scope.get("extensions", {}))).encode())
+        return
     if path == "/file":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/octet-stream")]})

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 # not listen for http.disconnect while they stream.
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 EXTENSIONS: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
+# An HTTP/2 stream (http2/stream.py) sends trailers; HTTP/1.1 here frames no trailer section.
+EXTENSIONS_H2: dict[str, dict[str, Any]] = {**EXTENSIONS, "http.response.trailers": {}}
 SENDFILE_CHUNK = 256 * 1024
 
 
@@ -283,7 +285,7 @@ class HTTPCycle:
     __slots__ = ("handler", "protocol", "req", "transport", "status", "headers",
                  "content_length", "keep_alive", "chunked", "started", "head_sent", "complete",
                  "failed", "lost", "paused", "sent", "body_done", "waiter", "writable",
-                 "start_time", "bodyless", "own_headers")
+                 "start_time", "bodyless", "own_headers", "trailers")
 
     def __init__(self, handler: ASGIHandler, protocol: Connection, req: Request) -> None:
         self.handler = handler
@@ -310,13 +312,14 @@ class HTTPCycle:
         self.writable: asyncio.Future[None] | None = None
         self.start_time = time.time() if handler.log.access_enabled else 0.0
         self.bodyless = False
+        self.trailers: list[tuple[bytes, bytes]] | None = None  # announced: collected here
         if not req.body.complete:
             req.body.watch(self._wake, protocol.resume_reading)
 
     async def run(self) -> None:
         handler = self.handler
         scope = handler.scope("http", self.protocol, self.req, handler.http_scheme)
-        scope["extensions"] = EXTENSIONS
+        scope["extensions"] = EXTENSIONS_H2 if self.req.version == "2" else EXTENSIONS
         try:
             await handler.app(scope, self.receive, self.send)
         except asyncio.CancelledError as exc:
@@ -401,7 +404,7 @@ class HTTPCycle:
             if more:
                 if self.paused:
                     await self._until_writable()
-            else:
+            elif self.trailers is None:
                 self._finish()
         elif kind == "http.response.start":
             if self.started:
@@ -413,6 +416,7 @@ class HTTPCycle:
                 decode_headers(message.get("headers", ())))
             self.status, self.headers, self.started = status, headers, True
             self.bodyless = bodyless(self.req.method, status)
+            self.trailers = [] if message.get("trailers") and self.req.version == "2" else None
             if close:
                 self.keep_alive = False
         elif kind == "http.response.pathsend":
@@ -420,7 +424,12 @@ class HTTPCycle:
                 raise RuntimeError(f"unexpected ASGI message {kind!r}")
             await self._pathsend(message["path"])
         elif kind == "http.response.trailers":
-            pass  # trailers are not sent (RFC 9110 6.5.1 lets the recipient drop them anyway)
+            # Sent over HTTP/2 when announced; dropped otherwise (RFC 9110 6.5.1 allows it).
+            if self.trailers is not None and not self.complete:
+                self.trailers += [(bytes(n).lower(), bytes(v)) for n, v in message["headers"]]
+                if not message.get("more_trailers", False):
+                    getattr(self.transport, "send_trailers")(self.trailers)
+                    self._finish()
         else:
             raise RuntimeError(f"unexpected ASGI message type {kind!r} in an HTTP request")
 
@@ -478,7 +487,8 @@ class HTTPCycle:
                     if self.paused:
                         await self._until_writable()
         self._write(b"", False)
-        self._finish()
+        if self.trailers is None:
+            self._finish()
 
     async def _until_writable(self) -> None:
         while self.paused and not self.lost:

@@ -110,6 +110,7 @@ def switch(conn: HttpProtocol, h2: H2Protocol, data: bytes = b"") -> None:
     conn.parser = None
     transport.set_protocol(h2)
     h2.connection_made(transport)
+    h2.peername = conn.peername  # a PROXY header's client, if one came
     conn.host.connection_lost(conn)
     transport.resume_reading()
     if data:
@@ -143,6 +144,10 @@ class H1OrH2(HttpProtocol):
         if sniffed is None:
             super().data_received(data)
             return
+        if self.proxy_header is not None:  # --proxy-protocol: its header comes first
+            data = self.proxy_header.feed(self, data)
+            if not data:
+                return
         sniffed += data
         if len(sniffed) < len(H2C_PREFACE) and H2C_PREFACE.startswith(sniffed):
             self.sniffed = sniffed  # the preface may still come: --header-timeout bounds it

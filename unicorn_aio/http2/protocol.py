@@ -35,7 +35,7 @@ from unicorn_aio.http.contract import (
 from unicorn_aio.http.protocol import LINGER_SECONDS
 from unicorn_aio.http.request import Request
 from unicorn_aio.http.response import error_response
-from unicorn_aio.http.rules import Reject, check_headers, check_request_target
+from unicorn_aio.http.rules import Reject
 from unicorn_aio.http2.engine import (
     CANCEL,
     ENHANCE_YOUR_CALM,
@@ -60,7 +60,7 @@ from unicorn_aio.http2.limits import (
     STREAM_LOW,
     ResetCounter,
 )
-from unicorn_aio.http2.stream import H2Stream
+from unicorn_aio.http2.stream import H2Stream, read_request
 
 if TYPE_CHECKING:
     from unicorn_aio.http2.engine import Event
@@ -139,6 +139,11 @@ class H2Protocol(asyncio.Protocol):
                 self._on_event(event)
                 if self.ended:
                     break
+        except Exception:
+            # Our bug, or an engine's: the connection's state cannot be trusted any more.
+            self.host.log.exception("internal error on an HTTP/2 connection from %s",
+                                    self.peername)
+            self._fail("internal error", INTERNAL_ERROR)
         finally:
             self.receiving = False
         self._flush()
@@ -225,7 +230,7 @@ class H2Protocol(asyncio.Protocol):
         if self.stream_count == self.settings.max_streams_per_connection:
             self._drain()
         try:
-            self._read_head(req, headers)
+            read_request(req, headers, self.options, self.peername)
         except Reject as exc:
             self._refuse(stream, exc.status, exc.reason)
             return
@@ -233,44 +238,6 @@ class H2Protocol(asyncio.Protocol):
             self._body_ended(stream)
         elif req.framing.expect_continue:
             self._dispatch(stream)  # the client waits for the app's first read (or a refusal)
-
-    def _read_head(self, req: Request, headers: Headers) -> None:
-        """Fill ``req`` from a header block the engine has validated (RFC 9113 8.3)."""
-        fields: Headers = []
-        cookies: list[bytes] = []
-        authority = None
-        method = path = b""
-        for name, value in headers:
-            if name[:1] == b":":
-                if name == b":method":
-                    method = value
-                elif name == b":path":
-                    path = value
-                elif name == b":authority":
-                    authority = value
-            elif name == b"cookie":
-                cookies.append(value)  # RFC 9113 8.2.3: split crumbs are one field again
-            else:
-                fields.append((name, value))
-        if cookies:
-            fields.append((b"cookie", b"; ".join(cookies)))
-        limit = self.options.limits[1]
-        if len(fields) > limit:
-            raise Reject(431, f"more than {limit} header fields")
-        if authority is not None and not any(name == b"host" for name, _ in fields):
-            fields.insert(0, (b"host", authority))  # RFC 9113 8.3.1: what Host would say
-        req.method, req.url, req.version, req.keep_alive = method, path, "2", True
-        check_request_target(method, path)
-        options = self.options
-        framing, req.headers = check_headers(fields, "2", options.header_map,
-                                             options.forwarder_headers)
-        # check_headers honours 100-continue in HTTP/1.1 only; RFC 9110 10.1.1 is the same
-        # in HTTP/2 (an interim HEADERS frame).
-        framing.expect_continue = any(name == b"expect" for name, _ in fields)
-        framing.upgrade = framing.close = False
-        req.framing = framing
-        if options.proxy_headers.enabled:
-            req.headers, req.proxied = options.proxy_headers.read(req.headers, self.peername)
 
     def _on_data(self, event: DataReceived) -> None:
         stream = self.streams.get(event.stream_id)
@@ -435,7 +402,7 @@ class H2Protocol(asyncio.Protocol):
         headers = stream.headers
         if headers is not None:
             stream.headers = None
-            done = stream.finished and not stream.queued
+            done = stream.finished and not stream.queued and stream.trailers is None
             engine.send_headers(sid, headers, done)
             if done:
                 self._ended(stream)
@@ -456,13 +423,16 @@ class H2Protocol(asyncio.Protocol):
             n = len(part)
             stream.queued -= n
             self.out_bytes -= n
-            last = stream.finished and not pending
+            last = stream.finished and not pending and stream.trailers is None
             engine.send_data(sid, part, last)  # type: ignore[arg-type]  # a bytes-like
             if last:
                 self._ended(stream)
                 return
         if stream.finished and not pending:
-            engine.send_data(sid, b"", True)
+            if stream.trailers is None:
+                engine.send_data(sid, b"", True)
+            else:
+                engine.send_trailers(sid, stream.trailers)
             self._ended(stream)
         elif stream.paused:
             self._resume_all()

@@ -22,9 +22,10 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from unicorn_aio.http.contract import Address, ConnectionHost
+from unicorn_aio.http.contract import Address, ConnectionHost, HttpOptions
 from unicorn_aio.http.request import Request
 from unicorn_aio.http.response import NO_BODY_STATUS
+from unicorn_aio.http.rules import Reject, check_headers, check_request_target
 from unicorn_aio.http2.engine import Headers
 
 if TYPE_CHECKING:
@@ -52,12 +53,52 @@ def response_headers(head: bytes) -> tuple[Headers, int | None]:
     return headers, length
 
 
+def read_request(req: Request, headers: Headers, options: HttpOptions, peer: Address) -> None:
+    """Fill ``req`` from a header block the engine has validated (RFC 9113 8.3): as
+    HttpProtocol fills one from an HTTP/1.1 head, with the same checks (http/rules.py); raises
+    Reject."""
+    fields: Headers = []
+    cookies: list[bytes] = []
+    authority = None
+    method = path = b""
+    for name, value in headers:
+        if name[:1] == b":":
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+        elif name == b"cookie":
+            cookies.append(value)  # RFC 9113 8.2.3: split crumbs are one field again
+        else:
+            fields.append((name, value))
+    if cookies:
+        fields.append((b"cookie", b"; ".join(cookies)))
+    limit = options.limits[1]
+    if len(fields) > limit:
+        raise Reject(431, f"more than {limit} header fields")
+    if authority is not None and not any(name == b"host" for name, _ in fields):
+        fields.insert(0, (b"host", authority))  # RFC 9113 8.3.1: what Host would say
+    req.method, req.url, req.version, req.keep_alive = method, path, "2", True
+    check_request_target(method, path)
+    framing, req.headers = check_headers(fields, "2", options.header_map,
+                                         options.forwarder_headers)
+    # check_headers honours 100-continue in HTTP/1.1 only; RFC 9110 10.1.1 is the same in
+    # HTTP/2 (an interim HEADERS frame).
+    framing.expect_continue = any(name == b"expect" for name, _ in fields)
+    framing.upgrade = framing.close = False
+    req.framing = framing
+    if options.proxy_headers.enabled:
+        req.headers, req.proxied = options.proxy_headers.read(req.headers, peer)
+
+
 class H2Stream(asyncio.Transport):
     """A stream's request, and the ``Connection`` and transport its handler answers through."""
 
     __slots__ = ("conn", "stream_id", "req", "headers", "pending", "queued", "sent", "length",
                  "bodyless", "head_seen", "finished", "ended", "closed", "paused", "failed",
-                 "in_app", "remote_done", "owed", "upgraded", "partial_head")
+                 "in_app", "remote_done", "owed", "upgraded", "partial_head", "trailers")
 
     def __init__(self, conn: H2Protocol, stream_id: int, req: Request) -> None:
         super().__init__()
@@ -81,6 +122,7 @@ class H2Stream(asyncio.Transport):
         self.remote_done = False  # the peer's END_STREAM arrived
         self.owed = 0  # flow-controlled bytes received and not yet given back (WINDOW_UPDATE)
         self.upgraded = False  # stream 1 of an h2c upgrade: counted as HTTP/1.1's request
+        self.trailers: Headers | None = None  # sent instead of an empty END_STREAM DATA
 
     # -- Connection (http/contract.py): what the handler uses -------------------------------
 
@@ -127,6 +169,11 @@ class H2Stream(asyncio.Transport):
         if getattr(cycle, "failed", False):
             self.failed = True  # the app raised after the head: the response is cut short
         self.conn.stream_finished(self, cycle)
+
+    def send_trailers(self, headers: Headers) -> None:
+        """ASGI's http.response.trailers: they end the stream (before finish_request)."""
+        self.trailers = [(name, value) for name, value in headers
+                         if name not in CONNECTION_FIELDS and name[:1] != b":"]
 
     def send_continue(self) -> None:
         """The app reads a body its client sent Expect: 100-continue for."""

@@ -1,0 +1,72 @@
+"""What HTTP/2 streams carry beyond a plain request: response trailers (ASGI's
+http.response.trailers), ASGI pathsend, request trailers, HEAD, the access log - for both
+engines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pytest
+from h2c import ENGINES, H2Client, H2Server, skip_unless_engine
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def servers(request, tmp_path_factory):
+    skip_unless_engine(request.param)
+    d = tmp_path_factory.mktemp("h2f")
+    procs = {}
+    try:
+        for interface in ("asgi", "wsgi"):
+            procs[interface] = H2Server(f"h2_apps:{interface}", "--access-logfile", "-",
+                                        engine=request.param,
+                                        log_path=str(d / f"{interface}.log")).wait_ready()
+        yield procs
+    finally:
+        for proc in procs.values():
+            proc.stop()
+
+
+def test_asgi_response_trailers(servers):
+    server = servers["asgi"]
+    with H2Client(server.port) as client:
+        extensions = json.loads(client.request("GET", "/extensions")[2])
+        assert "http.response.trailers" in extensions and "http.response.pathsend" in extensions
+        status, headers, body = client.request("GET", "/trailers")
+    assert (status, body) == (200, b"with trailers")
+    # The trailer section, its names lower-case, after the body (RFC 9113 8.1).
+    assert (headers["x-checksum"], headers["x-count"]) == ("abc", "2")
+
+
+def test_asgi_pathsend(servers, tmp_path):
+    path = tmp_path / "blob"
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    path.write_bytes(data)
+    with H2Client(servers["asgi"].port) as client:
+        status, headers, body = client.request("GET", f"/file?path={path}")
+    assert (status, headers["content-length"]) == (200, str(len(data)))
+    assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize("interface", ["asgi", "wsgi"])
+def test_request_trailers_end_the_body(servers, interface):
+    with H2Client(servers[interface].port) as client:
+        sid = client.send_request("POST", "/upload", end=False)
+        client.send_body(sid, b"a" * 100000, end=False)
+        client.conn.send_headers(sid, [(b"x-digest", b"whatever")], end_stream=True)
+        client.flush()
+        status, _, body = client.response(sid)
+    assert status == 200 and json.loads(body)["length"] == 100000
+
+
+@pytest.mark.parametrize("interface", ["asgi", "wsgi"])
+def test_access_log_says_http2(servers, interface):
+    server = servers[interface]
+    with H2Client(server.port) as client:
+        assert client.request("GET", "/echo?logged=1")[0] == 200
+    line = server.wait_log('"GET /echo?logged=1 HTTP/2.0" 200')
+    assert line
