@@ -61,8 +61,9 @@ def read_request(req: Request, headers: Headers, options: HttpOptions, peer: Add
     cookies: list[bytes] = []
     authority = None
     method = path = b""
+    host = expect = False
     for name, value in headers:
-        if name[:1] == b":":
+        if name[0] == 58:  # ":"
             if name == b":method":
                 method = value
             elif name == b":path":
@@ -72,21 +73,26 @@ def read_request(req: Request, headers: Headers, options: HttpOptions, peer: Add
         elif name == b"cookie":
             cookies.append(value)  # RFC 9113 8.2.3: split crumbs are one field again
         else:
+            if name == b"host":
+                host = True
+            elif name == b"expect":
+                expect = True
             fields.append((name, value))
     if cookies:
         fields.append((b"cookie", b"; ".join(cookies)))
     limit = options.limits[1]
     if len(fields) > limit:
         raise Reject(431, f"more than {limit} header fields")
-    if authority is not None and not any(name == b"host" for name, _ in fields):
+    if authority is not None and not host:
         fields.insert(0, (b"host", authority))  # RFC 9113 8.3.1: what Host would say
     req.method, req.url, req.version, req.keep_alive = method, path, "2", True
-    check_request_target(method, path)
+    if path[:1] != b"/":
+        check_request_target(method, path)
     framing, req.headers = check_headers(fields, "2", options.header_map,
                                          options.forwarder_headers)
     # check_headers honours 100-continue in HTTP/1.1 only; RFC 9110 10.1.1 is the same in
     # HTTP/2 (an interim HEADERS frame).
-    framing.expect_continue = any(name == b"expect" for name, _ in fields)
+    framing.expect_continue = expect
     framing.upgrade = framing.close = False
     req.framing = framing
     if options.proxy_headers.enabled:
@@ -203,6 +209,10 @@ class H2Stream(asyncio.Transport):
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
             self.write(data)
+
+    def flush(self) -> None:
+        """Nothing is held here (http/output.py is HTTP/1.1's): the connection frames what
+        ``write`` is given on its own schedule."""
 
     def _read_head(self, data: bytes) -> bytes:
         if self.partial_head:
