@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from procs import ROOT, children, free_port, wait_for
+from procs import ROOT, children, free_port, get, wait_for
 from scrape import fetch, samples, value, wait_value
 
 pytestmark = pytest.mark.timeout(90)
@@ -86,6 +86,7 @@ def check_exact(port: int, sent: Tally) -> dict:
     return found
 
 
+@pytest.mark.both_watchers  # a worker's last message and its exit race differently in each
 def test_metrics_count_exactly_across_two_workers_and_a_hup(server):
     srv = server()
     port = srv.metrics_port
@@ -157,6 +158,34 @@ def test_a_sigkilled_worker_loses_at_most_its_last_heartbeat_interval(server):
     # The replacement counts on from there.
     sent.send(srv.port, "/status/200")
     wait_value(port, P + "requests_total", counted + 1, status="2xx")
+
+
+def test_timeout_memory_and_crash_restarts_are_counted_by_reason(server):
+    def restarts(srv) -> dict:
+        found = samples(srv.metrics_port)
+        return {r: value(found, P + "worker_restarts_total", reason=r)
+                for r in ("timeout", "memory", "max-requests", "crash")}
+
+    # A loop that hangs (an inline app that never returns): the heartbeat stops.
+    srv = server("--dispatch", "inline", "--timeout", "2", workers=1, app="master_apps:app")
+    threading.Thread(target=_get_quietly, args=(srv.url + "/hang",), daemon=True).start()
+    wait_for(lambda: restarts(srv)["timeout"] == 1, 20, what="a timeout restart")
+    # An app past --max-worker-memory, and a worker that exits on its own.
+    srv = server("--max-worker-memory", "120", workers=1, app="master_apps:grow")
+    for _ in range(8):
+        _get_quietly(srv.url + "/")
+    wait_for(lambda: restarts(srv)["memory"] == 1, 20, what="a memory restart")
+    srv = server(workers=1, app="master_apps:app")
+    _get_quietly(srv.url + "/crash")
+    wait_for(lambda: restarts(srv) == {"timeout": 0, "memory": 0, "max-requests": 0,
+                                       "crash": 1}, 20, what="a crash restart")
+
+
+def _get_quietly(url: str) -> None:
+    try:
+        get(url, timeout=10)
+    except OSError:
+        pass
 
 
 def test_an_asgi_app_is_counted_the_same(server):
