@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 
+import h2.events
 import pytest
 from h2c import ENGINES, H2Client, H2Server, skip_unless_engine
 
@@ -70,3 +71,18 @@ def test_access_log_says_http2(servers, interface):
         assert client.request("GET", "/echo?logged=1")[0] == 200
     line = server.wait_log('"GET /echo?logged=1 HTTP/2.0" 200')
     assert line
+
+
+@pytest.mark.parametrize("interface", ["asgi", "wsgi"])
+def test_expect_100_continue(servers, interface):
+    # RFC 9110 10.1.1 in HTTP/2: the client waits for an interim 100 before the body, which
+    # comes when the app first reads it.
+    with H2Client(servers[interface].port) as client:
+        sid = client.send_request("POST", "/upload", [("expect", "100-continue")], end=False)
+        while not any(isinstance(ev, h2.events.InformationalResponseReceived)
+                      for ev in client.events):
+            client.receive()
+            assert not client.closed
+        client.send_body(sid, b"b" * 70000)
+        status, _, body = client.response(sid)
+    assert status == 200 and json.loads(body)["length"] == 70000
