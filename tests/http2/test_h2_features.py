@@ -86,3 +86,13 @@ def test_expect_100_continue(servers, interface):
         client.send_body(sid, b"b" * 70000)
         status, _, body = client.response(sid)
     assert status == 200 and json.loads(body)["length"] == 70000
+
+
+@pytest.mark.parametrize("interface", ["asgi", "wsgi"])
+def test_too_many_header_fields_is_431_on_the_stream(servers, interface):
+    # --limit-request-fields (100) holds over HTTP/2 as over HTTP/1.1; the connection lives on.
+    with H2Client(servers[interface].port) as client:
+        fields = [(f"x-field-{i}", "v") for i in range(120)]
+        status, _, body = client.request("GET", "/echo", fields)
+        assert status == 431 and b"header fields" in body
+        assert client.request("GET", "/")[2] == b"ok"

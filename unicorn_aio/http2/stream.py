@@ -78,6 +78,7 @@ def read_request(req: Request, headers: Headers, options: HttpOptions, peer: Add
             elif name == b"expect":
                 expect = True
             fields.append((name, value))
+    req.method, req.url, req.version, req.keep_alive = method, path, "2", True
     if cookies:
         fields.append((b"cookie", b"; ".join(cookies)))
     limit = options.limits[1]
@@ -85,7 +86,6 @@ def read_request(req: Request, headers: Headers, options: HttpOptions, peer: Add
         raise Reject(431, f"more than {limit} header fields")
     if authority is not None and not host:
         fields.insert(0, (b"host", authority))  # RFC 9113 8.3.1: what Host would say
-    req.method, req.url, req.version, req.keep_alive = method, path, "2", True
     if path[:1] != b"/":
         check_request_target(method, path)
     framing, req.headers = check_headers(fields, "2", options.header_map,
