@@ -89,10 +89,11 @@ def snapshot(server: Server, stats: RequestStats, rss: int,
     if pool is not None and server.interface != "asgi":
         total = pool.max_size
         busy = min(pool.in_flight, total)
+    # Copies of the rows: the worker compares this message with its next one.
     return {"n": server.requests_total, "f": in_flight, "tb": busy, "tt": total, "rss": rss,
             "c": len(server.connections), "sh": server.shed_total, "bi": stats.bytes_in,
-            "bo": stats.bytes_out, "h": stats.histogram, "s": [round(s, 6) for s in stats.sums],
-            "l": longest, "r": retire}
+            "bo": stats.bytes_out, "h": [row[:] for row in stats.histogram],
+            "s": [round(s, 6) for s in stats.sums], "l": longest, "r": retire}
 
 
 def encode(message: dict[str, Any]) -> bytes:
