@@ -93,3 +93,18 @@ def test_the_start_lines_name_the_interface(process_server, tmp_path, app, args,
     assert [ln for ln in ours if "Workers:" in ln] == [f"[INFO] {master}"], srv.log()
     theirs = [ln for pid in srv.workers() for ln in lines_of(srv.log(), pid) if "Serving" in ln]
     assert theirs == ([f"[INFO] {worker} (detected from the app)"] if worker else []), srv.log()
+
+
+def test_an_invalid_request_is_logged_as_gunicorn_does(process_server, tmp_path):
+    # gunicorn 27: "Invalid request from ip=<peer>: <why>" at WARNING, by the worker; the
+    # answer's phrase is RFC 9110's ("URI Too Long", not 3.11's "Request-URI Too Long").
+    import socket
+    srv = process_server("master_apps:hello", "--limit-request-line", "100", env=ENV,
+                         cwd=str(tmp_path))
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+        sock.sendall(b"GET /" + b"a" * 200 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 414 URI Too Long\r\n"), answer
+    (worker,) = srv.workers()
+    wait_for(lambda: any(ln.startswith("[WARNING] Invalid request from ip=127.0.0.1: request line")
+                         for ln in lines_of(srv.log(), worker)), 10, what="the warning")

@@ -41,9 +41,7 @@ from unicorn_aio.http.rules import (
     unknown_method_status,
 )
 
-# Past this many parsed-but-unanswered requests, stop reading: a client may pipeline, but not
-# make us hold an unbounded queue of its requests.
-MAX_PIPELINE = 16
+MAX_PIPELINE = 16  # parsed, unanswered requests before we stop reading: pipelining is bounded
 LINGER_SECONDS = 2.0
 # At a graceful stop an idle keep-alive connection stays this long, no longer: time for a request
 # already on the wire to land and be answered, not the whole --keep-alive (nginx's idle upstream
@@ -298,8 +296,7 @@ class HttpProtocol(RawHead, asyncio.Protocol):
         if not self.requests:
             self.deadline = now + self.options.header_timeout
 
-    # From on_message_begin to on_message_complete the parser fills in ``current``: the
-    # callbacks between them assert it, for the type checker.
+    # From on_message_begin to on_message_complete the parser fills in ``current`` (asserted).
 
     def on_url(self, url: bytes) -> None:
         req = self.current
@@ -507,12 +504,14 @@ class HttpProtocol(RawHead, asyncio.Protocol):
 
     def _reject(self, status: int, reason: str) -> None:
         self.pause_reading()
-        self.host.log.debug("rejected request from %s: %d %s", self.peername, status, reason)
+        peer = self.peername  # gunicorn's line, at its level:
+        self.host.log.warning("Invalid request from ip=%s: %s", peer[0] if type(peer) is tuple
+                              else peer or "unix socket", reason or status)
         data = error_response(status, reason)
         current = self.current
         if current is not None and current.dispatched:
-            # A bad chunk in a body its app is reading: the app's reads fail now, not at
-            # --body-timeout, and the client is told why unless its response has begun.
+            # A bad chunk in a body its app reads: its reads fail now (not at --body-timeout),
+            # the client is told why unless its response has begun.
             current.body.abort(ClientDisconnected(f"invalid request body: {reason}"))
             cycle = current.cycle
             if cycle is not None:

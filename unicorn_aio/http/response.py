@@ -151,10 +151,15 @@ def head(req: Request, status: str, headers: list[tuple[str, str]], content_leng
     return "".join(lines).encode("latin-1"), chunked, keep_alive
 
 
+# RFC 9110's names where Python 3.11's http.HTTPStatus still has RFC 7231's (3.13 has these).
+_PHRASES = {413: "Content Too Large", 414: "URI Too Long", 416: "Range Not Satisfiable",
+            422: "Unprocessable Content"}
+
+
 def error_response(status: int, reason: str = "", method: bytes = b"") -> bytes:
     """A complete plain-text error answer that closes the connection; no body for a HEAD
     request (RFC 9110 9.3.2), whose client would take the body for the next response."""
-    phrase = http.HTTPStatus(status).phrase
+    phrase = _PHRASES.get(status) or http.HTTPStatus(status).phrase
     body = f"{phrase}\n{reason}\n" if reason else f"{phrase}\n"
     return (
         f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -172,7 +177,7 @@ def status_line(status: Any) -> str:
         if type(status) is not int or not 100 <= status <= 999:
             raise ValueError(f"invalid ASGI status {status!r}: expected an int like 200")
         try:
-            line = f"{status} {http.HTTPStatus(status).phrase}"
+            line = f"{status} {_PHRASES.get(status) or http.HTTPStatus(status).phrase}"
         except ValueError:
             line = f"{status} "  # RFC 9112 4: the reason phrase may be empty
         _STATUS_LINES[status] = line
