@@ -67,6 +67,13 @@ bench-baseline:
 	bash bench/setup.sh
 	.bench-venv/bin/python -m bench.run --only baseline --baseline $(BASE) --out baseline $(BENCH_ARGS)
 
+# Hello over HTTP/2 cleartext (issue #20): h2load -c 10 -m 10 against unicorn_aio (both engines),
+# granian, gunicorn 27 gthread and hypercorn, one worker each (bench/results/h2c.md); about 2 minutes.
+.PHONY: bench-h2c
+bench-h2c:
+	bash bench/setup.sh
+	.bench-venv/bin/python -m bench.run --only h2c --out h2c $(BENCH_ARGS)
+
 # Python time per request in our own layers, no sockets: steady to a tenth of a microsecond,
 # for judging a hot-path change before a full bench run.
 bench-pathcost: venv

@@ -63,6 +63,7 @@ class Variant:
     cpus: str | None = None  # taskset list; None: SERVER_CPUS
     extra: tuple[str, ...] = ()  # more command-line arguments for this server
     pythonpath: str | None = None  # unicorn_aio only: import it from this tree (--baseline)
+    env: tuple[tuple[str, str], ...] = ()  # more environment variables for this server
 
     @property
     def asgi(self) -> bool:
@@ -142,6 +143,11 @@ def argv_uvicorn(v: Variant, port: int, log: Path) -> list[str]:
     return cmd + [f"bench.apps:{app}"]
 
 
+def argv_hypercorn(v: Variant, port: int, log: Path) -> list[str]:
+    # Serves WSGI apps in its executor, and h2c by prior knowledge without an option.
+    return _py("-m", "hypercorn", "--bind", f"{HOST}:{port}", "--workers", str(v.workers), f"bench.apps:{v.app}")
+
+
 @dataclass(frozen=True)
 class Server:
     argv: object
@@ -157,6 +163,7 @@ SERVERS = {
     "bjoern": Server(argv_bjoern, ("bjoern",), "bjoern"),
     "waitress": Server(argv_waitress, ("waitress",), "waitress"),
     "uvicorn+a2wsgi": Server(argv_uvicorn, ("uvicorn", "a2wsgi", "httptools", "uvloop"), "uvicorn"),
+    "hypercorn": Server(argv_hypercorn, ("hypercorn",), "hypercorn"),
     # Not a peer: the stack's own ceiling (bench/floor.py), shown beside the hello scenario.
     FLOOR: Server(argv_floor, ("httptools", "uvloop"), "uvloop"),
 }
@@ -312,7 +319,7 @@ def start(variant: Variant, workdir: Path, tag: str) -> Running:
     argv[-1:-1] = variant.extra if variant.server != OURS else ()
     cmd = ["taskset", "-c", variant.cpus or SERVER_CPUS, *argv, *(variant.extra if variant.server == OURS else ())]
     pythonpath = str(ROOT) if variant.pythonpath is None else f"{variant.pythonpath}{os.pathsep}{ROOT}"
-    env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONUNBUFFERED="1", **dict(variant.env))
     with open(run.log, "wb") as out:
         out.write((" ".join(cmd) + "\n").encode())
         out.flush()
@@ -330,7 +337,7 @@ def _http_get_ok(port: int, timeout: float) -> bool:
         return False
 
 
-def wait_serving(runs: list[Running], timeout: float = 20.0) -> None:
+def wait_serving(runs: list[Running], timeout: float = 20.0, probe=_http_get_ok) -> None:
     """Until each server answers a request; a server that exits or stays silent gets .error."""
     deadline = time.monotonic() + timeout
     pending = [r for r in runs if r.error is None]
@@ -339,7 +346,7 @@ def wait_serving(runs: list[Running], timeout: float = 20.0) -> None:
             if r.proc.poll() is not None:
                 r.error = f"exited with status {r.proc.returncode} before serving; log tail:\n{r.log_tail()}"
                 pending.remove(r)
-            elif _http_get_ok(r.port, 2.0):
+            elif probe(r.port, 2.0):
                 pending.remove(r)
         if pending:
             time.sleep(0.1)
@@ -382,8 +389,9 @@ def _alive(pid: int) -> bool:
 class Servers:
     """Context manager: start every variant of a scenario, stop them all whatever happens."""
 
-    def __init__(self, ctx: "Context", variants: list[Variant], tag: str):
+    def __init__(self, ctx: "Context", variants: list[Variant], tag: str, probe=None):
         self.ctx, self.variants, self.tag = ctx, variants, tag
+        self.probe = probe or _http_get_ok  # port, timeout -> serving? (h2c: _h2c_ok)
         self.runs: dict[str, Running] = {}
 
     def __enter__(self) -> dict[str, Running]:
@@ -394,7 +402,7 @@ class Servers:
                     self.runs[v.name] = Running(v, 0, error=f"unavailable: {why}")
                 else:
                     self.runs[v.name] = start(v, self.ctx.workdir, self.tag)
-            wait_serving(list(self.runs.values()))
+            wait_serving(list(self.runs.values()), probe=self.probe)
         except BaseException:
             self.__exit__()
             raise
@@ -1134,10 +1142,150 @@ def sc_longpoll(ctx: Context) -> dict:
     return result
 
 
+# ----- HTTP/2 cleartext (h2c, prior knowledge): h2load instead of wrk
+
+H2C_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
+
+
+def _h2c_ok(port: int, timeout: float) -> bool:
+    """The server answers the HTTP/2 preface with a SETTINGS frame: it is up and speaks h2c."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as s:
+            s.sendall(H2C_PREFACE)
+            head = b""
+            while len(head) < 9:
+                piece = s.recv(9 - len(head))
+                if not piece:
+                    return False
+                head += piece
+            return head[3] == 0x4  # frame type SETTINGS
+    except OSError:
+        return False
+
+
+def parse_h2load(out: str) -> dict:
+    res = {"rps": 0.0, "protocol": None, "requests": 0, "succeeded": 0, "failed": 0, "errored": 0, "timeout": 0,
+           "non2xx": 0, "socket_errors": 0, "mean_ms": None, "max_ms": None, "p50_ms": None, "p99_ms": None}
+    if m := re.search(r"Application protocol: (\S+)", out):
+        res["protocol"] = m.group(1)
+    if m := re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out):
+        res["rps"] = float(m.group(1))
+    if m := re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+                      r"(\d+) errored, (\d+) timeout", out):
+        res["requests"], res["succeeded"], res["failed"], res["errored"], res["timeout"] = map(int, m.groups())
+    if m := re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out):
+        res["non2xx"] = sum(int(g) for g in m.groups()[1:])
+    if m := re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out):
+        res["max_ms"], res["mean_ms"] = _ms(m.group(2)), _ms(m.group(3))
+    # What the ratios count as errors (as wrk's socket errors): requests that got no response.
+    res["socket_errors"] = res["failed"] + res["errored"] + res["timeout"]
+    return res
+
+
+def h2load(url: str, duration: float, conns: int = 10, streams: int = 10, warm_up_s: float = 0) -> dict:
+    """h2load over h2c prior knowledge: `conns` connections, `streams` streams in flight on each,
+    for `duration` seconds (after `warm_up_s`, which h2load leaves out of its count)."""
+    cmd = ["taskset", "-c", CLIENT_CPUS, "h2load", "-c", str(conns), "-m", str(streams), "-t", "1",
+           "-D", str(max(1, round(duration)))]
+    if warm_up_s:
+        cmd += ["--warm-up-time", f"{warm_up_s:g}"]
+    cmd.append(url)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + warm_up_s + 20)
+    except subprocess.TimeoutExpired:
+        return {**parse_h2load(""), "error": "h2load did not finish in time"}
+    res = parse_h2load(done.stdout)
+    # With prior knowledge h2load says "h2c" whatever the server speaks: only HTTP/2 responses
+    # (h2load parses nothing else) prove the server spoke it.
+    if res["protocol"] != "h2c" or not res["succeeded"]:
+        res["error"] = (f"no HTTP/2 response: h2load's protocol {res['protocol'] or 'none'}, "
+                        f"{res['succeeded']} succeeded" + (f"; {m.group(0)}" if (m := re.search(r"requests: .*", done.stdout)) else ""))
+    elif done.returncode:
+        res["error"] = (done.stderr.strip() or done.stdout.strip())[-200:] or f"h2load exit {done.returncode}"
+    return res
+
+
+H2C_ENGINE_H2 = f"{OURS} (h2 engine)"
+
+
+def sc_h2c(ctx: Context) -> dict:
+    """Hello over h2c prior knowledge (issue #20): one worker each, `h2load -c 10 -m 10`."""
+    name, conns, streams = "h2c", 10, 10
+    h2c = ("--http-protocols", "h2,h1", "--http2-cleartext", "prior-knowledge")
+    vs = [Variant(OURS, OURS, threads=4, extra=h2c),
+          Variant(H2C_ENGINE_H2, OURS, threads=4, extra=h2c, env=(("UNICORN_AIO_H2_ENGINE", "h2"),)),
+          Variant("granian", "granian", extra=("--http", "2")),  # after the default --http 1: the last wins
+          Variant("gunicorn-gthread", "gunicorn-gthread", threads=4, extra=h2c),
+          Variant("hypercorn", "hypercorn")]
+    result = {"name": name, "title": "hello over HTTP/2 cleartext (h2c prior knowledge), 1 worker", "kind": "h2load",
+              "servers": {}, "targets": [], "notes": [],
+              "load": f"h2load -c {conns} -m {streams} -t 1 -D {ctx.duration:g}"}
+    if not shutil.which("h2load"):
+        raise RuntimeError("h2load is not installed (Debian's nghttp2-client; bench/setup.sh installs it)")
+    vs = for_run(ctx, vs, ("granian", "gunicorn-gthread", "hypercorn"))
+    with Servers(ctx, vs, name, probe=_h2c_ok) as runs:
+        live = [r for r in runs.values() if not r.error]
+        for r in live:
+            h2load(r.url, max(1, ctx.warmup), conns, streams)
+        per: dict[str, list[dict]] = {r.variant.name: [] for r in live}
+        for rnd in range(ctx.rounds):
+            for r in live:
+                if r.proc.poll() is not None:
+                    continue
+                server_cpu, client_cpu = tree_cpu_s(r.proc.pid), children_cpu_s()
+                res = h2load(r.url, ctx.duration, conns, streams)
+                if res["requests"]:  # CPU time per request, µs, as in wrk_scenario
+                    res["server_cpu_us"] = (tree_cpu_s(r.proc.pid) - server_cpu) / res["requests"] * 1e6
+                    res["h2load_cpu_us"] = (children_cpu_s() - client_cpu) / res["requests"] * 1e6
+                res["rss_kb"] = r.rss_kb()
+                per[r.variant.name].append(res)
+                log(f"  [{name} r{rnd + 1}] {r.variant.name:<22} {res['rps']:>10.0f} rps  {res['protocol']}  "
+                    f"mean {res['mean_ms'] or float('nan'):.2f} ms  failed {res['socket_errors']} "
+                    f"non-2xx {res['non2xx']}" + (f"  ERROR {res['error']}" if res.get("error") else ""))
+        for v in vs:
+            r = runs[v.name]
+            if r.error:
+                result["servers"][v.name] = {"error": r.error.splitlines()[0], "detail": r.error}
+            elif not per.get(v.name):
+                result["servers"][v.name] = {"error": f"exited during the run; log tail:\n{r.log_tail()}"}
+            else:
+                row = {**median_of(per[v.name]), "server": v.server}
+                wrong = [x for x in per[v.name] if x.get("protocol") != "h2c" or not x.get("succeeded")]
+                if wrong:  # an HTTP/1.1 number must never pass for an HTTP/2 one
+                    row["error"] = f"no HTTP/2 in {len(wrong)} round(s): {wrong[0].get('error', '')}"
+                    log(f"  ! {v.name}: {row['error']}")
+                result["servers"][v.name] = row
+    ours = result["servers"].get(OURS, {})
+    bad = ours.get("socket_errors", 0) + ours.get("non2xx", 0) if ours.get("requests") else None
+    result["targets"] = [
+        ratio_target(result, OURS, "granian", 0.3), ratio_target(result, OURS, "gunicorn-gthread", 5,
+                                                                  "gunicorn 27 gthread"),
+        ratio_target(result, OURS, "hypercorn", 5),
+        target("unicorn_aio: 0 failed, errored or non-2xx requests", bad, bad == 0 if bad is not None else None,
+               None if bad is None else f"{bad:,} of {ours['requests']:,}"),
+    ]
+    # Started, answered the preface with SETTINGS (_h2c_ok) and every round's requests over h2c.
+    wrong = [n for n, row in result["servers"].items() if row.get("error") or row.get("protocol") != "h2c"]
+    result["targets"].append(target("every server answered over HTTP/2 (h2c)", len(wrong), not wrong,
+                                    "all h2c" if not wrong else "not shown h2c: " + ", ".join(wrong)))
+    for n in wrong:
+        log(f"  ! {name}: {n} was not measured over HTTP/2: {result['servers'][n].get('error')}")
+    h2 = rps_of(result, H2C_ENGINE_H2)
+    if h2:
+        peers = [(p, rps_of(result, p)) for p in ("granian", "gunicorn-gthread", "hypercorn")]
+        result["notes"].append(f"{H2C_ENGINE_H2} (UNICORN_AIO_H2_ENGINE=h2, python-hyper h2): "
+                               + ", ".join(f"{h2 / b:.2f}× {p}" for p, b in peers if b) + ".")
+    result["notes"].append("Each server: one worker; unicorn_aio and gunicorn gthread with 4 app threads, "
+                           "granian with its default blocking threads, hypercorn's asyncio worker (WSGI in its "
+                           "executor). h2load reports no percentiles: mean and max time per request are shown.")
+    return result
+
+
 SCENARIOS = {
     "hello": sc_hello, "inline": sc_inline, "close": sc_close, "sleep10": sc_sleep, "big": sc_big,
     "upload": sc_upload, "idle": sc_idle, "workers": sc_workers, "rss": sc_rss, "accesslog": sc_accesslog,
     "asgi": sc_asgi, "longpoll": sc_longpoll, "metrics": sc_metrics, "baseline": sc_baseline,
+    "h2c": sc_h2c,
 }
 QUICK = ["rss", "hello", "inline", "close", "sleep10", "big", "asgi", "upload", "idle"]
 
@@ -1175,13 +1323,16 @@ def machine_info() -> dict:
         pass
     versions = {}
     for dist in ("unicorn_aio", "gunicorn", "granian", "bjoern", "waitress", "uvicorn", "a2wsgi", "uvloop",
-                 "httptools", "matplotlib"):
+                 "httptools", "matplotlib", "hypercorn", "h2", "cffi"):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = None
     wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[:1]
     versions["wrk"] = wrk_v[0].split(" [")[0].removeprefix("wrk ") if wrk_v else None
+    if shutil.which("h2load"):
+        h2v = subprocess.run(["h2load", "--version"], capture_output=True, text=True).stdout.split()
+        versions["h2load"] = h2v[-1].removeprefix("nghttp2/") if h2v else None
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=ROOT).stdout.strip()
@@ -1213,7 +1364,9 @@ def render_md(report: dict) -> str:
     out = [f"# unicorn_aio benchmark — {report['date']}", "",
            f"{'Quick run' if report['quick'] else 'Full run'}: {report['rounds']} round(s) of {report['duration']:g} s "
            f"per server, median round shown. Servers on CPU {SERVER_CPUS}, wrk on CPU {CLIENT_CPUS} (`taskset`). "
-           f"Load average at start: {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])} (shared machine).", "",
+           f"Load average at start: {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}"
+           + (f", at end: {', '.join(f'{x:.2f}' for x in m['loadavg_at_end'])}" if m.get("loadavg_at_end") else "")
+           + " (shared machine).", "",
            f"Machine: {m['cpu']} ×{m['cores']}, Linux {m['kernel']}, Python {m['python']}, commit {m['commit']}.",
            "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".", ""]
     busy = [sc["name"] for sc in report["scenarios"] if sc.get("cpu_busy_at_start", 0) >= 0.2]
@@ -1249,6 +1402,19 @@ def render_md(report: dict) -> str:
                 cpu = f"{r['server_cpu_us']:.1f}" if r.get("server_cpu_us") else ""
                 out.append(f"| {name} | {fmt_rps(r['rps'])} | {fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | "
                            f"{errs:,} | {r.get('listen_drops', 0):,} | {fmt_mb(r.get('rss_kb'))} | {cpu} | {ratio} |")
+        elif sc["kind"] == "h2load":
+            base = rows.get(ours, {}).get("rps")
+            out += [f"| server | protocol | rps | mean ms | max ms | failed | non-2xx | RSS MiB | CPU µs/req² | {ours} ÷ server |",
+                    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            for name, r in rows.items():
+                if not r.get("rps"):
+                    out.append(f"| {name} | {r.get('error', '?')} | | | | | | | | |")
+                    continue
+                ratio = f"{base / r['rps']:.2f}×" if base and name != ours else ""
+                proto = (r.get("protocol") or "none") if not r.get("error") else f"❌ {r['error']}"
+                cpu = f"{r['server_cpu_us']:.1f}" if r.get("server_cpu_us") else ""
+                out.append(f"| {name} | {proto} | {fmt_rps(r['rps'])} | {fmt_ms(r['mean_ms'])} | {fmt_ms(r['max_ms'])} | "
+                           f"{r['socket_errors']:,} | {r['non2xx']:,} | {fmt_mb(r.get('rss_kb'))} | {cpu} | {ratio} |")
         elif sc["kind"] == "upload":
             out += ["| server [framing] | MB/s | seconds | RSS before MiB | RSS growth MiB | note |", "|---|---:|---:|---:|---:|---|"]
             for name, r in rows.items():
@@ -1308,7 +1474,7 @@ def plot(report: dict, prefix: str = "") -> list[str]:
     from matplotlib.patches import Patch
 
     written = []
-    for fname, kinds in (("rps.png", ("wrk", "idle", "upload")), ("latency.png", ("wrk", "idle"))):
+    for fname, kinds in (("rps.png", ("wrk", "idle", "upload", "h2load")), ("latency.png", ("wrk", "idle"))):
         panels = [s for s in report["scenarios"] if s["kind"] in kinds]
         if not panels:
             continue
@@ -1438,6 +1604,7 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         log("interrupted: writing what was measured")
     report["elapsed_s"] = round(time.monotonic() - t0, 1)
+    report["machine"]["loadavg_at_end"] = os.getloadavg()
     (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=1) + "\n")
     (RESULTS / f"{args.out}.md").write_text(render_md(report))
     try:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares what `make bench` needs: wrk, libev-dev and slowhttptest from Debian, and .bench-venv with the peers,
+# Prepares what `make bench` needs: wrk, libev-dev, slowhttptest and h2load (nghttp2-client) from Debian, and .bench-venv with the peers,
 # matplotlib and unicorn_aio itself (a regular install of this tree, redone every run). A peer that fails to install is written to
 # .bench-venv/unavailable.txt ("name: reason") and reported as unavailable, not fatal.
 set -u
@@ -10,11 +10,12 @@ PY="$VENV/bin/python"
 STAMP="$VENV/.installed"
 PYTHON="$(command -v python3.11 || command -v python3)"
 # name|pip requirement; the versions are the ones the published numbers were measured with.
-PEERS="gunicorn|gunicorn==27.0.1
+PEERS="gunicorn|gunicorn[http2]==27.0.1
 granian|granian==2.8.7
 waitress|waitress==3.0.2
 uvicorn+a2wsgi|uvicorn==0.54.0 a2wsgi==1.10.10
 bjoern|bjoern==3.2.2
+hypercorn|hypercorn==0.18.0
 matplotlib|matplotlib==3.11.2"
 
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
@@ -22,6 +23,7 @@ missing=""
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 dpkg -s libev-dev >/dev/null 2>&1 || missing="$missing libev-dev"
 command -v slowhttptest >/dev/null 2>&1 || missing="$missing slowhttptest"  # bench/slowclients.py
+command -v h2load >/dev/null 2>&1 || missing="$missing nghttp2-client"  # the h2c scenario
 if [ -n "$missing" ]; then
   echo "bench: installing$missing with apt-get"
   ($SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null) \
@@ -42,7 +44,7 @@ fi
 [ -x "$PY" ] || "$PYTHON" -m venv "$VENV" || exit 1
 log="$VENV/pip.log"
 "$PY" -m pip install --quiet --upgrade pip >"$log" 2>&1
-"$PY" -m pip install --quiet . >"$log" 2>&1 || { tail -20 "$log"; echo "bench: cannot install unicorn_aio itself" >&2; exit 1; }
+"$PY" -m pip install --quiet ".[http2]" >"$log" 2>&1 || { tail -20 "$log"; echo "bench: cannot install unicorn_aio itself" >&2; exit 1; }
 
 : > "$VENV/unavailable.txt"
 while IFS='|' read -r name reqs; do
