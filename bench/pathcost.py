@@ -3,9 +3,14 @@
 wrk measures the whole stack, and on a shared 2-core machine its numbers swing by 10-20% from
 one run to the next.  This feeds whole requests straight into a real ``HttpProtocol`` of a real
 ``Server`` (inline dispatch, so everything runs on this thread), with a stand-in transport that
-only counts writes, and reports the best of several rounds: parsing, checks, environ, the app,
-framing.  It moves by tenths of a microsecond when the hot path does, which makes it the tool for
-judging a hot-path change; `make bench` remains the judge of the result.
+only counts what it is given, and reports the best of several rounds of this thread's CPU time
+(not wall time: other processes on the machine do not count): parsing, checks, environ, the app,
+framing, and the output flush the loop runs once per iteration (every ``BATCH`` requests here).
+It moves by tenths of a microsecond when the hot path does, which makes it the tool for judging
+a hot-path change; `make bench` remains the judge of the result.
+
+The same requests go through ../shared/bench/reference_wsgi.py's protocol (116 lines of Python
+on the same stack, none of our checks), when it is there: the yardstick issue #22 names.
 
     .venv/bin/python -m bench.pathcost            # or: make bench-pathcost
 """
@@ -14,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import time
+from pathlib import Path
 
 import uvloop
 
-from bench.apps import hello
+from bench import apps
 from unicorn_aio.http.protocol import HttpProtocol
 from unicorn_aio.server import Server
 
@@ -44,6 +51,7 @@ class CountingTransport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.writes = 0
+        self.bytes = 0
         self.closed = False
 
     def get_extra_info(self, name, default=None):
@@ -51,9 +59,11 @@ class CountingTransport(asyncio.Transport):
 
     def write(self, data) -> None:
         self.writes += 1
+        self.bytes += len(data)
 
     def writelines(self, chunks) -> None:
         self.writes += 1
+        self.bytes += sum(map(len, chunks))
 
     def is_closing(self) -> bool:
         return self.closed
@@ -73,39 +83,65 @@ class CountingTransport(asyncio.Transport):
         pass
 
 
-# Access lines written per loop iteration with --accesslog: about what a loop iteration finishes
-# under wrk -c50.
-ACCESS_BATCH = 10
+# Requests answered per loop iteration: about what one finishes under wrk -c50.  The held
+# output of each batch is flushed once, and the access lines written once, as the loop does.
+BATCH = 10
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "reference_wsgi.py"
 
 
-async def measure(request: bytes, count: int, rounds: int, accesslog: str | None = None) -> float:
-    """Best per-request time in microseconds over ``rounds`` runs of ``count`` requests."""
-    server = Server(hello, bind="127.0.0.1:0", dispatch="inline", accesslog=accesslog)
+async def measure(request: bytes, count: int, rounds: int, accesslog: str | None = None,
+                  app: str = "hello") -> float:
+    """Best per-request CPU time in microseconds over ``rounds`` runs of ``count`` requests."""
+    server = Server(getattr(apps, app), bind="127.0.0.1:0", dispatch="inline", accesslog=accesslog)
     await server.start()
     try:
         protocol = HttpProtocol(server, server.handler, server.options)
         transport = CountingTransport()
         protocol.connection_made(transport)
-        for _ in range(count // 10):  # warm the caches (header names, statuses)
-            protocol.data_received(request)
+        flush, flush_access = server.flush_all, server.log.flush_access
+        warm = count // 10
+        for _ in range(warm // BATCH):  # warm the caches (header names, statuses)
+            for _ in range(BATCH):
+                protocol.data_received(request)
+            flush()
+        response = transport.bytes // (warm // BATCH * BATCH)
         best = float("inf")
         for _ in range(rounds):
-            start = time.perf_counter()
-            if accesslog:
-                flush = server.log.flush_access
-                for _ in range(count // ACCESS_BATCH):
-                    for _ in range(ACCESS_BATCH):
-                        protocol.data_received(request)
-                    flush()  # what the loop does once per iteration
-            else:
-                for _ in range(count):
+            start = time.thread_time()
+            for _ in range(count // BATCH):
+                for _ in range(BATCH):
                     protocol.data_received(request)
-            best = min(best, (time.perf_counter() - start) / count)
-        if transport.closed or transport.writes < count * rounds:
-            raise RuntimeError(f"the server did not answer every request ({transport.writes} writes)")
+                flush()  # what the loop does once per iteration
+                if accesslog:
+                    flush_access()
+            best = min(best, (time.thread_time() - start) / (count // BATCH * BATCH))
+        if transport.closed or transport.bytes < response * (count // BATCH * BATCH) * rounds:
+            raise RuntimeError(f"the server did not answer every request ({transport.bytes} bytes)")
         return best * 1e6
     finally:
         await server.shutdown(0)
+
+
+def reference_cost(request: bytes, count: int, rounds: int, app: str = "hello") -> float | None:
+    """The same, through the reference server's protocol; None where it is not checked out."""
+    if not REFERENCE.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("reference_wsgi", REFERENCE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    protocol = module.make_protocol(getattr(apps, app), 8000)()
+    transport = CountingTransport()
+    protocol.connection_made(transport)
+    for _ in range(count // 10):
+        protocol.data_received(request)
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.thread_time()
+        for _ in range(count):
+            protocol.data_received(request)
+        best = min(best, (time.thread_time() - start) / count)
+    return best * 1e6
 
 
 def main() -> None:
@@ -113,13 +149,18 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=50000, help="requests per round")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--accesslog", metavar="FILE",
-                    help=f"also write the access log there, flushed every {ACCESS_BATCH} requests")
+                    help=f"also write the access log there, flushed every {BATCH} requests")
+    ap.add_argument("--app", default="hello", help="an app of bench/apps.py (default: hello)")
+    ap.add_argument("--no-reference", action="store_true", help="skip the reference server")
     args = ap.parse_args()
 
     async def run() -> None:
         for name, request in REQUESTS.items():
-            us = await measure(request, args.count, args.rounds, args.accesslog)
-            print(f"{name:8} {us:6.2f} µs of Python per request (hello app, inline)")
+            us = await measure(request, args.count, args.rounds, args.accesslog, args.app)
+            ref = None if args.no_reference else reference_cost(request, args.count, args.rounds,
+                                                                 args.app)
+            vs = "" if ref is None else f"   reference server {ref:6.2f} µs ({us / ref:.2f}×)"
+            print(f"{name:8} {us:6.2f} µs of Python per request ({args.app} app, inline){vs}")
 
     uvloop.run(run())
 

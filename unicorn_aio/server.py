@@ -23,6 +23,7 @@ from unicorn_aio.config.config import Config
 from unicorn_aio.errors import ConfigError
 from unicorn_aio.http.contract import (
     AppHandler,
+    Flushes,
     HttpOptions,
     RequestCycle,
     ServerHeaders,
@@ -103,6 +104,7 @@ class Server:
         self._new_connection: Callable[[], HttpProtocol] | None = None  # the protocol factory
         self._busy_aware = cfg.workers > 1 or cfg.reuse_port
         self._unix_files: dict[str, tuple[int, int]] = {}  # unix sockets we bound, to unlink
+        self._unflushed: list[Flushes] = []  # connections holding output (flush_soon)
 
     # -- start ------------------------------------------------------------------------------
 
@@ -279,6 +281,21 @@ class Server:
                 stats.record(status, self.loop.time() - req.start, req.received, cycle.sent)
         if self.on_request_finished is not None:
             self.on_request_finished(self.requests_total)
+
+    def flush_soon(self, conn: Flushes) -> None:
+        if not self._unflushed:
+            self.loop.call_soon(self.flush_all)
+        self._unflushed.append(conn)
+
+    def flush_all(self) -> None:
+        """Every connection's output of the last loop iteration, written together (see
+        http/output.py): the loop calls it once per iteration in which one wrote."""
+        conns, self._unflushed = self._unflushed, []
+        for conn in conns:
+            try:
+                conn.flush()
+            except Exception:  # one connection's failure must not strand the others' bytes
+                self.log.exception("Error writing a response")
 
     # -- time -------------------------------------------------------------------------------
 

@@ -121,16 +121,27 @@ class Host:
     """A ``ConnectionHost`` with nothing else: a connection that reached past the contract for
     anything of the server's would fail on it (slots, no instance dict)."""
 
-    __slots__ = ("loop", "log", "shutting_down", "connections", "finished")
+    __slots__ = ("loop", "log", "shutting_down", "connections", "finished", "unflushed")
 
     def __init__(self, loop, log) -> None:
         self.loop, self.log = loop, log
         self.shutting_down = False
         self.connections: set = set()
         self.finished = 0
+        self.unflushed: list = []
 
     def connection_made(self, conn) -> None:
         self.connections.add(conn)
+
+    def flush_soon(self, conn) -> None:
+        if not self.unflushed:
+            self.loop.call_soon(self.flush_all)
+        self.unflushed.append(conn)
+
+    def flush_all(self) -> None:
+        conns, self.unflushed = self.unflushed, []
+        for conn in conns:
+            conn.flush()
 
     def connection_lost(self, conn) -> None:
         self.connections.discard(conn)

@@ -3,8 +3,9 @@
 ``ASGIHandler.start`` is called on the loop when a request can run (see ``protocol.py``, and the
 contract between the two in ``contract.py``).  An
 HTTP request gets an ``HTTPCycle``: the app's ``receive`` hands it the body as the protocol
-feeds it (``RequestBody.watch`` wakes it), its ``send`` writes straight to the transport and
-waits while the transport has paused writing.  A WebSocket upgrade is handed to
+feeds it (``RequestBody.watch`` wakes it), its ``send`` writes through the connection (which
+holds the bytes until the loop iteration ends: http/output.py) and waits while the transport
+has paused writing.  A WebSocket upgrade is handed to
 ``websocket.WebSocket``, which takes the connection over from the HTTP protocol.
 
 The response on the wire is framed by ``response.py``, exactly as for WSGI.
@@ -362,6 +363,7 @@ class HTTPCycle:
                                       self.protocol.peername)
                 self.keep_alive = False
                 self.lost = True
+                self.protocol.flush()
                 self.transport.close()
                 break
         # The whole body was handed out: what remains to report is the end of the exchange.
@@ -451,25 +453,25 @@ class HTTPCycle:
             self.head_sent = True
         if self.bodyless:
             if head:
-                self.transport.write(head)
+                self.protocol.write(head)
             return
         data, cut = clip_to_length(data, self.content_length, self.sent, self.handler.log)
         if cut:
             self.keep_alive = False
         self.sent += len(data)
-        transport = self.transport
+        out = self.protocol
         if self.chunked:
             parts = [head, b"%x\r\n" % len(data), data, b"\r\n"] if data else [head]
             if not more:
                 parts.append(LAST_CHUNK)
-            transport.writelines(parts)
+            out.writelines(parts)
         elif not head:
             if data:
-                transport.write(data)
+                out.write(data)
         elif len(data) < 65536:  # one copy beats a second write for small bodies
-            transport.write(head + data)
+            out.write(head + data)
         else:
-            transport.writelines((head, data))
+            out.writelines((head, data))
 
     async def _pathsend(self, path: str) -> None:
         with open(path, "rb") as f:
@@ -542,7 +544,7 @@ class HTTPCycle:
         self._wake()
         if not self.head_sent:
             self.status, self.headers, self.sent = "500 Internal Server Error", [], 0
-            self.transport.write(error_response(500, "", self.req.method))
+            self.protocol.write(error_response(500, "", self.req.method))
             self.head_sent = True
         else:
             # Without the last-chunk, and with the close, the client knows the body is cut

@@ -184,6 +184,17 @@ class ConnectionHost(Protocol):
         """``req`` is answered, by ``cycle`` (its status and bytes count in the worker's
         stats); neither is given for the request an upgrade took over."""
 
+    def flush_soon(self, conn: Flushes) -> None:
+        """Call ``conn.flush()`` after the callbacks of this loop iteration: one callback for
+        every connection that wrote meanwhile (http/output.py)."""
+
+
+@runtime_checkable
+class Flushes(Protocol):
+    """A connection that holds its output until the host flushes it (http/output.py)."""
+
+    def flush(self) -> None: ...
+
 
 @runtime_checkable
 class RequestCycle(Protocol):
@@ -235,6 +246,16 @@ class Connection(Protocol):
 
     @property
     def host(self) -> ConnectionHost: ...
+
+    def write(self, data: bytes) -> None:
+        """Response bytes, sent in order after everything written before: held until the end
+        of the loop iteration on HTTP/1.1 (http/output.py).  Write here, not to ``transport``."""
+
+    def writelines(self, chunks: list[bytes] | tuple[bytes, ...]) -> None: ...
+
+    def flush(self) -> None:
+        """Hand what ``write`` holds to the transport now: before closing it, or waiting on its
+        write buffer."""
 
     def answering(self, req: Request) -> bool:
         """``req`` is the request this connection answers now (and it is still open)."""

@@ -29,6 +29,7 @@ from unicorn_aio.http.contract import (
     ConnectionHost,
     HttpOptions,
 )
+from unicorn_aio.http.output import Output
 from unicorn_aio.http.proxy_protocol import HeaderReader
 from unicorn_aio.http.rawhead import RawHead
 from unicorn_aio.http.request import Request
@@ -56,7 +57,7 @@ class BodyTakeover(Exception):
     protocol reads itself (``HttpProtocol.body_reader``)."""
 
 
-class HttpProtocol(RawHead, asyncio.Protocol):
+class HttpProtocol(RawHead, Output, asyncio.Protocol):
     # One of these lives for every open connection, idle keep-alive ones included: slots keep
     # it to a few hundred bytes where an instance dict would take over a kilobyte.
     __slots__ = ("host", "handler", "options", "loop", "limit_line", "limit_fields",
@@ -65,7 +66,7 @@ class HttpProtocol(RawHead, asyncio.Protocol):
                  "current", "in_head", "deadline", "read_paused", "write_paused", "closing",
                  "pending_error", "lingering", "client_eof", "fed_end", "next_start", "body_len",
                  "uncounted", "app_state", "proxy_header", "quiet", "body_reader", "opened",
-                 "idle_since")  # and RawHead's
+                 "idle_since", "out", "out_size")  # and RawHead's
 
     transport: asyncio.Transport  # set by connection_made, before anything reads it
 
@@ -94,6 +95,7 @@ class HttpProtocol(RawHead, asyncio.Protocol):
         self.write_paused = False
         self.closing = host.shutting_down  # answer what is in flight, then close
         self.pending_error: bytes | None = None
+        self.out: list[bytes] | None = None  # response bytes held until the iteration ends
         self.lingering = False
         self.client_eof = False  # the client half-closed: answer what it sent, then close
         # Where the bytes are, as offsets in the stream of bytes parsed so far: llhttp says
@@ -245,6 +247,7 @@ class HttpProtocol(RawHead, asyncio.Protocol):
         self.feeding = b""  # do not keep the last packet alive on an idle connection
 
     def eof_received(self) -> bool:
+        self.flush()  # a False below closes the transport: what we hold must go first
         if self.lingering:
             return False  # the client has finished too: close now
         self.client_eof = True
@@ -417,7 +420,7 @@ class HttpProtocol(RawHead, asyncio.Protocol):
 
     def _send_continue(self, req: Request) -> None:
         if not self.transport.is_closing() and not req.body.complete:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def finish_request(self, req: Request, keep_alive: bool) -> None:
         """The handler has written the whole response for ``req`` (the head of the queue)."""
@@ -449,7 +452,7 @@ class HttpProtocol(RawHead, asyncio.Protocol):
             else:
                 self.deadline = self.loop.time() + self.options.body_timeout
         elif self.pending_error is not None:
-            transport.write(self.pending_error)
+            self.write(self.pending_error)
             self._close(linger=True)
             return
         elif self.client_eof and not after_upgrade:
@@ -494,6 +497,7 @@ class HttpProtocol(RawHead, asyncio.Protocol):
         the connection."""
         self.requests.clear()
         self.deadline = NEVER
+        self.flush()  # the successor writes to the transport itself
         transport = self.transport
         transport.set_protocol(successor)
         successor.connection_made(transport)
@@ -523,7 +527,7 @@ class HttpProtocol(RawHead, asyncio.Protocol):
             self.pending_error = data
             return
         self.requests.clear()
-        self.transport.write(data)
+        self.write(data)
         self._close(linger=True)
 
     def _close(self, linger: bool) -> None:
@@ -532,6 +536,7 @@ class HttpProtocol(RawHead, asyncio.Protocol):
         Closing a socket with unread input makes the kernel answer with RST, which can destroy
         the response still in flight to the client (nginx's lingering_close solves the same).
         """
+        self.flush()
         transport = self.transport
         if linger and transport.can_write_eof():
             self.lingering = True
@@ -550,8 +555,8 @@ class HttpProtocol(RawHead, asyncio.Protocol):
             return
         if self.current is not None or self.requests:
             # Headers or a buffered body stalled: tell the client why (RFC 9110 15.5.9).
-            self.transport.write(error_response(408))
-        self.transport.close()
+            self.write(error_response(408))
+        self._close(linger=False)
 
     @property
     def idle(self) -> bool:

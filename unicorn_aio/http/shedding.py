@@ -136,6 +136,7 @@ def evict(conn: HttpProtocol) -> None:
     the close a reset that the 503 does not survive).  With response bytes unsent, an abort:
     a close would wait for a client that is not reading."""
     conn.deadline = NEVER
+    conn.flush()  # a response just finished is the client's, and goes before the close
     transport = conn.transport
     if transport.get_write_buffer_size():
         transport.abort()

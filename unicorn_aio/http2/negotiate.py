@@ -234,7 +234,7 @@ class H2cUpgrade:
             return
         rest, req.upgrade = req.upgrade or b"", None
         req.headers = [(n, v) for n, v in req.headers if n.lower() not in _UPGRADE_FIELDS]
-        conn.transport.write(UPGRADE_101)
+        conn.write(UPGRADE_101)  # after the responses it holds; detach flushes
         h2 = self.nego.h2((payload, req))
         # detach registers h2, then lets HTTP/1.1 go: its request counts there, once.
         conn.detach(req, h2)

@@ -439,12 +439,12 @@ class WSGICycle(RequestEnviron):
 
     def _emit(self, *parts: bytes) -> None:
         if self.on_loop:
-            transport = self.protocol.transport
-            if not self.lost and not transport.is_closing():
+            protocol = self.protocol
+            if not self.lost and not protocol.transport.is_closing():
                 if len(parts) == 1:
-                    transport.write(parts[0])
+                    protocol.write(parts[0])
                 else:
-                    transport.writelines(parts)
+                    protocol.writelines(parts)
             return
         if self.cond is _NO_THREAD:
             self.cond = threading.Condition()
@@ -484,20 +484,20 @@ class WSGICycle(RequestEnviron):
         if self.cond is _NO_THREAD:
             # No app thread can be waiting (none made a lock): skip the locking.
             chunks, self.outbox = self.outbox, []
-            transport = self.protocol.transport
-            if chunks and not self.lost and not transport.is_closing():
+            protocol = self.protocol
+            if chunks and not self.lost and not protocol.transport.is_closing():
                 if len(chunks) == 1:
-                    transport.write(chunks[0])
+                    protocol.write(chunks[0])
                 else:
-                    transport.writelines(chunks)
+                    protocol.writelines(chunks)
             return
         with self.cond:
             chunks, self.outbox = self.outbox, []
             self.queued = 0
             self.flush_scheduled = False
-        transport = self.protocol.transport
-        if chunks and not self.lost and not transport.is_closing():
-            transport.writelines(chunks)
+        protocol = self.protocol
+        if chunks and not self.lost and not protocol.transport.is_closing():
+            protocol.writelines(chunks)
         with self.cond:
             self.cond.notify_all()
 
@@ -554,6 +554,7 @@ class WSGICycle(RequestEnviron):
         holder: list[int | None] = []
 
         def dup_when_written() -> None:
+            self.protocol.flush()  # the head, which must reach the socket before the file
             if self.lost or self.protocol.transport.is_closing():
                 holder.append(None)
             elif self.protocol.transport.get_write_buffer_size():

@@ -273,15 +273,17 @@ class Watchdog:
 def answer(request: WatchedRequest) -> str:
     """Answer the client of a request whose thread is given up on; what it got, for the log."""
     queued = request.abandon()
-    transport = request.protocol.transport
+    protocol = request.protocol
+    transport = protocol.transport
     if transport.is_closing():
         return "its client had left"
     if request.head_sent:
-        transport.writelines(queued)
+        protocol.writelines(queued)
         outcome = "connection closed mid-response"
     else:
-        transport.write(error_response(500, "request timeout", request.req.method))
+        protocol.write(error_response(500, "request timeout", request.req.method))
         outcome = "answered 500"
+    protocol.flush()  # after what the connection held, before the close
     transport.close()
     return outcome
 
