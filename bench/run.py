@@ -1270,6 +1270,18 @@ def sc_h2c(ctx: Context) -> dict:
                                     "all h2c" if not wrong else "not shown h2c: " + ", ".join(wrong)))
     for n in wrong:
         log(f"  ! {name}: {n} was not measured over HTTP/2: {result['servers'][n].get('error')}")
+    # This machine is shared: two steadier views of the same ratios, per round (both servers
+    # measured within seconds of each other) and by CPU time per request.
+    mine = result["servers"].get(OURS, {})
+    for peer in ("granian", "gunicorn-gthread", "hypercorn"):
+        theirs = result["servers"].get(peer, {})
+        pairs = [a / b for a, b in zip(mine.get("rounds_rps", []), theirs.get("rounds_rps", [])) if a and b]
+        if pairs and mine.get("server_cpu_us") and theirs.get("server_cpu_us"):
+            result["notes"].append(
+                f"{OURS} ÷ {peer}: per round {', '.join(f'{x:.2f}' for x in pairs)} (median "
+                f"{sorted(pairs)[(len(pairs) - 1) // 2]:.2f}×); by CPU time per request "
+                f"{theirs['server_cpu_us'] / mine['server_cpu_us']:.2f}× ({mine['server_cpu_us']:.1f} µs "
+                f"against {theirs['server_cpu_us']:.1f}).")
     h2 = rps_of(result, H2C_ENGINE_H2)
     if h2:
         peers = [(p, rps_of(result, p)) for p in ("granian", "gunicorn-gthread", "hypercorn")]
