@@ -33,7 +33,8 @@ systools:
 	    || echo "WARNING: could not install$$missing; tests needing them will skip"; \
 	fi
 
-# gunicorn in its own venv (.gunicorn-venv), the oracle of the differential test (tests/parity),
+# gunicorn in its own venv (.gunicorn-venv), and its own request corpus from its sdist, the oracles
+# of the differential tests (tests/parity),
 # pinned in tests/parity/gunicorn-requirements.txt; reused while the pin is unchanged. If pip
 # cannot install it, make test goes on and tests/parity skips, saying why.
 oracle: venv

@@ -24,7 +24,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from oracle_cases import BY_ID, CASES, SEEDS, TOKENS, edit
-from oracle_differences import CORPUS, DELIBERATE, GENERATED, OPEN, explain, markdown
+from oracle_differences import (
+    CORPUS,
+    DELIBERATE,
+    GENERATED,
+    OPEN,
+    markdown,
+    unexplained_differences,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -114,23 +121,6 @@ op = st.one_of(
 generated_request = st.builds(edit, st.sampled_from(SEEDS), st.lists(op, min_size=1, max_size=3))
 
 
-async def _judge(servers, batch: list[bytes]) -> list[str]:
-    results = await oracle.run_many(servers, [(raw, ()) for raw in batch])
-    differing = [(raw, theirs, ours) for raw, (theirs, ours) in zip(batch, results)
-                 if theirs.key() != ours.key()]
-    # Where a server waits for more bytes: what both do once the head has ended.
-    waited = [raw + b"\r\n\r\n" for raw, theirs, ours in differing
-              if theirs.closed is None or ours.closed is None]
-    completed = iter(await oracle.run_many(servers, [(raw, ()) for raw in waited]))
-    unexplained = []
-    for raw, theirs, ours in differing:
-        done = next(completed) if theirs.closed is None or ours.closed is None else None
-        if explain(raw, theirs, ours, done) is None:
-            unexplained.append(f"{raw!r}\n  gunicorn:    {theirs.explain(ours)}\n"
-                               f"  unicorn_aio: {ours.explain(theirs)}")
-    return unexplained
-
-
 @settings(max_examples=BATCHES, deadline=None, database=None, derandomize=True,
           phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -139,7 +129,7 @@ def test_generated(servers, batch):
     """Valid requests with bytes inserted, replaced, deleted, case-swapped, lines repeated or
     dropped: every difference is one a rule of oracle_differences.GENERATED accounts for.
     No shrinking: each failure lists every unexplained request of its batch as it was sent."""
-    unexplained = asyncio.run(_judge(servers, sorted(set(batch))))
+    unexplained = asyncio.run(unexplained_differences(servers, sorted(set(batch))))
     assert not unexplained, (f"{len(unexplained)} generated request(s) differ, no rule explains "
                              f"them ({WHAT_TO_DO}):\n" + "\n".join(unexplained))
 

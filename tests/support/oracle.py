@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import subprocess
+import urllib.error
 from dataclasses import dataclass, field
 
 import gunicorn_venv
@@ -98,16 +99,17 @@ def gunicorn_version() -> str:
     return done.stdout.strip()
 
 
-def start_servers(log_dir: str) -> Servers:
+def start_servers(log_dir: str, settings: tuple[str, ...] = ()) -> Servers:
     """gunicorn (gthread: the worker that keeps connections alive, like ours) and unicorn_aio,
-    one worker each, default settings otherwise; stopped by pid."""
+    one worker each, default settings otherwise (and the command-line ``settings``, the same
+    for both); stopped by pid."""
     servers = Servers(0, 0)
     try:
         port = free_port()
         log = open(os.path.join(log_dir, "gunicorn.log"), "wb")
         proc = subprocess.Popen(
             [gunicorn_venv.PYTHON, "-m", "gunicorn", "echo_app:app", "--bind", f"127.0.0.1:{port}",
-             "--workers", "1", "--worker-class", "gthread", "--threads", str(THREADS)],
+             "--workers", "1", "--worker-class", "gthread", "--threads", str(THREADS), *settings],
             cwd=log_dir, env=dict(os.environ, PYTHONPATH=SUPPORT, PYTHONUNBUFFERED="1"),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         servers.stoppers.append(lambda: (stop_session(proc), log.close()))
@@ -117,22 +119,36 @@ def start_servers(log_dir: str) -> Servers:
                 with open(log.name, "rb") as f:
                     raise AssertionError(f"gunicorn exited with {proc.returncode}:\n"
                                          + f.read().decode("utf-8", "replace")[-3000:])
-            try:
-                return get(f"http://127.0.0.1:{port}/", timeout=1)[0] == 200
-            except OSError:
-                return False
+            return _answers(f"http://127.0.0.1:{port}/")
         wait_for(gunicorn_ready, 30, what="gunicorn serving echo_app")
         servers.gunicorn_port = port
 
         ours = ServerProcess("echo_app:app", "--workers", "1", "--threads", str(THREADS),
-                             log_path=os.path.join(log_dir, "unicorn_aio.log"))
+                             *settings, log_path=os.path.join(log_dir, "unicorn_aio.log"))
         servers.stoppers.append(ours.stop)
-        ours.wait_ready()
+        wait_for(lambda: ours.proc.poll() is None and _answers(ours.url + "/")
+                 or _exited(ours), 30, what="unicorn_aio serving echo_app")
         servers.ours_port = ours.port
     except BaseException:
         servers.stop()
         raise
     return servers
+
+
+def _answers(url: str) -> bool:
+    try:
+        get(url, timeout=1)
+    except urllib.error.HTTPError:
+        pass  # an answer still: tight limits among the settings may refuse this request
+    except OSError:
+        return False
+    return True
+
+
+def _exited(ours: ServerProcess) -> bool:
+    if ours.proc.poll() is not None:
+        raise AssertionError(f"unicorn_aio exited with {ours.proc.returncode}:\n{ours.log()}")
+    return False
 
 
 def parse_responses(data: bytes, methods: tuple[str, ...], eof: bool) -> tuple[list[Response], bytes]:

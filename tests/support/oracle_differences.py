@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import oracle
 from oracle import Outcome
 
 DELIBERATE = "deliberate"
@@ -162,12 +163,16 @@ def _methods(raw: bytes) -> list[bytes]:
 _REQUEST_LINE = re.compile(rb"^(?:\r\n)*(\S+) (\S+) (HTTP/\S*)", re.M)
 
 
+_PROXY_LINE = re.compile(rb"^PROXY [^\r\n]*\r\n")  # --proxy-protocol's v1 line, before a head
+
+
 def _missing_host(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
     gunicorn, mine = _first_split(theirs, ours)
     if mine != 400 or not (gunicorn is None or _served(gunicorn)):
         return False
     for head in raw.split(b"\r\n\r\n"):
-        first = head.lstrip(b"\r\n").split(b"\r\n", 1)[0]
+        head = _PROXY_LINE.sub(b"", head.lstrip(b"\r\n"))
+        first = head.split(b"\r\n", 1)[0]
         if first.endswith(b" HTTP/1.1") and not re.search(rb"(?im)^host[ \t]*:", head):
             return True
     return False
@@ -223,6 +228,11 @@ def _target_no_form(raw: bytes, theirs: Outcome, ours: Outcome, completed: Compl
         for m in _NO_FORM.finditer(raw))
 
 
+def _connect(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
+    gunicorn, mine = _first_split(theirs, ours)
+    return mine == 501 and _served(gunicorn) and re.search(rb"(?m)^CONNECT ", raw) is not None
+
+
 def _absolute_empty_path(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) -> bool:
     # The app saw PATH_INFO "" from gunicorn where we said "/", and nothing else differs.
     return _app_saw(theirs, ours, lambda key, its, mine: (key, its, mine) == ("PATH_INFO", "", "/"))
@@ -254,6 +264,8 @@ GENERATED: list[Rule] = [
     Rule("gen-target-no-form", "target-no-form", _target_no_form,
          "a target with '://' after something that is no scheme: gunicorn serves it, we answer "
          "400"),
+    Rule("gen-connect", "connect", _connect,
+         "a CONNECT request: gunicorn passes it to the app, we answer 501"),
     Rule("gen-absolute-empty-path", "absolute-form-no-path", _absolute_empty_path,
          "an absolute-form target with an empty path: PATH_INFO '' from gunicorn, '/' from us"),
 ]
@@ -264,6 +276,25 @@ def explain(raw: bytes, theirs: Outcome, ours: Outcome, completed: Completed) ->
         if rule.applies(raw, theirs, ours, completed):
             return rule
     return None
+
+
+async def unexplained_differences(servers: oracle.Servers, batch: list[bytes]) -> list[str]:
+    """Send each request of ``batch`` to both servers: the differences no rule of GENERATED
+    accounts for, each in words."""
+    results = await oracle.run_many(servers, [(raw, ()) for raw in batch])
+    differing = [(raw, theirs, ours) for raw, (theirs, ours) in zip(batch, results)
+                 if theirs.key() != ours.key()]
+    # Where a server waits for more bytes: what both do once the head has ended.
+    waited = [raw + b"\r\n\r\n" for raw, theirs, ours in differing
+              if theirs.closed is None or ours.closed is None]
+    completed = iter(await oracle.run_many(servers, [(raw, ()) for raw in waited]))
+    unexplained = []
+    for raw, theirs, ours in differing:
+        done = next(completed) if theirs.closed is None or ours.closed is None else None
+        if explain(raw, theirs, ours, done) is None:
+            unexplained.append(f"{raw!r}\n  gunicorn:    {theirs.explain(ours)}\n"
+                               f"  unicorn_aio: {ours.explain(theirs)}")
+    return unexplained
 
 
 def markdown() -> str:
