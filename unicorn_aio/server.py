@@ -140,6 +140,7 @@ class Server:
         self.log.batch_access_lines(loop)
         if self._busy_aware:
             pool.on_load_change = self._update_accepting
+        pool.after_callbacks = self.flush_all  # see http/output.py
         await handler.startup()  # ASGI lifespan: before the first connection is accepted
         self.ssl_context = self._ssl_context()
         self._tick()
@@ -283,9 +284,10 @@ class Server:
             self.on_request_finished(self.requests_total)
 
     def flush_soon(self, conn: Flushes) -> None:
-        if not self._unflushed:
+        unflushed = self._unflushed
+        if not unflushed:
             self.loop.call_soon(self.flush_all)
-        self._unflushed.append(conn)
+        unflushed.append(conn)
 
     def flush_all(self) -> None:
         """Every connection's output of the last loop iteration, written together (see
