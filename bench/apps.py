@@ -3,6 +3,11 @@
 WSGI apps are plain PEP 3333 callables. `*_a2wsgi` wrap them for uvicorn (its WSGI story is the
 a2wsgi adapter, which runs the app in a thread pool of `workers` threads). `asgi_hello` is the
 ASGI 3 counterpart of `hello` for the ASGI scenario.
+
+`flask_json` and `django_json` are TechEmpower's JSON test in each framework, as its Flask and
+Django entries write it: `{"message": "Hello, World!"}` serialised per request, on every path
+(`/json` included); Django with no middleware and no database, as TechEmpower's JSON test runs
+it.  They exist where Flask and Django are installed (`.bench-venv` has both).
 """
 
 import time
@@ -77,6 +82,53 @@ else:
     sleep10_a2wsgi = WSGIMiddleware(sleep10, workers=32)
     big_a2wsgi = WSGIMiddleware(big, workers=4)
     upload_a2wsgi = WSGIMiddleware(upload, workers=4)
+
+
+try:
+    import flask
+except ImportError:
+    pass
+else:
+    _flask = flask.Flask("bench")
+
+    @_flask.route("/")
+    @_flask.route("/json")
+    def _flask_json_view():
+        return flask.jsonify(message="Hello, World!")
+
+    flask_json = _flask.wsgi_app  # the app itself, as Flask.__call__ hands it every request
+
+
+def _django_app():
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False, ALLOWED_HOSTS=["*"], ROOT_URLCONF=__name__, SECRET_KEY="bench",
+            MIDDLEWARE=[], INSTALLED_APPS=[], DATABASES={}, USE_TZ=True,
+            LOGGING_CONFIG=None)
+    django.setup(set_prefix=False)
+    from django.core.handlers.wsgi import WSGIHandler
+
+    return WSGIHandler()
+
+
+def _django_json_view(request):
+    from django.http import JsonResponse
+
+    return JsonResponse({"message": "Hello, World!"})
+
+
+try:
+    import django  # noqa: F401  (only whether it is there)
+except ImportError:
+    pass
+else:
+    from django.urls import path as _path
+
+    urlpatterns = [_path("", _django_json_view), _path("json", _django_json_view)]
+    django_json = _django_app()
 
 
 LONGPOLL_SECONDS = 4.0

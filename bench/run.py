@@ -36,6 +36,7 @@ RESULTS = ROOT / "bench" / "results"
 HOST = "127.0.0.1"
 OURS = "unicorn_aio"
 FLOOR = "uvloop+httptools floor"
+REFERENCE = "reference server"
 
 # Two cores: the servers get one, the load generator (and this harness) the other, for every
 # server alike. On a machine with more cores the same split keeps runs comparable.
@@ -123,6 +124,15 @@ def argv_floor(v: Variant, port: int, log: Path) -> list[str]:
     return _py("-m", "bench.floor", HOST, str(port))
 
 
+# ../shared/bench/reference_wsgi.py: 116 lines of pure Python on uvloop + httptools, full environ,
+# the app called inline, none of our checks or timeouts: issue #22's yardstick for inline mode.
+REFERENCE_WSGI = ROOT.parent / "shared" / "bench" / "reference_wsgi.py"
+
+
+def argv_reference(v: Variant, port: int, log: Path) -> list[str]:
+    return _py(str(REFERENCE_WSGI), str(port), f"bench.apps:{v.app}")
+
+
 def argv_waitress(v: Variant, port: int, log: Path) -> list[str]:
     # waitress's default connection-limit (100) would queue the 200-connection scenario in the
     # listen backlog, and its body limit (1 GiB) refuses the 1 GiB upload: both raised so the
@@ -166,6 +176,8 @@ SERVERS = {
     "hypercorn": Server(argv_hypercorn, ("hypercorn",), "hypercorn"),
     # Not a peer: the stack's own ceiling (bench/floor.py), shown beside the hello scenario.
     FLOOR: Server(argv_floor, ("httptools", "uvloop"), "uvloop"),
+    # Not a peer either: what pure Python on our stack does with none of our checks.
+    REFERENCE: Server(argv_reference, ("httptools", "uvloop"), "uvloop"),
 }
 
 
@@ -624,9 +636,16 @@ def sc_inline(ctx: Context) -> dict:
     inline = f"{OURS} inline"
     r = wrk_scenario(ctx, "inline", "hello world, keep-alive, inline dispatch (app on the loop thread)",
                      [Variant(inline, OURS, dispatch="inline"), Variant(OURS, OURS, threads=4),
-                      Variant("bjoern", "bjoern"), Variant("granian", "granian")], quick_keep=("bjoern",))
+                      Variant("bjoern", "bjoern"), Variant("granian", "granian"),
+                      Variant(REFERENCE, REFERENCE)], quick_keep=("bjoern", "granian", REFERENCE))
     r["ours"] = inline
-    r["targets"] = [ratio_target(r, inline, "bjoern", 0.9)]
+    # Issue #22: inline is the fast mode, and the thread pool not far behind granian.
+    r["targets"] = [ratio_target(r, inline, "bjoern", 0.9), ratio_target(r, inline, "granian", 1.0),
+                    ratio_target(r, inline, OURS, 1.1, "the thread pool"),
+                    ratio_target(r, inline, REFERENCE, 1.0),
+                    ratio_target(r, OURS, "granian", 0.85)]
+    r["notes"].append(f"{REFERENCE}: ../shared/bench/reference_wsgi.py, 116 lines of Python on the "
+                      "same stack, full environ, app called inline, none of our checks or timeouts.")
     return r
 
 
@@ -735,7 +754,47 @@ def sc_asgi(ctx: Context) -> dict:
     vs = [Variant(OURS, OURS, app="asgi_hello"), Variant("uvicorn", "uvicorn+a2wsgi", app="asgi_hello"),
           Variant("granian asgi", "granian", app="asgi_hello")]
     r = wrk_scenario(ctx, "asgi", "ASGI hello world, keep-alive (uvicorn: httptools + uvloop)", vs)
-    r["targets"] = [ratio_target(r, OURS, "uvicorn", 1.0)]
+    r["targets"] = [ratio_target(r, OURS, "uvicorn", 1.0), ratio_target(r, OURS, "uvicorn", 1.2),
+                    ratio_target(r, OURS, "granian asgi", 1.0)]
+    return r
+
+
+def framework_scenario(ctx: Context, name: str, app: str, title: str) -> dict:
+    """TechEmpower's JSON test in a real framework (bench/apps.py), both dispatch modes."""
+    inline = f"{OURS} inline"
+    vs = [Variant(OURS, OURS, app=app, threads=4), Variant(inline, OURS, app=app, dispatch="inline"),
+          Variant("bjoern", "bjoern", app=app), Variant("granian", "granian", app=app),
+          Variant(REFERENCE, REFERENCE, app=app), Variant("gunicorn-sync", "gunicorn-sync", app=app)]
+    return wrk_scenario(ctx, name, title, vs, quick_keep=("bjoern", "granian"))
+
+
+def sc_flask(ctx: Context) -> dict:
+    r = framework_scenario(ctx, "flask", "flask_json",
+                           "Flask, TechEmpower's JSON test (jsonify per request), keep-alive")
+    r["targets"] = [ratio_target(r, OURS, "bjoern", 0.95), ratio_target(r, OURS, "granian", 1.2)]
+    return r
+
+
+def sc_django(ctx: Context) -> dict:
+    r = framework_scenario(ctx, "django", "django_json",
+                           "Django, TechEmpower's JSON test (JsonResponse, no middleware), keep-alive")
+    r["notes"].append("Reported, no target (issue #22).")
+    return r
+
+
+def sc_deploy(ctx: Context) -> dict:
+    """The seeds' recommended deployment: (2 x cores) + 1 workers, everything unpinned."""
+    count = 2 * (os.cpu_count() or 1) + 1
+    inline = f"{OURS} inline"
+    vs = [Variant(OURS, OURS, threads=4, workers=count, cpus=ALL_CPUS),
+          Variant(inline, OURS, dispatch="inline", workers=count, cpus=ALL_CPUS),
+          Variant("granian", "granian", workers=count, cpus=ALL_CPUS),
+          Variant("gunicorn-sync", "gunicorn-sync", workers=count, cpus=ALL_CPUS)]
+    r = wrk_scenario(ctx, "deploy", f"hello world, {count} workers ((2 x cores) + 1), unpinned, "
+                     "wrk -t1 -c100", vs, conns=100, wrk_cpus=ALL_CPUS)
+    r["targets"] = [ratio_target(r, OURS, "granian", 1.0), ratio_target(r, OURS, "gunicorn-sync", 8)]
+    r["notes"].append("Servers and wrk share both cores: context switches among workers, app "
+                      "threads and wrk count here.")
     return r
 
 
@@ -1297,6 +1356,7 @@ SCENARIOS = {
     "hello": sc_hello, "inline": sc_inline, "close": sc_close, "sleep10": sc_sleep, "big": sc_big,
     "upload": sc_upload, "idle": sc_idle, "workers": sc_workers, "rss": sc_rss, "accesslog": sc_accesslog,
     "asgi": sc_asgi, "longpoll": sc_longpoll, "metrics": sc_metrics, "baseline": sc_baseline,
+    "flask": sc_flask, "django": sc_django, "deploy": sc_deploy,
     "h2c": sc_h2c,
 }
 QUICK = ["rss", "hello", "inline", "close", "sleep10", "big", "asgi", "upload", "idle"]

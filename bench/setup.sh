@@ -15,6 +15,7 @@ granian|granian==2.8.7
 waitress|waitress==3.0.2
 uvicorn+a2wsgi|uvicorn==0.54.0 a2wsgi==1.10.10
 bjoern|bjoern==3.2.2
+flask+django|flask==3.1.3 django==5.2.19
 hypercorn|hypercorn==0.18.0
 matplotlib|matplotlib==3.11.2"
 
