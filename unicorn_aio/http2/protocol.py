@@ -189,7 +189,8 @@ class H2Protocol(asyncio.Protocol):
             self._on_request(event.stream_id, event.headers, event.end_stream)
         elif kind is WindowUpdated:
             if self.blocked:
-                self.dirty.extend(self.blocked)
+                for waiting in self.blocked:
+                    self._mark(waiting)
                 self.blocked.clear()
         elif kind is StreamReset:
             assert isinstance(event, StreamReset)
@@ -307,12 +308,12 @@ class H2Protocol(asyncio.Protocol):
                             reason)
         stream.write(error_response(status, reason, stream.req.method))
         stream.finished = True
-        self.dirty.append(stream)
+        self._mark(stream)
 
     def stream_output(self, stream: H2Stream, n: int) -> None:
         """The handler wrote to ``stream`` (``n`` body bytes)."""
         self.out_bytes += n
-        self.dirty.append(stream)
+        self._mark(stream)
         if stream.queued >= STREAM_HIGH or self.out_bytes >= CONNECTION_HIGH \
                 or self.write_paused:
             self._pause(stream)
@@ -333,7 +334,7 @@ class H2Protocol(asyncio.Protocol):
             stream.failed = True  # cut short: only a reset tells the client (RFC 9113 8.1.1)
         else:
             self.resets.answered += 1
-        self.dirty.append(stream)
+        self._mark(stream)
         self._schedule_flush()
 
     def credit(self, stream: H2Stream) -> None:
@@ -375,6 +376,12 @@ class H2Protocol(asyncio.Protocol):
 
     # -- sending ----------------------------------------------------------------------------
 
+    def _mark(self, stream: H2Stream) -> None:
+        """``stream`` has something to send at the next flush."""
+        if not stream.dirty:
+            stream.dirty = True
+            self.dirty.append(stream)
+
     def _schedule_flush(self) -> None:
         if not self.flush_due and not self.receiving:
             self.flush_due = True
@@ -384,6 +391,7 @@ class H2Protocol(asyncio.Protocol):
         self.flush_due = False
         dirty, self.dirty = self.dirty, []
         for stream in dirty:
+            stream.dirty = False
             if not stream.ended:
                 self._send(stream)
         transport = self.transport

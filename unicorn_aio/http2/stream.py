@@ -104,7 +104,7 @@ class H2Stream(asyncio.Transport):
 
     __slots__ = ("conn", "stream_id", "req", "headers", "pending", "queued", "sent", "length",
                  "bodyless", "head_seen", "finished", "ended", "closed", "paused", "failed",
-                 "in_app", "remote_done", "owed", "upgraded", "partial_head", "trailers")
+                 "in_app", "remote_done", "owed", "upgraded", "partial_head", "trailers", "dirty")
 
     def __init__(self, conn: H2Protocol, stream_id: int, req: Request) -> None:
         super().__init__()
@@ -129,6 +129,7 @@ class H2Stream(asyncio.Transport):
         self.owed = 0  # flow-controlled bytes received and not yet given back (WINDOW_UPDATE)
         self.upgraded = False  # stream 1 of an h2c upgrade: counted as HTTP/1.1's request
         self.trailers: Headers | None = None  # sent instead of an empty END_STREAM DATA
+        self.dirty = False  # in the connection's list of streams to send from
 
     # -- Connection (http/contract.py): what the handler uses -------------------------------
 
