@@ -96,3 +96,24 @@ def test_too_many_header_fields_is_431_on_the_stream(servers, interface):
         status, _, body = client.request("GET", "/echo", fields)
         assert status == 431 and b"header fields" in body
         assert client.request("GET", "/")[2] == b"ok"
+
+
+@pytest.mark.parametrize("interface", ["asgi", "wsgi"])
+def test_an_app_error_before_the_head_is_a_500(servers, interface):
+    with H2Client(servers[interface].port) as client:
+        status, headers, _ = client.request("GET", "/raise")
+        assert status == 500 and "connection" not in headers
+        assert client.request("GET", "/")[2] == b"ok"
+
+
+@pytest.mark.parametrize("interface", ["asgi", "wsgi"])
+def test_a_client_gone_mid_download_frees_the_app(servers, interface):
+    server = servers[interface]
+    for _ in range(3):  # more than the WSGI threads (1 by default): each must be let go
+        with H2Client(server.port) as client:
+            sid = client.send_request("GET", f"/download?n={200 << 20}")
+            while not any(getattr(ev, "stream_id", None) == sid for ev in client.events):
+                client.receive()
+        # closed with the app writing into a window it will never get back
+    with H2Client(server.port) as client:
+        assert client.request("GET", "/")[2] == b"ok"

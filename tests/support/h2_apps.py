@@ -7,6 +7,7 @@
 /sleep      ?s=SECONDS, then "slept"
 /calls      JSON: app calls started so far in this worker (this one included)
 /fail       a 64 KiB chunk, then an exception: the response is cut short
+/raise      an exception before the head: a 500
 /file       (ASGI) http.response.pathsend of ?path=
 /trailers   (ASGI) a body, then trailers (x-checksum, x-count) in two messages
 /extensions (ASGI) the scope's extensions, as a JSON list
@@ -76,6 +77,8 @@ def wsgi(environ, start_response):
     if path == "/calls":
         start_response("200 OK", [("Content-Type", "application/json")])
         return [json.dumps({"calls": CALLS[0]}).encode()]
+    if path == "/raise":
+        raise RuntimeError("the app fails before its head")
     if path == "/fail":
         def failing():
             yield b"y" * CHUNK
@@ -144,6 +147,8 @@ async def asgi(scope, receive, send):
     if path == "/calls":
         await respond(json.dumps({"calls": CALLS[0]}).encode(), b"application/json")
         return
+    if path == "/raise":
+        raise RuntimeError("the app fails before its head")
     if path == "/fail":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"y" * CHUNK, "more_body": True})
