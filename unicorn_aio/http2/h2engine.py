@@ -75,11 +75,17 @@ class H2LibEngine:
         self.extra = b""  # frames sent past h2 (a graceful GOAWAY), before what it queues next
 
     def initiate(self, upgrade_settings: bytes | None = None) -> None:
+        conn = self.conn
         if upgrade_settings is None:
-            self.conn.initiate_connection()
+            conn.initiate_connection()
         else:
             # h2 takes the HTTP2-Settings field as it came: base64url
-            self.conn.initiate_upgrade_connection(base64.urlsafe_b64encode(upgrade_settings))
+            conn.initiate_upgrade_connection(base64.urlsafe_b64encode(upgrade_settings))
+        window = conn.local_settings.initial_window_size
+        if window > 65535:
+            # The connection's window starts at 65535 whatever SETTINGS say (RFC 9113 6.9.2):
+            # a larger stream window would be bounded by it, so it grows alike.
+            conn.increment_flow_control_window(window - 65535)
 
     def receive(self, data: bytes) -> list[Event]:
         cut = self._over_budget(data)
