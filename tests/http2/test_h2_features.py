@@ -8,10 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import time
 
 import h2.events
 import pytest
 from h2c import ENGINES, H2Client, H2Server, skip_unless_engine
+
+from unicorn_aio.http.body import HIGH_WATER
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -117,3 +121,27 @@ def test_a_client_gone_mid_download_frees_the_app(servers, interface):
         # closed with the app writing into a window it will never get back
     with H2Client(server.port) as client:
         assert client.request("GET", "/")[2] == b"ok"
+
+
+@pytest.mark.parametrize("interface", ["asgi", "wsgi"])
+def test_a_body_the_app_does_not_read_stops_the_client(servers, interface):
+    # Flow control: past body.HIGH_WATER buffered, no WINDOW_UPDATE until the app reads. The
+    # app sleeps without reading: the client can send no more than that plus its windows.
+    with H2Client(servers[interface].port) as client:
+        client.sock.settimeout(0.2)
+        sid = client.send_request("POST", "/sleep?s=3", end=False)
+        sent = 0
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            window = min(client.conn.local_flow_control_window(sid),
+                         client.conn.max_outbound_frame_size)
+            if window > 0:
+                client.conn.send_data(sid, b"u" * window)
+                client.flush()
+                sent += window
+            else:
+                try:
+                    client.receive()
+                except socket.timeout:
+                    pass
+        assert 65535 <= sent <= HIGH_WATER + 2 * 65535 + 16384, sent
