@@ -166,3 +166,24 @@ def test_the_preface_may_come_a_byte_at_a_time(start):
         sock.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         sock.settimeout(5)
         assert sock.recv(9)[3] == 0x4  # the server's SETTINGS: it speaks HTTP/2
+
+
+def test_an_upgrade_with_a_large_body_is_answered_in_http1(start):
+    # gunicorn holds at most 64 KiB of an upgrade's body; past it the Upgrade is ignored.
+    server = start(cleartext="upgrade")
+    body = b"q" * 100000
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(UPGRADE.replace(b"GET", b"POST").replace(
+            b"\r\n\r\n", b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+            + body)
+        reply = read_all(sock)
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:60]
+    assert json.loads(reply.partition(b"\r\n\r\n")[2])["length"] == len(body)
+
+
+@pytest.mark.parametrize("args", [("--dispatch", "inline"), ("--threads", "1")])
+def test_wsgi_dispatch_modes(start, args):
+    server = start(*args)
+    with H2Client(server.port) as client:
+        sids = [client.send_request("POST", "/echo", body=b"x" * i) for i in range(20)]
+        assert [json.loads(client.response(sid)[2])["length"] for sid in sids] == list(range(20))
