@@ -10,15 +10,14 @@ app): the app thread never touches the transport.  Everything it sends goes thro
   bytes, or while the transport has paused writing, the app thread blocks until the loop has
   written them.
 
-The environ each app call receives is built in environ.py.
+The environ each app call receives is built in environ.py; a ``wsgi.file_wrapper`` goes out
+with sendfile(2) from sendfile.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http
-import os
-import select
 import threading
 import time
 from typing import Any, Callable
@@ -42,6 +41,7 @@ from unicorn_aio.http.rules import Reject
 from unicorn_aio.log.logger import Logger
 from unicorn_aio.wsgi.environ import FileWrapper, RequestEnviron, ServerEnviron
 from unicorn_aio.wsgi.hooks import HookRequest, HookResponse
+from unicorn_aio.wsgi.sendfile import FileSender
 from unicorn_aio.wsgi.threadpool import ThreadAbandoned, ThreadPool
 from unicorn_aio.wsgi.watchdog import Watchdog
 
@@ -104,6 +104,9 @@ class WSGIHandler(ServerEnviron):
 
 
 _FAILED = object()  # what "the app returned" when calling it raised
+# Iterating these cannot block: a response object over a list (Django's HttpResponse) is joined
+# and framed whole, like a list, on the loop or the app thread alike.
+_SEQUENCE_ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())))
 
 
 class _NullCondition:
@@ -125,7 +128,7 @@ class _NullCondition:
 _NO_THREAD = _NullCondition()
 
 
-class WSGICycle(RequestEnviron):
+class WSGICycle(RequestEnviron, FileSender):
     """One request's trip through a WSGI app; the ``RequestCycle`` of http/contract.py."""
 
     handler: WSGIHandler
@@ -152,6 +155,7 @@ class WSGICycle(RequestEnviron):
     abandoned = False  # the watchdog answered for it and gave its thread's place away
     own_headers: frozenset | None = None  # which of Date and Server the app set (app_headers)
     start_time = 0.0
+    body_iter: Any = None  # iter() of what the app returned, once taken
 
     def __init__(self, handler: WSGIHandler, protocol: Connection, req: Request) -> None:
         self.handler = handler
@@ -208,15 +212,24 @@ class WSGICycle(RequestEnviron):
         result = _FAILED
         try:
             result = self._call_app()
+            if type(result) not in (list, tuple) and self.req.method != b"HEAD" and \
+                    type(self._body_iter(result)) not in _SEQUENCE_ITERATORS:
+                # A generator may block between chunks: finish it on a thread.
+                self.on_loop = False
+                self.handler.pool.submit(lambda: self._respond(result))
+                return
         except Exception as exc:
             self._on_error(exc)
-        if result is not _FAILED and type(result) not in (list, tuple) \
-                and self.req.method != b"HEAD":
-            # A generator may block between chunks: finish it on a thread.
-            self.on_loop = False
-            self.handler.pool.submit(lambda: self._respond(result))
-            return
+            if self.body_iter is None and result is not _FAILED:  # iter() refused it
+                self._close_result(result)
+                result = _FAILED
         self._respond(result)
+
+    def _body_iter(self, result: Any) -> Any:
+        it = self.body_iter
+        if it is None:
+            it = self.body_iter = iter(result)
+        return it
 
     def _call_app(self) -> Any:
         environ = self.build_environ()
@@ -258,8 +271,7 @@ class WSGICycle(RequestEnviron):
                 raise AssertionError("the app returned without calling start_response()")
             # PEP 3333: a generator may call start_response as it runs, before it yields its
             # first body bytes.
-            result = iter(result)
-            for first in result:
+            for first in self._body_iter(result):
                 if type(first) is not bytes:
                     raise TypeError(f"the app yielded {type(first).__name__}, WSGI requires bytes")
                 if self.status is not None:
@@ -268,13 +280,16 @@ class WSGICycle(RequestEnviron):
                     raise AssertionError("the app yielded a body before calling start_response()")
             else:
                 raise AssertionError("the app returned without calling start_response()")
+        elif not self.head_sent and type(self._body_iter(result)) in _SEQUENCE_ITERATORS:
+            self._send_whole(b"".join(self.body_iter), self.status)
+            return
         if self.req.method == b"HEAD" or self.status.startswith(NO_BODY_STATUS):
             return
         if not first and isinstance(result, FileWrapper) and self._try_sendfile(result):
             return
         if first:
             self._send_body(first)
-        for chunk in result:
+        for chunk in self._body_iter(result):
             if type(chunk) is not bytes:
                 raise TypeError(f"the app yielded {type(chunk).__name__}, WSGI requires bytes")
             if chunk:
@@ -393,13 +408,14 @@ class WSGICycle(RequestEnviron):
         self.sent += len(data)
         if self.chunked:
             self._emit(head + b"%x\r\n" % len(data), data, b"\r\n")
+            return
+        parts = (data,) if not head else (head + data,) if len(data) < 65536 else (head, data)
+        if self.sent == self.content_length and not self.on_loop and self.cond is _NO_THREAD:
+            # The whole body, in the first chunk (Flask's): _end writes it with the end of the
+            # request, in one wakeup of the loop, without the lock a stream needs.
+            self.outbox += parts
         else:
-            if not head:
-                self._emit(data)
-            elif len(data) < 65536:  # one copy beats a second write for small bodies
-                self._emit(head + data)
-            else:
-                self._emit(head, data)
+            self._emit(*parts)
 
     def _end(self) -> None:
         """Loop thread: everything is queued; close the framing and hand back the connection."""
@@ -525,76 +541,3 @@ class WSGICycle(RequestEnviron):
             self.lost = True
             self.cond.notify_all()
         return queued
-
-    # -- sendfile ---------------------------------------------------------------------------
-
-    def _try_sendfile(self, wrapper: FileWrapper) -> bool:
-        """Send a file with sendfile(2) from this app thread, on a dup of the socket.
-
-        The dup keeps the socket object alive even if the loop closes the transport meanwhile,
-        so a recycled fd number can never receive this file.  Only on plain TCP/unix sockets,
-        with the head flushed and nothing else queued: the loop writes nothing for this
-        connection while its head request is ours.  Not with --no-sendfile (or SENDFILE=0).
-        """
-        fileno = wrapper.fileno()
-        sock = self.protocol.transport.get_extra_info("socket")
-        if fileno is None or sock is None or not self.handler.sendfile or self.on_loop:
-            return False
-        try:
-            offset = os.lseek(fileno, 0, os.SEEK_CUR)
-            size = os.fstat(fileno).st_size - offset
-        except OSError:
-            return False
-        if self.content_length is None:
-            self.content_length = size
-            self.headers.append(("Content-Length", str(size)))
-        size = min(size, self.content_length)
-        self._send_body_head_only()
-        done = threading.Event()
-        holder: list[int | None] = []
-
-        def dup_when_written() -> None:
-            self.protocol.flush()  # the head, which must reach the socket before the file
-            if self.lost or self.protocol.transport.is_closing():
-                holder.append(None)
-            elif self.protocol.transport.get_write_buffer_size():
-                self.handler.loop.call_later(0.005, dup_when_written)
-                return
-            else:
-                holder.append(os.dup(sock.fileno()))
-            done.set()
-
-        self.handler.pool.call_on_loop(dup_when_written)
-        done.wait()
-        fd = holder[0]
-        if fd is None:
-            raise ClientDisconnected("client disconnected")
-        stall = self.handler.stall_timeout  # None: --body-timeout 0, wait as long as it takes
-        try:
-            poller = select.poll()
-            poller.register(fd, select.POLLOUT)
-            while size > 0:
-                try:
-                    n = os.sendfile(fd, fileno, offset, min(size, 1 << 20))
-                except BlockingIOError:
-                    if not poller.poll(None if stall is None else stall * 1000):
-                        raise ClientDisconnected("client stopped reading") from None
-                    continue
-                except (BrokenPipeError, ConnectionResetError) as exc:
-                    raise ClientDisconnected("client disconnected") from exc
-                if n == 0:
-                    break  # the file shrank under us
-                offset += n
-                size -= n
-                self.sent += n
-        finally:
-            os.close(fd)
-        return True
-
-    def _send_body_head_only(self) -> None:
-        # The callback that dups the socket is queued after this flush, so it sees the head
-        # already handed to the transport.
-        status = self.status
-        if not self.head_sent and status is not None:  # set: sendfile follows start_response
-            self.head_sent = True
-            self._emit(self._head(status))
