@@ -10,13 +10,25 @@ import signal
 import time
 
 import h2.events
+import hpack
 import httpx
 import pytest
-from h2c import ENGINES, H2Client, H2Server, skip_unless_engine
+from h2c import (
+    ENGINES,
+    H2Client,
+    H2Server,
+    handshake,
+    send_frames,
+    skip_unless_engine,
+    split_frames,
+)
+from hyperframe.frame import GoAwayFrame, HeadersFrame
 
 pytestmark = pytest.mark.timeout(60)
 
 APPS = {"wsgi": "h2_apps:wsgi", "asgi": "h2_apps:asgi"}
+GET_SLEEP = [(b":method", b"GET"), (b":path", b"/sleep?s=0.05"), (b":scheme", b"http"),
+             (b":authority", b"127.0.0.1")]
 
 
 @pytest.fixture(params=[(i, e) for e in ENGINES for i in APPS], ids=lambda p: f"{p[0]}-{p[1]}")
@@ -109,3 +121,44 @@ def test_ping_is_answered(start):
             client.receive()
         acks = [ev for ev in client.events if isinstance(ev, h2.events.PingAckReceived)]
         assert acks and acks[0].ping_data == b"12345678"
+
+
+def test_a_client_never_idle_loses_no_stream_to_the_bound(start):
+    # Past the bound the connection waits to be idle; a client that always has streams in
+    # flight is told after --http2-max-concurrent-streams more (here 4), or at an idle moment:
+    # every stream up to the GOAWAY's last id is answered, none after it is started. Raw
+    # frames: h2's client state machine takes no frame after a GOAWAY (RFC 9113 allows them).
+    server = start("--http2-max-streams-per-connection", "5", "--http2-max-concurrent-streams",
+                   "4")
+    encoder = hpack.Encoder()
+    sock = handshake(server.port)
+    sent: list[int] = []
+
+    def request() -> None:
+        sid = 2 * len(sent) + 1
+        sent.append(sid)
+        send_frames(sock, [HeadersFrame(sid, data=encoder.encode(GET_SLEEP),
+                                        flags=["END_HEADERS", "END_STREAM"])])
+
+    for _ in range(3):
+        request()
+    answered: set[int] = set()
+    goaway = None
+    buf = b""
+    sock.settimeout(10)
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        frames, buf = split_frames(buf + chunk)
+        for frame in frames:
+            if isinstance(frame, GoAwayFrame):
+                goaway = frame
+            elif frame.stream_id and "END_STREAM" in frame.flags:
+                answered.add(frame.stream_id)
+                if goaway is None and len(sent) < 40:
+                    request()
+    sock.close()
+    assert goaway is not None and goaway.error_code == 0
+    assert goaway.last_stream_id >= 9  # the bound (5 streams) was served at least
+    assert answered == {sid for sid in sent if sid <= goaway.last_stream_id}

@@ -230,6 +230,11 @@ def send_frames(sock: socket.socket, frames) -> bool:
 
 
 def parse_frames(data: bytes) -> list:
+    return split_frames(data)[0]
+
+
+def split_frames(data: bytes) -> tuple[list, bytes]:
+    """The whole frames at the start of ``data``, and the bytes of an incomplete one after."""
     frames, i = [], 0
     while i + 9 <= len(data):
         frame, length = Frame.parse_frame_header(memoryview(data[i:i + 9]))
@@ -238,7 +243,7 @@ def parse_frames(data: bytes) -> list:
         frame.parse_body(memoryview(data[i + 9:i + 9 + length]))
         frames.append(frame)
         i += 9 + length
-    return frames
+    return frames, data[i:]
 
 
 def frames_until_closed(sock: socket.socket, timeout: float = 10.0) -> list:
