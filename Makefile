@@ -75,6 +75,12 @@ bench-h2c:
 	bash bench/setup.sh
 	.bench-venv/bin/python -m bench.run --only h2c --out h2c $(BENCH_ARGS)
 
+# CPU time per h2c hello request in our own layers, no sockets, both engines (bench/h2pathcost.py):
+# steady where the h2c scenario swings; --profile for cProfile's shares.
+.PHONY: bench-h2pathcost
+bench-h2pathcost: venv
+	taskset -c 1 $(PY) -m bench.h2pathcost $(BENCH_ARGS)
+
 # Python time per request in our own layers, no sockets: steady to a tenth of a microsecond,
 # for judging a hot-path change before a full bench run.
 bench-pathcost: venv
