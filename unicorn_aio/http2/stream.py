@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from unicorn_aio.http.contract import Address, ConnectionHost, HttpOptions
 from unicorn_aio.http.request import Request
-from unicorn_aio.http.response import NO_BODY_STATUS
 from unicorn_aio.http.rules import Reject, check_headers, check_request_target
 from unicorn_aio.http2.engine import Headers
 
@@ -35,6 +34,13 @@ if TYPE_CHECKING:
 CONNECTION_FIELDS = frozenset((b"connection", b"keep-alive", b"proxy-connection",
                                b"transfer-encoding", b"upgrade", b"te"))
 _HEAD_END = b"\r\n\r\n"
+_NO_BODY = (b"204", b"304")  # with 1xx: response.NO_BODY_STATUS
+
+
+# Header lines already read, as HTTP/2 fields (None: a connection-specific one): apps send the
+# same few lines again and again, and this runs for every response.
+_FIELDS: dict[bytes, tuple[bytes, bytes] | None] = {}
+_UNSEEN = (b"", b"")
 
 
 def response_headers(head: bytes) -> tuple[Headers, int | None]:
@@ -42,14 +48,21 @@ def response_headers(head: bytes) -> tuple[Headers, int | None]:
     lines = head.split(b"\r\n")
     headers: Headers = [(b":status", lines[0][9:12])]
     length = None
+    fields = _FIELDS
     for line in lines[1:]:
-        name, _, value = line.partition(b": ")
-        name = name.lower()
-        if name in CONNECTION_FIELDS:
-            continue
-        if name == b"content-length":
-            length = int(value)
-        headers.append((name, value))
+        field = fields.get(line, _UNSEEN)
+        if field is _UNSEEN:
+            name, _, value = line.partition(b": ")
+            name = name.lower()
+            if name == b"content-length":
+                length = int(value)
+                headers.append((name, value))
+                continue
+            field = None if name in CONNECTION_FIELDS else (name, value)
+            if len(fields) < 1024 and name != b"date":
+                fields[line] = field
+        if field is not None:
+            headers.append(field)
     return headers, length
 
 
@@ -107,7 +120,8 @@ class H2Stream(asyncio.Transport):
                  "in_app", "remote_done", "owed", "upgraded", "partial_head", "trailers", "dirty")
 
     def __init__(self, conn: H2Protocol, stream_id: int, req: Request) -> None:
-        super().__init__()
+        # No asyncio.Transport.__init__: its extra-info dict is never read (get_extra_info
+        # is ours), and a stream is made per request.
         self.conn = conn
         self.stream_id = stream_id
         self.req = req
@@ -225,8 +239,8 @@ class H2Stream(asyncio.Transport):
         self.partial_head = b""
         self.head_seen = True
         self.headers, self.length = response_headers(data[:end])
-        status = data[9:12].decode("latin-1")
-        if status.startswith(NO_BODY_STATUS) or self.req.method == b"HEAD":
+        status = data[9:12]
+        if status[0] == 49 or status in _NO_BODY or self.req.method == b"HEAD":  # 49: "1"
             self.bodyless = True
         self.conn.stream_output(self, 0)
         return b"" if self.bodyless else data[end + 4:]
