@@ -38,7 +38,8 @@ _NO_BODY = (b"204", b"304")  # with 1xx: response.NO_BODY_STATUS
 
 
 # Header lines already read, as HTTP/2 fields (None: a connection-specific one): apps send the
-# same few lines again and again, and this runs for every response.
+# same few lines again and again, and this runs for every response.  Short ones only, 1024 at
+# most: a cookie per user must not fill memory.
 _FIELDS: dict[bytes, tuple[bytes, bytes] | None] = {}
 _UNSEEN = (b"", b"")
 
@@ -59,7 +60,7 @@ def response_headers(head: bytes) -> tuple[Headers, int | None]:
                 headers.append((name, value))
                 continue
             field = None if name in CONNECTION_FIELDS else (name, value)
-            if len(fields) < 1024 and name != b"date":
+            if len(fields) < 1024 and len(line) <= 256 and name != b"date":
                 fields[line] = field
         if field is not None:
             headers.append(field)
