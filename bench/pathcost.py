@@ -13,6 +13,12 @@ The same requests go through ../shared/bench/reference_wsgi.py's protocol (116 l
 on the same stack, none of our checks), when it is there: the yardstick issue #22 names.
 
     .venv/bin/python -m bench.pathcost            # or: make bench-pathcost
+    .venv/bin/python -m bench.pathcost --instructions   # the same in instructions (valgrind)
+
+CPU time still moves with what else runs (caches, frequency): on this 2-core machine shared with
+test suites, by 20-30%.  ``--instructions`` counts instructions instead, under valgrind's
+cachegrind, as the difference between 500 and 2500 requests (startup cancels out): the same to
+a fraction of a percent however busy the machine is, and as slow as valgrind (a minute).
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -144,6 +153,49 @@ def reference_cost(request: bytes, count: int, rounds: int, app: str = "hello") 
     return best * 1e6
 
 
+def feed(request: bytes, count: int, app: str, reference: bool) -> None:
+    """``count`` requests after 500 to warm up, flushed per BATCH: what --instructions counts."""
+    if reference:
+        spec = importlib.util.spec_from_file_location("reference_wsgi", REFERENCE)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        protocol = module.make_protocol(getattr(apps, app), 8000)()
+        protocol.connection_made(CountingTransport())
+        for _ in range(500 + count):
+            protocol.data_received(request)
+        return
+
+    async def run() -> None:
+        server = Server(getattr(apps, app), bind="127.0.0.1:0", dispatch="inline")
+        await server.start()
+        protocol = HttpProtocol(server, server.handler, server.options)
+        protocol.connection_made(CountingTransport())
+        flush = getattr(server, "flush_all", lambda: None)  # a tree from before held output
+        for _ in range((500 + count) // BATCH):
+            for _ in range(BATCH):
+                protocol.data_received(request)
+            flush()
+        await server.shutdown(0)
+
+    uvloop.run(run())
+
+
+def instructions(name: str, app: str, reference: bool) -> int:
+    """Instructions per request, from two runs under cachegrind."""
+    counts = []
+    for n in (500, 2500):
+        cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+               sys.executable, "-m", "bench.pathcost", "--feed", name, str(n), "--app", app]
+        out = subprocess.run(cmd + (["--reference"] if reference else []), capture_output=True,
+                             text=True, check=True).stderr
+        match = re.search(r"I\s+refs:\s+([\d,]+)", out)
+        if match is None:
+            raise RuntimeError(f"no instruction count from valgrind:\n{out[-500:]}")
+        counts.append(int(match.group(1).replace(",", "")))
+    return (counts[1] - counts[0]) // 2000
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=50000, help="requests per round")
@@ -152,7 +204,22 @@ def main() -> None:
                     help=f"also write the access log there, flushed every {BATCH} requests")
     ap.add_argument("--app", default="hello", help="an app of bench/apps.py (default: hello)")
     ap.add_argument("--no-reference", action="store_true", help="skip the reference server")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count instructions under valgrind instead of timing (steady when busy)")
+    ap.add_argument("--feed", nargs=2, metavar=("REQUEST", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.feed:
+        feed(REQUESTS[args.feed[0]], int(args.feed[1]), args.app, args.reference)
+        return
+    if args.instructions:
+        for name in REQUESTS:
+            ours = instructions(name, args.app, False)
+            ref = None if args.no_reference or not REFERENCE.exists() else \
+                instructions(name, args.app, True)
+            vs = "" if ref is None else f"   reference server {ref:7,d} ({ours / ref:.2f}×)"
+            print(f"{name:8} {ours:7,d} instructions per request ({args.app} app, inline){vs}")
+        return
 
     async def run() -> None:
         for name, request in REQUESTS.items():

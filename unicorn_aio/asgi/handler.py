@@ -508,8 +508,10 @@ class HTTPCycle:
         if self.content_length is not None and self.sent < self.content_length \
                 and not self.bodyless:
             self.keep_alive = False  # fewer bytes than promised: only the close tells
-        self._wake()  # a receive() waiting for http.disconnect
-        self._log_access()
+        if self.waiter is not None:
+            self._wake()  # a receive() waiting for http.disconnect
+        if self.handler.log.access_enabled:
+            self._log_access()
         self.req.body.unwatch()
         self.protocol.finish_request(self.req, self.keep_alive)
 

@@ -209,20 +209,36 @@ class WSGICycle(RequestEnviron, FileSender):
     def run_inline(self) -> None:
         """On the loop thread, for apps declared non-blocking (``--dispatch inline``)."""
         self.on_loop = True
-        result = _FAILED
+        handler = self.handler
+        result: Any = _FAILED
         try:
-            result = self._call_app()
+            environ = self.build_environ()  # _call_app's work, without its call
+            if handler.pre_request is not None:
+                handler.pre_request(handler.worker, HookRequest(self.req))
+            result = handler.app(environ, self.start_response)
             if type(result) not in (list, tuple) and self.req.method != b"HEAD" and \
                     type(self._body_iter(result)) not in _SEQUENCE_ITERATORS:
                 # A generator may block between chunks: finish it on a thread.
                 self.on_loop = False
-                self.handler.pool.submit(lambda: self._respond(result))
+                handler.pool.submit(lambda: self._respond(result))
                 return
         except Exception as exc:
             self._on_error(exc)
             if self.body_iter is None and result is not _FAILED:  # iter() refused it
                 self._close_result(result)
                 result = _FAILED
+        status = self.status
+        if type(result) in (list, tuple) and status is not None and not self.head_sent and \
+                handler.post_request is None and not handler.log.access_enabled:
+            # The usual case: what _respond and _end do for it, without their calls.
+            try:
+                self._send_whole(b"".join(result), status)
+            except Exception as exc:
+                self._on_error(exc)
+                self._end()
+                return
+            self.protocol.finish_request(self.req, self.keep_alive)
+            return
         self._respond(result)
 
     def _body_iter(self, result: Any) -> Any:
@@ -342,7 +358,10 @@ class WSGICycle(RequestEnviron, FileSender):
             # Either way only the close tells it where the body ends, and the head says so.
             body, _ = clip_to_length(body, self.content_length, 0, self.handler.log)
             self.keep_alive = False
-        head = self._head(status)
+        head, self.chunked, self.keep_alive = response_head(
+            self.req, status, self.headers, self.content_length,
+            self.keep_alive and not self.protocol.closing, self.handler.server_headers.lines,
+            self.own_headers)
         self.head_sent = True
         out: bytes | None
         if bodyless:
@@ -351,10 +370,12 @@ class WSGICycle(RequestEnviron, FileSender):
             self.sent = len(body)
             out = head + body if len(body) < 65536 else None  # one copy beats a second write
         if self.on_loop:
-            if out is None:
-                self._emit(head, body)
-            else:
-                self._emit(out)
+            protocol = self.protocol
+            if not self.lost and not protocol.transport.is_closing():
+                if out is None:
+                    protocol.writelines((head, body))
+                else:
+                    protocol.write(out)
         else:  # _end, on the loop, writes the outbox: nobody else reads it before then
             self.outbox += (head, body) if out is None else (out,)
 
