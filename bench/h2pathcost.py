@@ -7,9 +7,12 @@ on this thread) with the client preface, then feeds it what h2load -m 10 sends: 
 HEADERS frames (h2load's five fields, HPACK-encoded once in order, END_STREAM), with the loop
 run between reads.  A stand-in transport counts the bytes; the best round of this thread's CPU
 time per request is reported, for each engine.  ``--profile`` adds cProfile's view of a round
-(its own cost inflates every call; read it for shares, not microseconds).
+(its own cost inflates every call; read it for shares, not microseconds).  ``--instructions``
+counts instructions instead, under valgrind's cachegrind, as the difference between feeding 500
+and 2500 requests (the same requests encoded in both, so only serving them differs): the same
+however busy the machine, where CPU time is not.
 
-    .venv/bin/python -m bench.h2pathcost [--count N] [--rounds N] [--profile]
+    .venv/bin/python -m bench.h2pathcost [--count N] [--rounds N] [--profile] [--instructions]
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import asyncio
 import cProfile
 import os
 import pstats
+import re
+import subprocess
+import sys
 import time
 
 import uvloop
@@ -120,12 +126,67 @@ async def measure(count: int, rounds: int, profile: bool) -> tuple[float, float,
     return best * 1e6, out, stats
 
 
+def feed(count: int) -> None:
+    """Serve ``count`` requests after 500 to warm up, of 3000 encoded: what --instructions counts."""
+    reads = client_reads(3000)[:(500 + count) // PER_READ]
+
+    async def run() -> None:
+        server = Server(apps.hello, bind="127.0.0.1:0", dispatch="inline", http_protocols=["h2", "h1"],
+                        http2_cleartext="prior-knowledge")
+        await server.start()
+        assert server.handler is not None
+        transport = SwitchingTransport()
+        first = connection_factory(server.cfg, server, server.handler, server.options)()
+        transport.protocol = first
+        first.connection_made(transport)
+        first.data_received(PREFACE + SettingsFrame(0).serialize()
+                            + WindowUpdateFrame(0, 2**31 - 1 - 65535).serialize()
+                            + SettingsFrame(0, flags=("ACK",)).serialize())
+        h2 = transport.get_protocol()
+        for data in reads:
+            h2.data_received(data)  # type: ignore[attr-defined]
+            server.flush_all()
+            await asyncio.sleep(0)
+        if transport.bytes < 30 * (500 + count):
+            raise RuntimeError(f"the server did not answer every request ({transport.bytes} bytes)")
+        await server.shutdown(0)
+
+    uvloop.run(run())
+
+
+def instructions(engine: str) -> int:
+    """Instructions per request with ``engine``, from two runs under cachegrind."""
+    counts = []
+    for n in (500, 2500):
+        cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+               sys.executable, "-m", "bench.h2pathcost", "--feed", str(n)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                             env=dict(os.environ, UNICORN_AIO_H2_ENGINE=engine)).stderr
+        match = re.search(r"I\s+refs:\s+([\d,]+)", out)
+        if match is None:
+            raise RuntimeError(f"no instruction count from valgrind:\n{out[-500:]}")
+        counts.append(int(match.group(1).replace(",", "")))
+    return (counts[1] - counts[0]) // 2000
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=20000, help="requests per round")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="cProfile one more round, per engine")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count instructions under valgrind instead of timing (steady when busy)")
+    ap.add_argument("--feed", type=int, help=argparse.SUPPRESS)  # one run under valgrind
     args = ap.parse_args()
+    if args.feed is not None:
+        feed(args.feed)
+        return
+    if args.instructions:
+        for engine in ENGINES:
+            why = engine_available(engine)
+            print(f"{engine:8} {why}" if why else
+                  f"{engine:8} {instructions(engine):9,d} instructions per h2c hello request (inline)")
+        return
 
     async def run() -> None:
         for engine in ENGINES:
