@@ -66,6 +66,7 @@ class WSGIHandler(ServerEnviron):
         self.server_headers = headers
         self.worker = worker  # what gunicorn's request hooks receive as their worker
         self.inline = cfg.dispatch == "inline"
+        self.ready: list[WSGICycle] = []  # inline requests parsed this loop iteration (start)
         # How long an app thread waits for a client that reads none of its response.
         self.stall_timeout = thread_timeout(body_timeout)
         self.sendfile = cfg.sendfile and not is_ssl  # sendfile(2) would bypass TLS
@@ -98,9 +99,34 @@ class WSGIHandler(ServerEnviron):
         cycle = WSGICycle(self, conn, req)
         req.cycle = cycle
         if self.inline and req.body.complete:
-            cycle.run_inline()
+            # Run after this iteration's reads, all together, then written together: reading
+            # every socket first and running every app next, as the thread pool's phases do,
+            # keeps each phase's code and data hot (hello, alternating runs on the busy 2-core
+            # machine: 20.0k -> 24.4k rps, 47 -> 40 us of CPU a request).
+            ready = self.ready
+            if not ready:
+                self.loop.call_soon(self.run_ready)
+            ready.append(cycle)
         else:
             self.pool.submit(cycle.run)
+
+    def run_ready(self) -> None:
+        """Loop thread, once per iteration that parsed inline requests: run them, then write."""
+        ready = self.ready
+        i = 0
+        while i < len(ready):  # a request pipelined behind one of these joins it as it starts
+            cycle = ready[i]
+            i += 1
+            if cycle.lost:
+                continue
+            try:
+                cycle.run_inline()
+            except Exception:  # ours, not the app's (run_inline answers for those)
+                self.log.exception("Error answering %s", cycle.req.url.decode("latin-1", "replace"))
+                cycle.protocol.transport.abort()
+        ready.clear()
+        if self.pool.after_callbacks is not None:
+            self.pool.after_callbacks()  # the server writes what they answered, now
 
 
 _FAILED = object()  # what "the app returned" when calling it raised
