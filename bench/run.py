@@ -1273,6 +1273,7 @@ def sc_h2c(ctx: Context) -> dict:
     h2c = ("--http-protocols", "h2,h1", "--http2-cleartext", "prior-knowledge")
     vs = [Variant(OURS, OURS, threads=4, extra=h2c),
           Variant(H2C_ENGINE_H2, OURS, threads=4, extra=h2c, env=(("UNICORN_AIO_H2_ENGINE", "h2"),)),
+          Variant(f"{OURS} inline", OURS, dispatch="inline", extra=h2c),  # beside the default pool
           Variant("granian", "granian", extra=("--http", "2")),  # after the default --http 1: the last wins
           Variant("gunicorn-gthread", "gunicorn-gthread", threads=4, extra=h2c),
           Variant("hypercorn", "hypercorn")]
@@ -1353,11 +1354,15 @@ def sc_h2c(ctx: Context) -> dict:
                 f"{sorted(pairs)[(len(pairs) - 1) // 2]:.2f}×); by CPU time per request "
                 f"{theirs['server_cpu_us'] / mine['server_cpu_us']:.2f}× ({mine['server_cpu_us']:.1f} µs "
                 f"against {theirs['server_cpu_us']:.1f}).")
+    peers = [(p, rps_of(result, p)) for p in ("granian", "gunicorn-gthread", "hypercorn")]
     h2 = rps_of(result, H2C_ENGINE_H2)
     if h2:
-        peers = [(p, rps_of(result, p)) for p in ("granian", "gunicorn-gthread", "hypercorn")]
         result["notes"].append(f"{H2C_ENGINE_H2} (UNICORN_AIO_H2_ENGINE=h2, python-hyper h2): "
                                + ", ".join(f"{h2 / b:.2f}× {p}" for p, b in peers if b) + ".")
+    inline = rps_of(result, f"{OURS} inline")
+    if inline:
+        result["notes"].append(f"{OURS} inline (`--dispatch inline`, the app on the loop's thread): "
+                               + ", ".join(f"{inline / b:.2f}× {p}" for p, b in peers if b) + ".")
     result["notes"].append("Each server: one worker; unicorn_aio and gunicorn gthread with 4 app threads, "
                            "granian with its default blocking threads, hypercorn's asyncio worker (WSGI in its "
                            "executor). h2load reports no percentiles: mean and max time per request are shown.")
