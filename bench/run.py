@@ -786,7 +786,8 @@ def sc_deploy(ctx: Context) -> dict:
     """The seeds' recommended deployment: (2 x cores) + 1 workers, everything unpinned."""
     count = 2 * (os.cpu_count() or 1) + 1
     inline = f"{OURS} inline"
-    vs = [Variant(OURS, OURS, threads=4, workers=count, cpus=ALL_CPUS),
+    # The defaults, as the seeds deploy: one app thread per worker (gunicorn's sync worker).
+    vs = [Variant(OURS, OURS, threads=1, workers=count, cpus=ALL_CPUS),
           Variant(inline, OURS, dispatch="inline", workers=count, cpus=ALL_CPUS),
           Variant("granian", "granian", workers=count, cpus=ALL_CPUS),
           Variant("gunicorn-sync", "gunicorn-sync", workers=count, cpus=ALL_CPUS)]
