@@ -29,7 +29,6 @@ from unicorn_aio.http.response import (
     LAST_CHUNK,
     NO_BODY_STATUS,
     app_headers,
-    bodyless,
     clip_to_length,
     error_response,
     status_line,
@@ -146,6 +145,7 @@ class ASGIHandler:
         self.lifespan_timeout = or_never(cfg.graceful_timeout)
         # strong references: the loop keeps weak ones
         self.tasks: set[asyncio.Task[None]] = set()
+        self._forget = self.tasks.discard  # one bound method for every task's done callback
         self.websocket_max_size: float = cfg.websocket_max_size or math.inf  # 0: no limit
         self._ws_class: type[WebSocket] | None = None
         self._ws_warned = False
@@ -192,7 +192,7 @@ class ASGIHandler:
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self.loop.create_task(coro)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._forget)
         return task
 
     def _websocket_class(self, req: Request) -> type[WebSocket] | None:
@@ -223,8 +223,14 @@ class ASGIHandler:
     # -- scope ------------------------------------------------------------------------------
 
     def scope(self, kind: str, protocol: Connection, req: Request, scheme: str) -> dict[str, Any]:
-        raw_path, query = request_path(req.url)
-        path = decode_path(raw_path)
+        url = req.url
+        if url[:1] == b"/" and 35 not in url:  # origin-form, no "#": request_path's usual case
+            raw_path, _, query = url.partition(b"?")
+            path = (unquote_to_bytes(raw_path) if PERCENT in raw_path else raw_path).decode(
+                "utf-8", "replace")
+        else:
+            raw_path, query = request_path(url)
+            path = decode_path(raw_path)
         conn = protocol.app_state
         if conn is None:  # what is the same for every request on this connection
             peer, sock = protocol.peername, protocol.sockname
@@ -417,7 +423,7 @@ class HTTPCycle:
             headers, self.content_length, close, self.own_headers = app_headers(
                 decode_headers(message.get("headers", ())))
             self.status, self.headers, self.started = status, headers, True
-            self.bodyless = bodyless(self.req.method, status)
+            self.bodyless = self.req.method == b"HEAD" or status.startswith(NO_BODY_STATUS)
             self.trailers = [] if message.get("trailers") and self.req.version == "2" else None
             if close:
                 self.keep_alive = False
