@@ -145,13 +145,17 @@ class RequestEnviron:
             if proxied.script_name is not None:
                 script_name = env["SCRIPT_NAME"] = proxied.script_name.decode("latin-1")
         url = req.url
+        raw_uri = url.decode("latin-1")
         path, _, query = (without_fragment(url) if 35 in url else url).partition(b"?")  # "#"
-        if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
-            scheme_end = path.find(b"//")
-            slash = path.find(b"/", scheme_end + 2)
-            path = path[slash:] if slash >= 0 else b"/"
-        path = unquote_to_bytes(path) if PERCENT in path else path
-        path_info = path.decode("latin-1")
+        if path is url and url[:1] == b"/" and PERCENT not in url:  # "/path": RAW_URI as it is
+            path_info = raw_uri
+        else:
+            if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
+                scheme_end = path.find(b"//")
+                slash = path.find(b"/", scheme_end + 2)
+                path = path[slash:] if slash >= 0 else b"/"
+            path = unquote_to_bytes(path) if PERCENT in path else path
+            path_info = path.decode("latin-1")
         if script_name:  # the mount point, taken off PATH_INFO at a "/" only
             if path_info.startswith(script_name) and \
                     path_info[len(script_name):len(script_name) + 1] in ("", "/"):
@@ -160,8 +164,8 @@ class RequestEnviron:
                 env["SCRIPT_NAME"] = ""
         env["PATH_INFO"] = path_info
         env["REQUEST_METHOD"] = _METHODS.get(req.method) or req.method.decode("ascii")
-        env["RAW_URI"] = url.decode("latin-1")
-        env["QUERY_STRING"] = query.decode("latin-1")
+        env["RAW_URI"] = raw_uri
+        env["QUERY_STRING"] = query.decode("latin-1") if query else ""
         env["SERVER_PROTOCOL"] = _PROTOCOLS.get(req.version) or "HTTP/" + req.version
         env["wsgi.input"] = req.body
         self.environ = env
