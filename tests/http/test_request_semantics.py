@@ -257,3 +257,24 @@ async def test_mixed_pipelined_requests_split_anywhere(start_server):
         finally:
             writer.close()
         assert [r.body for r in resps] == [body for _, body in chosen] + [b"hello GET /last"]
+
+
+async def test_what_follows_an_upgrade_waits_for_the_requests_before_it(start_server):
+    # A slow request, a slow one asking for an upgrade we do not perform, and the first bytes of
+    # the next request in one read; the rest of it while the second runs.  The first one's
+    # answer must not resume reading before the bytes held after the upgrade are parsed: the
+    # rest would be parsed alone ("ST /echo ...": 400).
+    server = await start_server(make_app())
+    reader, writer = await open_raw(server.port)
+    try:
+        writer.write(req(b"GET /slow HTTP/1.1") + req(b"GET /slowup HTTP/1.1", *UPGRADE)
+                     + b"\r\nPO")
+        await writer.drain()
+        await asyncio.sleep(0.8)  # /slow (0.5 s) is answered, /slowup (0.5 s more) runs
+        writer.write(req(b"ST /echo HTTP/1.1", b"Content-Length: 2", body=b"ok") + LAST)
+        await writer.drain()
+        resps = await read_responses(reader, 4)
+    finally:
+        writer.close()
+    assert [(r.status, r.body) for r in resps] == [
+        (200, b"/slow"), (200, b"/slowup"), (200, b"ok"), (200, b"hello GET /last")]

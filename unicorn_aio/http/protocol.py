@@ -44,9 +44,8 @@ from unicorn_aio.http.rules import (
 
 MAX_PIPELINE = 16  # parsed, unanswered requests before we stop reading: pipelining is bounded
 LINGER_SECONDS = 2.0
-# At a graceful stop an idle keep-alive connection stays this long, no longer: time for a request
-# already on the wire to land and be answered, not the whole --keep-alive (nginx's idle upstream
-# connections would otherwise hold every stop for the full --graceful-timeout).
+# At a graceful stop an idle keep-alive connection stays this long: time for a request already on
+# the wire to be answered, not --keep-alive (nginx's idle upstreams would hold every stop).
 STOP_IDLE_GRACE = 1.0
 # Empty lines before a request line: llhttp skips CR and LF alike (see RawHead._check_blank).
 _EMPTY_LINES = re.compile(rb"[\r\n]*")
@@ -581,7 +580,9 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.read_paused and not self.transport.is_closing():
+        requests = self.requests  # not while the last holds what followed its upgrade (first)
+        if self.read_paused and not self.transport.is_closing() and not (
+                requests and requests[-1].upgrade is not None):
             self.read_paused = False
             self.transport.resume_reading()
 
