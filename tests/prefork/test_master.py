@@ -200,8 +200,9 @@ def test_retiring_worker_hands_its_keep_alive_clients_to_a_sibling(server, tmp_p
         conn.close()
     first = served[0]
     assert len(set(served)) == 2, "the client never moved to the sibling"
-    # 30, and what reached it before the master's word to drain did
-    assert served.count(first) <= 35, f"the retiring worker served {served.count(first)}"
+    # 30, and what reached it before the master's word to hand off did: a handful, a few dozen
+    # on a busy machine; without the hand-off, thousands (5,544 when it was written)
+    assert served.count(first) <= 100, f"the retiring worker served {served.count(first)}"
     srv.wait_log("reached max requests (30)")
 
 
