@@ -224,9 +224,14 @@ class WSGICycle(RequestEnviron, FileSender):
 
     def run(self) -> None:
         """On an app thread: the whole request, from environ to the last byte."""
-        result = _FAILED
+        result: Any = _FAILED
+        handler = self.handler
         try:
-            result = self._call_app()
+            environ = self.build_environ()
+            if handler.pre_request is not None:
+                # gunicorn runs hooks where the app runs: an exception fails the request only.
+                handler.pre_request(handler.worker, HookRequest(self.req))
+            result = handler.app(environ, self.start_response)
         except Exception as exc:
             self._on_error(exc)
         finally:
@@ -238,7 +243,7 @@ class WSGICycle(RequestEnviron, FileSender):
         handler = self.handler
         result: Any = _FAILED
         try:
-            environ = self.build_environ()  # _call_app's work, without its call
+            environ = self.build_environ()  # as in run
             if handler.pre_request is not None:
                 handler.pre_request(handler.worker, HookRequest(self.req))
             result = handler.app(environ, self.start_response)
@@ -272,14 +277,6 @@ class WSGICycle(RequestEnviron, FileSender):
         if it is None:
             it = self.body_iter = iter(result)
         return it
-
-    def _call_app(self) -> Any:
-        environ = self.build_environ()
-        hook = self.handler.pre_request
-        if hook is not None:
-            # gunicorn runs hooks where the app runs: an exception fails the request only.
-            hook(self.handler.worker, HookRequest(self.req))
-        return self.handler.app(environ, self.start_response)
 
     def _respond(self, result: Any) -> None:
         """Send what the app returned, close it, then give the connection back to the loop."""
@@ -490,7 +487,20 @@ class WSGICycle(RequestEnviron, FileSender):
         self.handler.pool.task_done()
         self.on_loop = True
         try:
-            self._end()
+            outbox = self.outbox
+            if self.head_sent and not self.chunked and self.cond is _NO_THREAD and (
+                    self.content_length is None or self.sent >= self.content_length):
+                # A whole response (_send_whole's, the usual case): _end and _flush's work for
+                # it, without their calls.
+                protocol = self.protocol
+                if outbox and not self.lost and not protocol.transport.is_closing():
+                    if len(outbox) == 1:
+                        protocol.write(outbox[0])
+                    else:
+                        protocol.writelines(outbox)
+                protocol.finish_request(self.req, self.keep_alive)
+            else:
+                self._end()
         except Exception:
             # Our bug, not the app's: what went out may be half a response, so the connection
             # cannot be trusted to be in step any more.  Drop it rather than leave it hanging.
