@@ -57,6 +57,24 @@ def test_spinning_request_gets_500_and_its_thread_is_interrupted_and_replaced(pr
     assert srv.workers() == worker
 
 
+def test_where_gunicorn_kills_the_worker_its_line_and_worker_abort_hook(process_server, tmp_path):
+    # gunicorn's master logs WORKER TIMEOUT at CRITICAL and the worker runs worker_abort
+    # (error reporters hang on it); the request stopped here, both still happen, in the worker.
+    seen = tmp_path / "aborted"
+    conf = tmp_path / "conf.py"
+    conf.write_text("import os\n"
+                    "def worker_abort(worker):\n"
+                    f"    open({str(seen)!r}, 'a').write('%d %s\\n' % (os.getpid(), worker.pid))\n")
+    srv = process_server(APP, "--timeout", "1", "-c", str(conf))
+    [worker] = srv.workers()
+    status, _, _ = fetch(srv.port, "/spin")
+    assert status == 500
+    log = srv.wait_log("Request timeout:")
+    assert f"[CRITICAL] WORKER TIMEOUT (pid:{worker})" in log, log
+    assert seen.read_text() == f"{worker} {worker}\n"
+    assert srv.workers() == [worker]  # the hook ran; the worker serves on
+
+
 def test_sleeping_request_retires_the_worker_fresh_one_first(process_server):
     # time.sleep is one C call: the interruption waits for it to return.  With the only thread
     # lost the worker retires; a healthy request on it (a stream, on the replacement thread)
@@ -183,4 +201,4 @@ def test_request_timeout_acts_under_gthread(process_server):
     status, _, took = fetch(srv.port, "/spin")
     assert status == 500 and took < 3.0
     srv.wait_log("spin stopped by ThreadAbandoned")
-
+    assert "WORKER TIMEOUT" not in srv.log()  # gunicorn sets no limit here: nothing to alert

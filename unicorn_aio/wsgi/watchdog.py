@@ -21,7 +21,9 @@ acts at ``--timeout``; elsewhere (gthread, sync with more threads, the green cla
 gunicorn runs without a limit) it logs the request once, unless ``--request-timeout`` asks it to
 act.  Acting is:
 
-* one log line naming the request, with the stack of its thread;
+* one log line naming the request, with the stack of its thread; where gunicorn would have
+  killed the worker, its ``WORKER TIMEOUT (pid:N)`` line at CRITICAL and its ``worker_abort``
+  hook before it (alerts and error reporters hang on them);
 * the client gets a 500 if no head went out (as from gunicorn's killed sync worker), else what
   the thread had queued and the close, which tells it the body is cut (RFC 9112 7.1); what the
   thread does from then on is discarded (the cycle's ``abandon``);
@@ -38,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import inspect
+import os
 import sys
 import threading
 import traceback
@@ -124,7 +127,8 @@ class _Interrupted:
 class Watchdog:
     def __init__(self, loop: asyncio.AbstractEventLoop, pool: ThreadPool, log: Logger, *,
                  log_after: float, act_after: float, threads: int, worker: object = None,
-                 runs: Iterable[Callable[..., Any]], waits: Iterable[Callable[..., Any]]) -> None:
+                 runs: Iterable[Callable[..., Any]], waits: Iterable[Callable[..., Any]],
+                 on_timeout: Callable[[], None] | None = None) -> None:
         self.loop = loop
         self.pool = pool
         self.log = log
@@ -136,6 +140,8 @@ class Watchdog:
         self.act_after = act_after
         self.threads = threads  # --threads: lost threads that retire the worker
         self.retire = worker.retire if isinstance(worker, Retirable) else None
+        # Set where gunicorn's master would kill the worker: its line and worker_abort hook.
+        self.on_timeout = on_timeout
         limit = min(log_after, act_after)
         self.interval = min(1.0, limit / 4)  # a stuck request is seen within a quarter of it
         self._watches: dict[int, _Watch] = {}
@@ -151,8 +157,20 @@ class Watchdog:
         log_after, act_after = limits(cfg)
         if log_after == NEVER and act_after == NEVER:
             return None
+        on_timeout = None
+        if cfg.request_timeout is None and act_after != NEVER:  # gunicorn's sync worker's case
+
+            def on_timeout() -> None:
+                log.critical("WORKER TIMEOUT (pid:%d)", os.getpid())  # as gunicorn's master
+                if worker is not None:  # serve() embedded has no worker to pass
+                    try:
+                        cfg.worker_abort(worker)
+                    except Exception:
+                        log.exception("worker_abort hook failed")
+
         return cls(loop, pool, log, log_after=log_after, act_after=act_after,
-                   threads=cfg.threads, worker=worker, runs=runs, waits=waits)
+                   threads=cfg.threads, worker=worker, runs=runs, waits=waits,
+                   on_timeout=on_timeout)
 
     def start(self) -> None:
         self._timer = self.loop.call_later(self.interval, self._sweep)
@@ -235,6 +253,8 @@ class Watchdog:
         self.pool.abandon(thread)
         self._interrupted.append(_Interrupted(thread, describe(request),
                                               self.loop.time() + INTERRUPT_GRACE))
+        if self.on_timeout is not None:
+            self.on_timeout()
         self.log.error("Request timeout: %s sent nothing for %.1fs (limit %gs); %s, thread %s "
                        "interrupted and replaced. Its stack, most recent call last:\n%s",
                        describe(request), idle, self.act_after, outcome, name(thread), stack)
