@@ -75,6 +75,9 @@ async def test_line_split_across_reads(start_server):
     (b"FROB /env HTTP/2.1\r\nHost: t\r\n\r\n", 501),
     (b"GET =http://t/x HTTP/1.1\r\nHost: t\r\n\r\n", 400),    # no form of RFC 9112 3.2
     (b"FROB /env HTTP/1.1\nHost: t\n\n", 501),                # bare LF: refused, not held
+    # gunicorn: not three parts, so not a request line (400), whatever the first word is
+    (b"OPTIONS* HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    (b"FROB/env HTTP/1.1\r\nHost: t\r\n\r\n", 400),
 ])
 async def test_still_refused_before_the_app(start_server, raw, status):
     app = make_app()

@@ -33,13 +33,13 @@ from unicorn_aio.http.output import Output
 from unicorn_aio.http.proxy_protocol import HeaderReader
 from unicorn_aio.http.rawhead import RawHead
 from unicorn_aio.http.request import Request
+from unicorn_aio.http.requestline import refused_method_status
 from unicorn_aio.http.response import error_response
 from unicorn_aio.http.rules import (
     Reject,
     check_headers,
     check_request_target,
     check_version,
-    unknown_method_status,
 )
 
 MAX_PIPELINE = 16  # parsed, unanswered requests before we stop reading: pipelining is bounded
@@ -225,7 +225,7 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
                 if isinstance(exc, httptools.HttpParserInvalidMethodError):
                     start = self.line_start - fed
                     line = data[start:] if start >= 0 else (self.line_window or b"") + data
-                    status = unknown_method_status(line.partition(b" ")[0])
+                    status = refused_method_status(line)
                     self._reject(status, "unknown method" if status == 501 else "invalid method")
                 else:
                     self._reject(400, str(exc))

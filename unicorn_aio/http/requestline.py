@@ -30,6 +30,16 @@ def may_become(start: bytes) -> bool:
     return _LINE_START.fullmatch(start) is not None
 
 
+def refused_method_status(line: bytes) -> int:
+    """The answer to a request line llhttp refused for its method (``line`` from its start,
+    maybe past its CRLF): as gunicorn, a complete line that is not three parts
+    (``OPTIONS* HTTP/1.1``) is not a request line, 400, whatever its first word."""
+    end = line.find(b"\r\n")
+    if end >= 0 and line.count(b" ", 0, end) < 2:
+        return 400
+    return unknown_method_status(line.partition(b" ")[0])
+
+
 def stand_in(line: bytes, permit: bool = False, casefold: bool = False
              ) -> tuple[bytes, tuple[bytes, bytes, str]] | None:
     """For a request line (CRLF excluded) llhttp refused: (a line of the same length llhttp
