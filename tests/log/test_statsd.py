@@ -126,7 +126,7 @@ async def test_failing_app_counts_an_exception_and_a_500(start_server, statsd, t
     assert await fetch(f"http://127.0.0.1:{server.port}/") == [500]
     await statsd.wait(lambda ls: "gunicorn.request.status.500:1|c|@1.0" in ls
                       and "gunicorn.log.exception:1|c|@1.0" in ls)
-    assert "Error handling request /" in (tmp_path / "error.log").read_text()
+    assert "Error handling request GET /" in (tmp_path / "error.log").read_text()
 
 
 async def test_unix_datagram_socket(start_server, tmp_path):

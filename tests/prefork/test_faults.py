@@ -81,7 +81,7 @@ def test_broken_apps_get_500_and_a_traceback_and_the_worker_serves_on(server):
     assert srv.workers() == [worker]
     log = wait_for(lambda: srv.log().count("Traceback") >= len(BAD) and srv.log(), 10,
                    what="a traceback per broken app")
-    assert log.count("Error handling request /bad-") == len(BAD), log
+    assert log.count("Error handling request GET /bad-") == len(BAD), log
 
 
 def test_access_log_on_a_full_disk_warns_once(server):

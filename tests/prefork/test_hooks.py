@@ -148,7 +148,7 @@ def test_failing_worker_hooks_are_logged_and_the_worker_serves_on(server, tmp_pa
     [first, second] = srv.workers()
     # pre_request runs where the app runs: its failure is that request's 500, as in gunicorn.
     assert _status(srv.url + "/pre")[0] == 500
-    log = srv.wait_log("Error handling request /pre")
+    log = srv.wait_log("Error handling request GET /pre")
     assert "RuntimeError: pre_request boom" in log
     wait_for(lambda: failed_with_traceback(srv.log(), "post_request"), 5, what="post_request")
     srv.signal(signal.SIGTTOU)  # one worker exits: worker_exit fails in it, child_exit here

@@ -173,7 +173,7 @@ def test_max_requests_retires_and_replaces_without_failures(server):
         wait_for(lambda: len(load.pids) >= 3, 30, what="three successive workers")
     assert load.failures == []
     wait_for(lambda: first[0] not in srv.workers(), 10, what="the first worker gone")
-    assert "reached max requests" in srv.log()
+    assert "Autorestarting worker after current request. Worker (pid:" in srv.log()
 
 
 def test_retiring_worker_hands_its_keep_alive_clients_to_a_sibling(server, tmp_path):

@@ -198,7 +198,7 @@ async def test_bad_headers_from_the_app_are_500(start_server, mode, which, tmp_p
     [resp] = await exchange(server.port, get(b"/bad-header/" + which.encode()))
     assert resp.status == 500 and b"must not be sent" not in resp.body
     assert "Set-Cookie" not in resp.headers
-    assert "Error handling request /bad-header/" + which in log.read_text()
+    assert "Error handling request GET /bad-header/" + which in log.read_text()
 
 
 @pytest.mark.parametrize("mode", MODES)

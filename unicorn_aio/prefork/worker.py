@@ -303,8 +303,9 @@ class Worker:
     def _on_request_finished(self, total: int) -> None:
         self.nr = total
         if self.max_requests and total >= self.max_requests and not self._retire_sent:
-            self.log.info("Worker (pid:%d) reached max requests (%d); retiring",
-                          os.getpid(), self.max_requests)
+            # gunicorn's line first: what its users grep for.
+            self.log.info("Autorestarting worker after current request. Worker (pid:%d) "
+                          "reached max requests (%d)", os.getpid(), self.max_requests)
             self._retire("max-requests")
 
     def reload_code(self, path: str) -> None:

@@ -352,8 +352,8 @@ class WSGICycle(RequestEnviron, FileSender):
             self._emit(error_response(exc.status, exc.reason, self.req.method))
             self.head_sent = True
             return
-        self.handler.log.exception("Error handling request %s",
-                                   self.req.url.decode("latin-1", "replace"))
+        self.handler.log.exception("Error handling request %s %s", self.req.method.decode(
+            "latin-1"), self.req.url.decode("latin-1", "replace"))
         if not self.head_sent:
             self.status = "500 Internal Server Error"
             self.headers = []
