@@ -11,6 +11,7 @@ import os
 import socket
 import stat
 import struct
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +19,15 @@ from unicorn_aio.errors import ConfigError
 
 if TYPE_CHECKING:
     from unicorn_aio.config.config import Config
+    from unicorn_aio.log.logger import Logger
 
 # The fds a re-exec'd master inherits from the old one, as a comma-separated list.
 INHERIT_ENV = "UNICORN_AIO_FD"
 SD_LISTEN_FDS_START = 3
+# gunicorn's: an address in use at startup is tried five times, a second apart (a previous
+# server may be releasing it).  Constants, not settings: tests rely on them.
+BIND_TRIES = 5
+BIND_RETRY_DELAY = 1.0
 
 # The head of Linux's struct tcp_info (include/uapi/linux/tcp.h): eight u8 fields (tcpi_state
 # first), then u32s: rto, ato, snd_mss, rcv_mss, unacked, sacked. For a socket in LISTEN the
@@ -29,6 +35,10 @@ SD_LISTEN_FDS_START = 3
 # tcpi_sacked (net/ipv4/tcp.c, tcp_get_info); gunicorn's backlog metric reads the same field.
 _TCP_INFO_HEAD = struct.Struct("=8B6I")
 _TCP_LISTEN = 10
+
+
+class AddressInUse(ConfigError):
+    """Another socket holds the address: worth trying again at startup."""
 
 
 def parse_address(bind: str, default_port: int = 8000) -> tuple[socket.AddressFamily | None, Any]:
@@ -107,8 +117,12 @@ def create_listener(bind: str, backlog: int = 2048, reuse_port: bool = False,
             sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise ConfigError(f"cannot listen on {bind}: {reason}") from None
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(f"cannot listen on {bind}: address already in use") from None
+        raise ConfigError(f"cannot listen on {bind}: {exc.strerror}") from None
+    except AddressInUse:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
 
@@ -122,7 +136,7 @@ def _remove_stale_unix_socket(path: str) -> None:
             except ConnectionRefusedError:
                 os.unlink(path)  # nobody listens: a leftover from an unclean exit
             else:
-                raise ConfigError(f"cannot listen on unix:{path}: another server is using it")
+                raise AddressInUse(f"cannot listen on unix:{path}: another server is using it")
             finally:
                 probe.close()
     except FileNotFoundError:
@@ -206,7 +220,9 @@ def inherited_sockets(environ: Mapping[str, str] = os.environ) -> list[socket.so
     return []
 
 
-def bind_all(cfg: Config) -> list[socket.socket]:
+def bind_all(cfg: Config, log: Logger | None = None) -> list[socket.socket]:
+    """The listeners of --bind (or the inherited ones).  With ``log`` (the master's start), an
+    address in use is tried again as gunicorn does, each try logged in gunicorn's words."""
     inherited = inherited_sockets()
     if inherited:
         return inherited
@@ -217,8 +233,20 @@ def bind_all(cfg: Config) -> list[socket.socket]:
             # With --reuse-port the master only holds the address; each worker listens on a
             # socket of its own (worker_listeners), so a busy worker's queue is its own.
             tcp = not bind.startswith(("unix:", "fd://"))
-            listeners.append(create_listener(bind, cfg.backlog, cfg.reuse_port, umask,
-                                             listen=not (cfg.reuse_port and tcp)))
+            for attempt in range(1, BIND_TRIES + 1):
+                try:
+                    listeners.append(create_listener(bind, cfg.backlog, cfg.reuse_port, umask,
+                                                     listen=not (cfg.reuse_port and tcp)))
+                    break
+                except AddressInUse as exc:
+                    if log is None:
+                        raise
+                    log.error("Connection in use: %s", parse_address(bind)[1])
+                    if attempt == BIND_TRIES:
+                        raise AddressInUse(f"{exc} ({BIND_TRIES} tries, "
+                                           f"{BIND_RETRY_DELAY:g} s apart)") from None
+                    log.debug("Retrying in %g second.", BIND_RETRY_DELAY)
+                    time.sleep(BIND_RETRY_DELAY)
             if bind.startswith("unix:"):
                 _chown_to_workers(bind[5:], cfg)
     except BaseException:

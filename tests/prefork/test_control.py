@@ -240,6 +240,43 @@ def test_worker_add_remove_and_kill(process_server, sockdir):
     assert "crash" not in log and "ERROR" not in log, log  # asked for: not a crash
 
 
+FORK_COUNTER = """
+import os
+import time
+
+def pre_fork(server, worker):  # slow forks: a wide gap between a batch and all 100
+    time.sleep(0.01)
+    with open(os.environ["FORKS_FILE"], "a") as f:
+        f.write("fork\\n")
+"""
+
+
+def test_a_large_worker_add_leaves_the_master_answering_and_an_absurd_one_is_refused(
+        process_server, sockdir, tmp_path):
+    # The master forks a few workers per turn of its loop: TERM right after "worker add 100"
+    # stops it at once, having forked a handful, not the hundred (QA: TERM went unanswered
+    # for minutes after a huge add, the master forking all the while).
+    path = os.path.join(sockdir, "c.ctl")
+    conf, forks = tmp_path / "forks.py", tmp_path / "forks.txt"
+    conf.write_text(FORK_COUNTER)
+    srv = process_server("master_apps:hello", "--control-socket", path, "-c", str(conf),
+                         env={**ENV, "FORKS_FILE": str(forks)})
+    answer = send(path, "worker add 99999999999999999999")
+    assert answer == {"id": answer["id"], "status": "error", "error": (
+        "Invalid argument: worker add takes at most 100 workers at a time, "
+        "not 99999999999999999999")}
+    assert send(path, "worker remove 101")["error"].startswith("Invalid argument: worker remove")
+    assert data(path, "show stats")["workers_target"] == 1
+    assert data(path, "worker add 100") == {"added": 100, "previous": 1, "total": 101}
+    wait_for(lambda: len(forks.read_text().splitlines()) > 1, 10, 0.005, "the forks begun")
+    started = time.monotonic()
+    srv.signal(signal.SIGTERM)
+    assert srv.proc.wait(10) == 0
+    assert time.monotonic() - started < 5
+    assert "Handling signal: term" in srv.log()
+    assert len(forks.read_text().splitlines()) <= 50, "forked before TERM was handled"
+
+
 def test_reload_reopen_and_shutdown_take_the_signals_paths(process_server, sockdir, tmp_path):
     path = os.path.join(sockdir, "c.ctl")
     srv = process_server("master_apps:app", "--control-socket", path, env=ENV)

@@ -122,6 +122,43 @@ def test_a_daemon_that_cannot_start_says_so_in_the_foreground(tmp_path, app, arg
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
+def test_a_port_in_use_is_tried_again_as_gunicorn_does(process_server, tmp_path):
+    # gunicorn tries an address in use five times, a second apart: a server restarted while
+    # the old one still holds the port starts once it lets go.  Ours used to exit at once.
+    from unicorn_aio.sockets import BIND_RETRY_DELAY, BIND_TRIES
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    env = {"PYTHONPATH": f"{TESTS}:{ROOT}"}
+    try:
+        srv = process_server("master_apps:hello", "--log-level", "debug", port=port, env=env,
+                             cwd=str(tmp_path), ready=False)
+        srv.wait_log(f"Connection in use: ('127.0.0.1', {port})")
+        srv.wait_log("Retrying in 1 second.")
+    finally:
+        busy.close()  # the old server lets go: the next try takes the port
+    srv.wait_ready()
+    assert srv.log().count("Connection in use") < BIND_TRIES
+
+    with socket.socket() as busy:  # never let go: five tries, then the one-line error
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        started = time.monotonic()
+        srv = process_server("master_apps:hello", port=port, env=env, cwd=str(tmp_path),
+                             ready=False)
+        assert srv.proc.wait(30) == 1
+        took = time.monotonic() - started
+    log = srv.log()
+    assert log.count(f"[ERROR] Connection in use: ('127.0.0.1', {port})") == BIND_TRIES
+    assert (BIND_TRIES - 1) * BIND_RETRY_DELAY <= took < BIND_TRIES * BIND_RETRY_DELAY + 10
+    assert (f"[ERROR] cannot listen on 127.0.0.1:{port}: address already in use "
+            f"({BIND_TRIES} tries, 1 s apart)") in log, log
+    assert "Traceback" not in log and "Retrying" not in log  # at debug level only, as gunicorn
+
+
 def _serves(port: int) -> bool:
     try:
         return get(f"http://127.0.0.1:{port}/")[0] == 200

@@ -66,6 +66,7 @@ ABORT_GRACE = 1.0      # after SIGABRT (stack dump), seconds before SIGKILL
 TICK = 0.5             # the supervisor's longest sleep: respawn delays end on time
 CRASH_WINDOW = 60.0    # crashes within this many seconds slow respawning down
 BACKLOG_PERIOD = 1.0   # gunicorn.backlog: gunicorn samples once per turn of its 1 s loop
+SPAWN_BATCH = 4        # forks per turn of the loop: signals and control commands between them
 
 
 class HaltServer(Exception):
@@ -99,6 +100,7 @@ class Arbiter(ReloadAndUpgrade):
         self.pidfile: str | None = None
         self.crashes: collections.deque[float] = collections.deque()
         self.spawn_after = 0.0
+        self.spawn_pending = False  # workers still missing after this turn's batch of forks
         self.stopping = False
         self.reported_workers = -1  # the last gunicorn.workers gauge sent
         self.backlog_due = 0.0      # when the next gunicorn.backlog sample is due
@@ -189,7 +191,7 @@ class Arbiter(ReloadAndUpgrade):
             self.log.warning("%s", message)
         if cfg.pidfile:  # first: a second instance must not take the first one's sockets
             self.pidfile = write_pidfile(cfg.pidfile, self.pid, self.master_pid)
-        self.listeners = bind_all(cfg)
+        self.listeners = bind_all(cfg, self.log)
         self._unix_files = unix_files(self.listeners)
         # Inherited fds are ours now; do not leak the variables to workers or the app.
         for name in (INHERIT_ENV, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
@@ -211,7 +213,10 @@ class Arbiter(ReloadAndUpgrade):
     async def _supervise(self) -> None:
         while True:
             self.manage_workers()
-            await self._wait(min(TICK, heartbeat_interval(self.cfg.timeout)))
+            if self.spawn_pending:  # one turn of the loop, then the next batch
+                await asyncio.sleep(0)
+            else:
+                await self._wait(min(TICK, heartbeat_interval(self.cfg.timeout)))
             while self._signals:
                 name = self._signals.popleft().lower()
                 self.log.info("Handling signal: %s", name)  # gunicorn's line, word for word
@@ -288,9 +293,13 @@ class Arbiter(ReloadAndUpgrade):
         current = [w for w in self.workers.values()
                    if w.generation == self.generation and not w.retiring and not w.stopping]
         missing = self.num_workers - len(current)
+        self.spawn_pending = False
         if missing > 0 and self.loop.time() >= self.spawn_after:
-            for _ in range(missing):
+            # A few at a time: forking hundreds in one go (worker add 500) would leave TERM
+            # and the control socket unanswered until the last fork.
+            for _ in range(min(missing, SPAWN_BATCH)):
                 self.spawn_worker()
+            self.spawn_pending = missing > SPAWN_BATCH
         serving = sum(1 for w in current if w.booted)
         if serving >= self.num_workers:
             if self.good_generation != self.generation:

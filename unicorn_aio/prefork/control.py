@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 IDLE_TIMEOUT = 300.0  # gunicorn's: a client silent this long is disconnected
 PROBE_TIMEOUT = 1.0   # for a server that may answer at the socket we want
+MAX_WORKER_STEP = 100  # worker add/remove N: at most this many per command (gunicorn: no cap)
 CONFIG_KEYS = (       # gunicorn's "show config" keys, in its order
     "bind", "workers", "worker_class", "threads", "timeout", "graceful_timeout", "keepalive",
     "max_requests", "max_requests_jitter", "worker_connections", "preload_app", "daemon",
@@ -297,6 +298,9 @@ class ControlServer:
                 return {"success": False, "error": "Dirty arbiter not running"}  # gunicorn's
             if cmd == "worker" and action in ("add", "remove"):
                 count = max(1, int(rest[1])) if len(rest) > 1 else 1
+                if count > MAX_WORKER_STEP:  # a typo's extra zeros must not fork thousands
+                    raise ValueError(f"worker {action} takes at most {MAX_WORKER_STEP} workers "
+                                     f"at a time, not {count}")
                 return self.add_workers(count) if action == "add" else self.remove_workers(count)
             if cmd == "worker" and action == "kill":
                 if len(rest) < 2:
