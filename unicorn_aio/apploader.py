@@ -106,11 +106,15 @@ def _import(module_name: str, app_uri: str) -> types.ModuleType:
                            f"{one_line(exc)}") from exc
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def user_frames(exc: BaseException) -> list[traceback.FrameSummary]:
     """The frames of ``exc``'s traceback in the user's code, not the import machinery's
-    ("<frozen importlib._bootstrap>"): what an error message should point at."""
+    ("<frozen importlib._bootstrap>") nor ours (the line that imported a missing module):
+    what an error message should point at."""
     return [f for f in traceback.extract_tb(exc.__traceback__)
-            if not f.filename.startswith("<") and "importlib" not in f.filename]
+            if not f.filename.startswith(("<", _PACKAGE_DIR)) and "importlib" not in f.filename]
 
 
 def one_line(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ import sys
 from typing import NoReturn
 
 from unicorn_aio.apploader import prepare_process
-from unicorn_aio.config.config import Config, build_parser, load_config
+from unicorn_aio.config.config import Config, build_parser, check_worker_class, load_config
 from unicorn_aio.errors import ConfigError, UsageError
 from unicorn_aio.tls import check_tls
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         fail(str(exc), 2)
     try:
         check_log_files(cfg)
+        check_worker_class(cfg.worker_class)  # after prepare_process: --pythonpath, --chdir
     except ConfigError as exc:
         fail(str(exc), 1)
 

@@ -358,3 +358,34 @@ def test_a_missing_config_module_names_no_import_machinery(tmp_path):
     proc = run("-c", "python:no_such_conf_module", "app:app", cwd=tmp_path)
     message = single_error(proc, 1)
     assert "no_such_conf_module" in message and "frozen" not in message
+
+
+@pytest.mark.parametrize("worker_class, message", [
+    ("gthraed", "worker_class 'gthraed' is not a gunicorn worker class (did you mean 'gthread'?); "
+                "use sync, gthread, asgi, gevent, eventlet, tornado or a dotted path to a class"),
+    ("nosuchmod.Worker", "worker_class 'nosuchmod.Worker' cannot be loaded: ModuleNotFoundError: "
+                         "No module named 'nosuchmod'"),
+    ("gunicorn.workers.gthread.ThreadWorkr", "worker_class 'gunicorn.workers.gthread.ThreadWorkr' "
+     "cannot be loaded (did you mean 'gunicorn.workers.gthread.ThreadWorker'?): "
+     "ModuleNotFoundError: No module named 'gunicorn'"),
+])
+def test_a_worker_class_gunicorn_could_not_load_stops_the_start_in_one_line(tmp_path,
+                                                                            worker_class, message):
+    # gunicorn exits 1 on a worker class it cannot load; we used to warn and serve on.
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    assert single_error(run("-k", worker_class, "--check-config", "app:app", cwd=tmp_path),
+                        1) == message
+    proc = run("-k", worker_class, "-b", "127.0.0.1:0", "--no-control-socket", "app:app",
+               cwd=tmp_path)
+    assert single_error(proc, 1) == message
+
+
+@pytest.mark.parametrize("worker_class", ["gthread", "#gthread", "egg:gunicorn#sync", "gevent",
+                                          "mywork.Special"])
+def test_gunicorns_worker_classes_and_custom_ones_that_import_pass(tmp_path, worker_class):
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    (tmp_path / "mywork.py").write_text("class Special:\n    pass\n")
+    proc = run("-k", worker_class, "--check-config", "app:app", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    custom = worker_class == "mywork.Special"
+    assert ("own worker is used" in proc.stderr) == custom, proc.stderr

@@ -14,6 +14,7 @@ is reported the same way from a flag, a config file or ``Config(workers=...)``.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import inspect
 import os
@@ -24,7 +25,7 @@ import types
 from typing import Any, Iterable, Mapping, NoReturn
 
 from unicorn_aio import __version__
-from unicorn_aio.apploader import user_frames
+from unicorn_aio.apploader import one_line, user_frames
 from unicorn_aio.config.settings import ALIASES, BY_NAME, SECTIONS, SETTINGS, Setting
 from unicorn_aio.errors import ConfigError, ConfigFileError, UsageError
 
@@ -35,7 +36,8 @@ DEFAULT_CONFIG_FILE = "gunicorn.conf.py"
 # gunicorn worker classes and what they mean for us. Values are the interface they imply.
 _WSGI_WORKERS = ("sync", "gthread", "gunicorn.workers.sync.SyncWorker",
                  "gunicorn.workers.gthread.ThreadWorker")
-_ASGI_WORKERS = ("asgi", "uvicorn", "uvicorn.workers.UvicornWorker",
+_ASGI_WORKERS = ("asgi", "uvicorn", "gunicorn.workers.gasgi.ASGIWorker",
+                 "uvicorn.workers.UvicornWorker",
                  "uvicorn.workers.UvicornH11Worker", "uvicorn_worker.UvicornWorker",
                  "uvicorn_worker.UvicornH11Worker")
 _GREEN_WORKERS = ("eventlet", "gevent", "gevent_wsgi", "gevent_pywsgi", "tornado",
@@ -46,8 +48,31 @@ _GREEN_WORKERS = ("eventlet", "gevent", "gevent_wsgi", "gevent_pywsgi", "tornado
 
 
 def _worker_class_name(worker_class: Any) -> str:
-    return (f"{worker_class.__module__}.{worker_class.__qualname__}"
-            if inspect.isclass(worker_class) else str(worker_class))
+    if inspect.isclass(worker_class):
+        return f"{worker_class.__module__}.{worker_class.__qualname__}"
+    # gunicorn's other spellings of its own classes: "#gthread", "egg:gunicorn#gthread"
+    return str(worker_class).removeprefix("egg:gunicorn").lstrip("#")
+
+
+def check_worker_class(worker_class: Any) -> None:
+    """gunicorn refuses to start on a worker class it cannot load, and so do we: a name that is
+    none of gunicorn's (a typo: -k gthraed), or a dotted path that does not import.  Its own
+    classes, and custom ones that import (run as our worker, with a warning), pass."""
+    name = _worker_class_name(worker_class)
+    known = _WSGI_WORKERS + _ASGI_WORKERS + _GREEN_WORKERS
+    if inspect.isclass(worker_class) or name in known or name.startswith("egg:"):
+        return
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    if "." not in name:
+        raise ConfigError(f"worker_class {name!r} is not a gunicorn worker class{hint}; use sync, "
+                          "gthread, asgi, gevent, eventlet, tornado or a dotted path to a class")
+    module, _, attr = name.rpartition(".")
+    try:
+        getattr(importlib.import_module(module), attr)
+    except Exception as exc:
+        raise ConfigError(f"worker_class {name!r} cannot be loaded{hint}: {one_line(exc)}") \
+            from None
 
 
 def worker_class_interface(worker_class: Any) -> tuple[str | None, str | None]:
