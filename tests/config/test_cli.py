@@ -81,6 +81,9 @@ def test_print_config_prints_every_setting_and_exits_0(tmp_path):
                                 "spaces (request smuggling risk)"),
     (["--unknown-flag"], "unrecognized arguments: --unknown-flag"),
     (["--timeout"], "argument -t/--timeout: expected one argument"),
+    (["--http-protocols", "h1,h3"], "argument --http-protocols: Invalid protocol 'h3'. Valid "
+                                    "protocols: h1, h2"),  # gunicorn 27's words
+    (["--http-protocols", "h2,h1,h2"], "argument --http-protocols: Duplicate protocols specified"),
 ])
 def test_bad_values_exit_2_with_one_line(tmp_path, args, message):
     proc = run("app:app", *args, cwd=tmp_path)

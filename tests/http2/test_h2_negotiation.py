@@ -146,6 +146,17 @@ def test_cleartext_without_h2_in_http_protocols_is_said_at_start_and_off(start):
         assert not read_all(sock).startswith(b"\x00")
 
 
+def test_h2_without_tls_or_cleartext_is_warned_once_at_start(start):
+    # gunicorn 27 warns that HTTP/2 will never be negotiated; we used to serve HTTP/1.1 silently.
+    server = start(cleartext="off")  # --http-protocols h2,h1, no TLS
+    line = ("[WARNING] http_protocols includes h2 but there is no TLS and http2_cleartext is off, "
+            "so HTTP/2 will never be negotiated (h2c needs --http2-cleartext)")
+    server.wait_log(line)
+    with raw_connection(server.port) as sock:  # the preface (PRI * HTTP/2.0) is no request here
+        assert not read_all(sock).startswith(b"\x00")
+    assert server.log().count(line) == 1
+
+
 def test_the_settings_we_advertise(start):
     server = start("--http2-max-concurrent-streams", "7", "--http2-initial-window-size",
                    "1000000", "--http2-max-frame-size", "32768",

@@ -553,6 +553,9 @@ def load_config(argv: list[str], environ: Mapping[str, str] | None = None) -> Co
 
 def _warn_combinations(cfg: Config) -> None:
     """Settings that cannot work together; each alone is valid."""
+    if "h2" in cfg.http_protocols and not cfg.is_ssl and cfg.http2_cleartext == "off":
+        cfg._warn("http_protocols includes h2 but there is no TLS and http2_cleartext is off, so "
+                  "HTTP/2 will never be negotiated (h2c needs --http2-cleartext)")  # gunicorn's
     if cfg.enable_backlog_metric and cfg.statsd_host is None:
         cfg._warn("enable_backlog_metric does nothing without statsd_host: the backlog is sent as "
                   "a statsd metric only")

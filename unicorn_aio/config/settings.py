@@ -524,7 +524,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("http_protocols", _h2, ("--http-protocols",), http_protocols, "h1",
       "Protocols to offer, in order of preference: h1, h2 (comma separated). Over TLS h2 is "
       "negotiated by ALPN, without TLS by --http2-cleartext; it needs the http2 extra "
-      "(docs/http2.md). h3 is accepted and not offered.", metavar="STRING"),
+      "(docs/http2.md).", metavar="STRING"),
     S("http2_max_concurrent_streams", _h2, ("--http2-max-concurrent-streams",), integer(1), 100,
       "HTTP/2 streams (requests in the app) a client may have open at once on a connection; "
       "more are refused (REFUSED_STREAM), which clients retry.", metavar="INT"),

@@ -335,9 +335,13 @@ def url_path(val: Any) -> str:
 
 
 def http_protocols(val: Any) -> list[str]:
-    protocols = [p.lower() for p in comma_list(val)]
-    if not protocols or any(p not in ("h1", "h2", "h3") for p in protocols):
-        raise ValueError(f"must be a comma-separated list of h1, h2 and h3; got {val!r}")
+    """gunicorn 27's validator, word for word: h1 and h2 in order of preference; none is h1."""
+    protocols = [p.lower() for p in comma_list(val)] or ["h1"]
+    for proto in protocols:
+        if proto not in ("h1", "h2"):
+            raise ValueError(f"Invalid protocol '{proto}'. Valid protocols: h1, h2")
+    if len(set(protocols)) != len(protocols):
+        raise ValueError("Duplicate protocols specified")
     return protocols
 
 
