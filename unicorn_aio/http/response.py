@@ -167,6 +167,27 @@ def error_response(status: int, reason: str = "", method: bytes = b"") -> bytes:
         f"{body if method != b'HEAD' else ''}"
     ).encode("latin-1", "replace")
 
+
+def early_hints_head(headers: Iterable[Any]) -> bytes:
+    """gunicorn 27's ``wsgi.early_hints``: a 103 Early Hints head with the app's (name, value)
+    pairs, str or latin-1 bytes.  Raises ValueError for a name or value that would split the
+    head (as gunicorn, the message names the field, never its value)."""
+    lines = ["HTTP/1.1 103 Early Hints\r\n"]
+    for name, value in headers:
+        if isinstance(name, bytes):
+            name = name.decode("latin-1")
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if type(name) is not str or not HEADER_NAME.match(name):
+            raise ValueError(f"invalid early hint header name {name!r}")
+        if type(value) is not str or BAD_VALUE.search(value):
+            raise ValueError(f"invalid value for early hint header {name}")
+        value = value.strip(" \t")
+        lines.append(f"{name}: {value}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
+
+
 _STATUS_LINES: dict[int, str] = {}
 
 

@@ -345,8 +345,13 @@ class H2Protocol(asyncio.Protocol):
             self._schedule_flush()
 
     def send_continue(self, stream: H2Stream) -> None:
-        if not stream.closed and not stream.head_seen and not stream.remote_done:
-            self.engine.send_headers(stream.stream_id, [(b":status", b"100")], False)
+        if not stream.remote_done:
+            self.send_interim(stream, [(b":status", b"100")])
+
+    def send_interim(self, stream: H2Stream, headers: Headers) -> None:
+        """A 1xx response on ``stream`` (100 Continue, 103 Early Hints), before its head."""
+        if not stream.closed and not stream.head_seen:
+            self.engine.send_headers(stream.stream_id, headers, False)
             self._schedule_flush()
 
     def reset_stream(self, stream: H2Stream) -> None:

@@ -238,8 +238,13 @@ class H2Stream(asyncio.Transport):
             self.partial_head = data
             return b""
         self.partial_head = b""
+        headers, length = response_headers(data[:end])
+        if headers[0][1][:1] == b"1":  # 103 Early Hints: an interim HEADERS frame, then the head
+            self.conn.send_interim(self, headers)
+            rest = data[end + 4:]
+            return self._read_head(rest) if rest else b""
         self.head_seen = True
-        self.headers, self.length = response_headers(data[:end])
+        self.headers, self.length = headers, length
         status = data[9:12]
         if status[0] == 49 or status in _NO_BODY or self.req.method == b"HEAD":  # 49: "1"
             self.bodyless = True

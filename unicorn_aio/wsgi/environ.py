@@ -9,17 +9,20 @@ what a trusted proxy said of it, decided in http/forwarded.py as for ASGI).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from unicorn_aio.http.forwarded import url_scheme
+from unicorn_aio.http.response import early_hints_head
 from unicorn_aio.http.rules import PERCENT, without_fragment
 
 if TYPE_CHECKING:
     from unicorn_aio.config.config import Config
     from unicorn_aio.http.contract import Connection
     from unicorn_aio.http.protocol import Request
+    from unicorn_aio.wsgi.threadpool import ThreadPool
 
 # Header name -> environ key, shared across requests: real traffic repeats a few dozen names.
 _ENVIRON_KEYS: dict[bytes, str] = {b"Content-Type": "CONTENT_TYPE", b"Content-Length": "CONTENT_LENGTH"}
@@ -67,6 +70,9 @@ class FileWrapper:
 
 class ServerEnviron:
     """The server's half: the keys shared by every request."""
+
+    if TYPE_CHECKING:
+        pool: ThreadPool  # WSGIHandler's
 
     def __init__(self, cfg: Config, *, software: str, is_ssl: bool) -> None:
         self.base_environ = {
@@ -118,6 +124,10 @@ class RequestEnviron:
     protocol: Connection
     req: Request
     environ: dict[str, Any] | None = None
+    if TYPE_CHECKING:  # WSGICycle's
+        head_sent: bool
+        on_loop: bool
+        lost: bool
 
     def build_environ(self) -> dict[str, Any]:
         req, protocol = self.req, self.protocol
@@ -168,5 +178,26 @@ class RequestEnviron:
         env["QUERY_STRING"] = query.decode("latin-1") if query else ""
         env["SERVER_PROTOCOL"] = _PROTOCOLS.get(req.version) or "HTTP/" + req.version
         env["wsgi.input"] = req.body
+        env["wsgi.early_hints"] = partial(early_hints, req)  # not a bound method: no cycle
         self.environ = env
         return env
+
+    def write_hint(self, data: bytes) -> None:
+        """Loop thread: a 103 head (early_hints) to the client."""
+        protocol = self.protocol
+        if not self.lost and not protocol.transport.is_closing():
+            protocol.write(data)
+
+
+def early_hints(req: Request, headers: Iterable[Any]) -> None:
+    """``wsgi.early_hints`` (gunicorn 27): a 103 Early Hints response ahead of the app's, each
+    call one; nothing once the response head has gone or the request is answered, nor to an
+    HTTP/1.0 client (as gunicorn).  Over HTTP/2 the stream sends it as an interim HEADERS frame."""
+    cycle = req.cycle
+    if not isinstance(cycle, RequestEnviron) or cycle.head_sent or req.version == "1.0":
+        return
+    data = early_hints_head(headers)
+    if cycle.on_loop:
+        cycle.write_hint(data)
+    else:  # before the head: the loop runs these callbacks in order, the head's after
+        cycle.handler.pool.call_on_loop(cycle.write_hint, data)
