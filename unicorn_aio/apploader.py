@@ -34,9 +34,12 @@ App: TypeAlias = Callable[..., Any]
 
 
 def load_app(app_uri: str) -> App:
-    module_name, _, expr = app_uri.partition(":")
+    module_name, colon, expr = app_uri.partition(":")
     if not module_name:
         raise AppImportError(f"invalid app {app_uri!r}: expected module:callable")
+    if colon and not expr.strip():  # gunicorn: "Failed to parse ''", not its default name
+        raise AppImportError(f"app {app_uri!r}: cannot parse '' (nothing after ':'); expected "
+                             f"module:callable, e.g. {module_name}:app")
     expr = expr or "application"
     name, call = _parse_expression(app_uri, expr)
     obj: Any = _import(module_name, app_uri)
@@ -97,8 +100,13 @@ def _import(module_name: str, app_uri: str) -> types.ModuleType:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            hint = ""
+            if module_name.endswith(".py") and os.path.exists(module_name):  # gunicorn's hint
+                attr = app_uri.partition(":")[2] or "application"
+                hint = f"; did you mean '{module_name[:-3]}:{attr}'?"
             raise AppBootError(f"app {app_uri!r}: no module named {exc.name!r} "
-                               f"(looked in {sys.path[0] or '.'} and the Python path)") from None
+                               f"(looked in {sys.path[0] or '.'} and the Python path){hint}") \
+                from None
         raise AppBootError(f"app {app_uri!r}: importing {module_name} failed: "
                            f"{one_line(exc)}") from exc
     except Exception as exc:

@@ -84,6 +84,9 @@ def test_print_config_prints_every_setting_and_exits_0(tmp_path):
     (["--http-protocols", "h1,h3"], "argument --http-protocols: Invalid protocol 'h3'. Valid "
                                     "protocols: h1, h2"),  # gunicorn 27's words
     (["--http-protocols", "h2,h1,h2"], "argument --http-protocols: Duplicate protocols specified"),
+    (["--control-socket-mode", "660"], "argument --control-socket-mode: '660' is 0o1224, not a "
+                                       "permission mode: write it in octal with a leading 0 "
+                                       "(0660 or 0o660)"),
 ])
 def test_bad_values_exit_2_with_one_line(tmp_path, args, message):
     proc = run("app:app", *args, cwd=tmp_path)
@@ -392,3 +395,34 @@ def test_gunicorns_worker_classes_and_custom_ones_that_import_pass(tmp_path, wor
     assert proc.returncode == 0, proc.stderr
     custom = worker_class == "mywork.Special"
     assert ("own worker is used" in proc.stderr) == custom, proc.stderr
+
+
+def test_a_missing_module_of_a_config_package_is_named_not_our_line(tmp_path):
+    (tmp_path / "confpkg").mkdir()
+    (tmp_path / "confpkg" / "__init__.py").write_text("")
+    proc = run("-c", "python:confpkg.nosuch", "app:app", cwd=tmp_path)
+    assert single_error(proc, 1) == ("config module 'confpkg.nosuch' failed to import: "
+                                     "ModuleNotFoundError: No module named 'confpkg.nosuch'")
+
+
+@pytest.mark.parametrize("app, message", [
+    ("app:", "app 'app:': cannot parse '' (nothing after ':'); expected module:callable, "
+             "e.g. app:app"),
+    ("app.py:app", "app 'app.py:app': no module named 'app.py' (looked in {cwd} and the Python "
+                   "path); did you mean 'app:app'?"),
+])
+def test_app_spec_slips_are_one_line_with_gunicorns_hint(tmp_path, app, message):
+    # The module has `application` too: "app:" used to load it (gunicorn: Failed to parse '').
+    (tmp_path / "app.py").write_text(HELLO_APP + "application = app\n")
+    message = message.format(cwd=tmp_path)
+    assert single_error(run("--check-config", app, cwd=tmp_path), 1) == message
+    proc = run(app, "-b", "127.0.0.1:0", "--no-control-socket", cwd=tmp_path)
+    assert proc.returncode in (3, 4) and proc.stderr.count(message) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_control_socket_mode_is_octal_in_help_and_values(tmp_path):
+    assert "0660 its group too. [0600]" in " ".join(run("--help", cwd=tmp_path).stdout.split())
+    for mode in ("0660", "0o660"):
+        proc = run("--print-config", "--control-socket-mode", mode, "app:app", cwd=tmp_path)
+        assert settings_of(proc.stdout)["control_socket_mode"].strip() == str(0o660)

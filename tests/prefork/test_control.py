@@ -427,3 +427,26 @@ def test_unicorn_aioc_tables_json_and_errors(process_server, sockdir):
                            input="show listeners\nquit\n", capture_output=True, text=True,
                            timeout=30, env={**os.environ, "PYTHONPATH": ROOT})
     assert srv.url in piped.stdout and piped.returncode == 0
+
+
+def test_unicorn_aioc_into_a_closed_pipe_ends_quietly(process_server, sockdir):
+    # `unicorn_aioc -j show stats | head -1`: head exits, and we used to end in a traceback.
+    path = os.path.join(sockdir, "c.ctl")
+    process_server("master_apps:hello", "--control-socket", path, env=ENV)
+    for args in (["-j", "show", "stats"], ["show", "workers"]):
+        read_end, write_end = os.pipe()
+        proc = subprocess.Popen([sys.executable, "-m", "unicorn_aio.ctl", "-s", path, *args],
+                                stdout=write_end, stderr=subprocess.PIPE,
+                                env={**os.environ, "PYTHONPATH": ROOT})
+        os.close(write_end)
+        os.close(read_end)  # gone before it writes a byte (it is still starting Python)
+        _, err = proc.communicate(timeout=30)
+        assert err == b"" and proc.returncode == 1, err.decode()
+
+
+def test_the_directory_of_any_socket_path_is_created_private(process_server, sockdir):
+    # As gunicorn does, and as docs/control.md says (it used to say: the default's only).
+    path = os.path.join(sockdir, "new", "dir", "c.ctl")
+    process_server("master_apps:hello", "--control-socket", path, env=ENV)
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    assert data(path, "show stats")["workers_target"] == 1

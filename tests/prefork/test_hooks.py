@@ -194,5 +194,8 @@ def test_a_failing_post_worker_init_hook_stops_the_boot(tmp_path):
                           env=dict(os.environ, PYTHONPATH=f"{TESTS}:{ROOT}"),
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 3  # gunicorn's "worker failed to boot": no respawn loop
-    assert failed_with_traceback(proc.stderr, "post_worker_init")
+    # one line, as a failing post_fork (it used to come with its traceback)
+    assert ("[ERROR] Worker failed to boot: post_worker_init hook failed: RuntimeError: "
+            f"post_worker_init boom ({conf}:2)") in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert "Shutting down: Worker failed to boot." in proc.stderr

@@ -39,6 +39,7 @@ from unicorn_aio.config.validators import (
     number,
     number_or_none,
     octal,
+    permission_mode,
     post_request_hook,
     proxy_protocol_mode,
     refuse_true,
@@ -554,9 +555,9 @@ SETTINGS: tuple[Setting, ...] = (
       "a socket another live server answers on is left alone (one warning, no control socket); "
       "a stale one is replaced. Read at start; a HUP keeps it.", metavar="PATH",
       default_doc="$XDG_RUNTIME_DIR/unicorn_aio.ctl, or $HOME/.unicorn_aio/unicorn_aio.ctl"),
-    S("control_socket_mode", _ctl, ("--control-socket-mode",), octal, 0o600,
-      "The control socket's permissions: 0600 its owner only, 0660 its group too.",
-      metavar="INT"),
+    S("control_socket_mode", _ctl, ("--control-socket-mode",), permission_mode, 0o600,
+      "The control socket's permissions, in octal: 0600 its owner only, 0660 its group too.",
+      metavar="INT", default_doc="0600"),
     S("control_socket_disable", _ctl, ("--no-control-socket",), boolean, False,
       "Open no control socket.", action="store_true"),
 

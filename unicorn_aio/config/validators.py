@@ -71,6 +71,16 @@ def octal(val: Any) -> int:
     return integer(0)(val)
 
 
+def permission_mode(val: Any) -> int:
+    """A file mode read as gunicorn reads it ("0660", "0o660": octal; "660": decimal), refused
+    when it has bits beyond 0o777: "660" is 0o1224, never what was meant."""
+    mode = octal(val)
+    if mode > 0o777:
+        raise ValueError(f"{val!r} is {oct(mode)}, not a permission mode: write it in octal "
+                         "with a leading 0 (0660 or 0o660)")
+    return mode
+
+
 def string(val: Any) -> str | None:
     return None if val is None else _text(val)
 

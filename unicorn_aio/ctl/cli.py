@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from typing import Any, Callable
@@ -44,10 +45,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{PROG}: error: cannot connect to {path}: {exc.strerror or exc} "
                          "(is the server running with this --control-socket?)\n")
         return 1
-    with client:
-        if command:
-            return run(client, command, args.json)
-        return interactive(client, args.json)
+    try:
+        with client:
+            code = run(client, command, args.json) if command else interactive(client, args.json)
+        sys.stdout.flush()  # here, not at exit: a reader gone by then is an ignored traceback
+    except BrokenPipeError:
+        # The reader stopped reading (unicorn_aioc show stats | head): quietly, as cat does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
 
 
 def run(client: ControlClient, command: str, as_json: bool) -> int:

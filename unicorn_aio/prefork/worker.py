@@ -221,8 +221,9 @@ class Worker:
             return WORKER_BOOT_ERROR
         try:
             self.cfg.post_worker_init(self)
-        except Exception:
-            self.log.exception("post_worker_init hook failed")
+        except Exception as exc:  # one line, as post_fork: every replacement would fail alike
+            self.log.error("Worker failed to boot: post_worker_init hook failed: %s",
+                           one_line(exc))
             return WORKER_BOOT_ERROR
         if self.age == 1 and self.cfg.interface == "auto" and self.arbiter is not None \
                 and self.arbiter.app is None:
