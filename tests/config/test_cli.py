@@ -426,3 +426,10 @@ def test_control_socket_mode_is_octal_in_help_and_values(tmp_path):
     for mode in ("0660", "0o660"):
         proc = run("--print-config", "--control-socket-mode", mode, "app:app", cwd=tmp_path)
         assert settings_of(proc.stdout)["control_socket_mode"].strip() == str(0o660)
+
+
+def test_a_long_flag_with_one_dash_is_named(tmp_path):
+    # -workers is -w "orkers" to argparse, and then "3" is stray: say which flag was meant.
+    proc = run("app:app", "-workers", "3", cwd=tmp_path)
+    assert single_error(proc, 2) == ("unrecognized arguments: 3 (did you mean --workers? long "
+                                     "flags take two dashes)")

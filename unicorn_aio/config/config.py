@@ -14,7 +14,6 @@ is reported the same way from a flag, a config file or ``Config(workers=...)``.
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import inspect
 import os
@@ -62,6 +61,8 @@ def check_worker_class(worker_class: Any) -> None:
     known = _WSGI_WORKERS + _ASGI_WORKERS + _GREEN_WORKERS
     if inspect.isclass(worker_class) or name in known or name.startswith("egg:"):
         return
+    import difflib  # only for a worker class that is wrong anyway
+
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     if "." not in name:
@@ -403,9 +404,15 @@ def _parse(parser: argparse.ArgumentParser, args: list[str], source: str | None)
     try:
         return vars(parser.parse_args(args))
     except UsageError as exc:
+        message = str(exc)
+        # -workers 3 is -w "orkers", then a stray 3: name the flag that was meant
+        flags = {f for s in SETTINGS for f in s.flags if f.startswith("--")}
+        slip = next((a for a in args if a[:1] == "-" and "-" + a.split("=", 1)[0] in flags), None)
+        if slip and "did you mean" not in message:
+            message += f" (did you mean -{slip}? long flags take two dashes)"
         if source:
-            raise UsageError(f"{source}: {exc}") from None
-        raise
+            raise UsageError(f"{source}: {message}") from None
+        raise UsageError(message) from None
 
 
 def _flag_label(name: str) -> str:
