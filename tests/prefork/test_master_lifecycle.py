@@ -159,6 +159,31 @@ def test_a_port_in_use_is_tried_again_as_gunicorn_does(process_server, tmp_path)
     assert "Traceback" not in log and "Retrying" not in log  # at debug level only, as gunicorn
 
 
+@pytest.mark.parametrize("app, message", [
+    ("broken:app", "Worker failed to boot: app 'broken:app': importing broken failed: "
+                   "ValueError: deep ({cwd}/helper.py:2)"),
+    ("broken:", "Worker failed to load the app: app 'broken:': cannot parse '' (nothing after "
+                "':'); expected module:callable, e.g. broken:app"),
+])
+def test_an_app_that_cannot_load_is_one_line_and_debug_adds_its_traceback(tmp_path, app,
+                                                                           message):
+    # gunicorn shows the whole traceback at --log-level debug; we showed the innermost frame.
+    (tmp_path / "broken.py").write_text("import helper\n\napplication = app = None\n")
+    (tmp_path / "helper.py").write_text("def f():\n    raise ValueError('deep')\n\n\nf()\n")
+    message = message.format(cwd=tmp_path)
+    for level in ("info", "debug"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "unicorn_aio", app, "--bind", f"127.0.0.1:{free_port()}",
+             "--no-control-socket", "--log-level", level], cwd=tmp_path,
+            env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=30)
+        assert proc.returncode == (3 if app == "broken:app" else 4), proc.stderr
+        assert proc.stderr.count(message) == 1, proc.stderr
+        traceback = "Traceback" in proc.stderr
+        assert traceback == (level == "debug" and app == "broken:app"), proc.stderr
+        if traceback:  # the frames between the import and the raise: the app's own
+            assert 'broken.py", line 1' in proc.stderr and 'helper.py", line 5' in proc.stderr
+
+
 def _serves(port: int) -> bool:
     try:
         return get(f"http://127.0.0.1:{port}/")[0] == 200

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import gc
+import logging
 import os
 import signal
 import socket
@@ -100,7 +101,10 @@ class Worker:
                 self.loading_ns = time.time_ns()  # --reload: changes from here on count
                 self.app = load_wsgi_app(self.cfg)
         except AppBootError as exc:
-            self.log.error("Worker failed to boot: %s", exc)
+            # --log-level debug: the app's own error with its whole traceback, as gunicorn
+            debug = exc.__cause__ is not None and self.log.error_log.isEnabledFor(logging.DEBUG)
+            self.log.error("Worker failed to boot: %s", exc,
+                           exc_info=exc.__cause__ if debug else None)
             return WORKER_BOOT_ERROR
         except AppImportError as exc:
             self.log.error("Worker failed to load the app: %s", exc)
