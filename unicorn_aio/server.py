@@ -22,6 +22,7 @@ from unicorn_aio import __version__
 from unicorn_aio.config.config import Config
 from unicorn_aio.errors import ConfigError
 from unicorn_aio.http.contract import (
+    Address,
     AppHandler,
     Flushes,
     HttpOptions,
@@ -30,9 +31,11 @@ from unicorn_aio.http.contract import (
     TrackedConnection,
 )
 from unicorn_aio.http.protocol import HttpProtocol
+from unicorn_aio.http.response import status_line
 from unicorn_aio.http.shedding import Candidates, evict
 from unicorn_aio.http2.negotiate import connection_factory
 from unicorn_aio.http2.protocol import H2Protocol
+from unicorn_aio.log.access import refused_environ
 from unicorn_aio.sockets import bind_all, describe, unix_files, unlink_own_files
 from unicorn_aio.wsgi.threadpool import ThreadPool, make_pool
 
@@ -85,6 +88,7 @@ class Server:
         self.connections: set[TrackedConnection] = set()
         self.ready = asyncio.Event()
         self.requests_total = 0
+        self.refused_total = 0  # refused by the parser: not toward --max-requests (gunicorn's)
         self.on_request_finished: Callable[[int], None] | None = None  # the worker's max-requests
         self.stats: RequestStats | None = None  # a worker's, for its master (prefork/stats.py)
         self.worker: object = None  # the Worker, for gunicorn's request hooks; None when embedded
@@ -282,6 +286,14 @@ class Server:
                 stats.record(status, self.loop.time() - req.start, req.received, cycle.sent)
         if self.on_request_finished is not None:
             self.on_request_finished(self.requests_total)
+
+    def request_refused(self, status: int, seconds: float, peer: Address,
+                        line: tuple[bytes, bytes, str] | None) -> None:
+        self.refused_total += 1
+        if self.stats is not None:
+            self.stats.record(str(status), seconds, 0, 0)
+        if line is not None and self.log.access_enabled:  # gunicorn's body size: 0
+            self.log.access(refused_environ(line, peer), status_line(status), [], 0, seconds)
 
     def flush_soon(self, conn: Flushes) -> None:
         unflushed = self._unflushed

@@ -149,6 +149,9 @@ class Host:
     def request_finished(self, req=None, cycle=None) -> None:
         self.finished += 1
 
+    def request_refused(self, status, seconds, peer, line) -> None:
+        pass
+
 
 def wsgi_echo(environ, start_response):
     body = environ["wsgi.input"].read()

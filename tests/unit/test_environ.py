@@ -42,6 +42,9 @@ class Host:
     def request_finished(self, req=None, cycle=None) -> None:
         pass
 
+    def request_refused(self, status, seconds, peer, line) -> None:
+        pass
+
     def flush_soon(self, conn) -> None:
         self.loop.call_soon(conn.flush)
 

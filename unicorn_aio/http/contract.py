@@ -184,6 +184,12 @@ class ConnectionHost(Protocol):
         """``req`` is answered, by ``cycle`` (its status and bytes count in the worker's
         stats); neither is given for the request an upgrade took over."""
 
+    def request_refused(self, status: int, seconds: float, peer: Address,
+                        line: tuple[bytes, bytes, str] | None) -> None:
+        """The parser refused a request with ``status``, ``seconds`` after its first byte:
+        it counts in the worker's stats; with ``line`` (method, target, version: its request
+        line was read and accepted), in the access log and statsd too, as gunicorn's."""
+
     def flush_soon(self, conn: Flushes) -> None:
         """Call ``conn.flush()`` after the callbacks of this loop iteration: one callback for
         every connection that wrote meanwhile (http/output.py)."""

@@ -507,9 +507,7 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
 
     def _reject(self, status: int, reason: str) -> None:
         self.pause_reading()
-        peer = self.peername  # gunicorn's line, at its level:
-        self.host.log.warning("Invalid request from ip=%s: %s", peer[0] if type(peer) is tuple
-                              else peer or "unix socket", reason or status)
+        self._refused(status, reason)  # logged and counted (rawhead.py)
         data = error_response(status, reason)
         current = self.current
         if current is not None and current.dispatched:

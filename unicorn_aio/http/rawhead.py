@@ -15,15 +15,18 @@ from typing import TYPE_CHECKING, Callable
 
 from unicorn_aio.http.forwarded import peer_address
 from unicorn_aio.http.requestline import may_become, stand_in
-from unicorn_aio.http.rules import Reject
+from unicorn_aio.http.rules import Reject, check_request_target, check_version
 
 # A complete request line, roughly: the exact check is _check_request_line's.
 _LINE_SHAPE = re.compile(rb"[^ \r\n]+ [^ \r\n]+ HTTP/[0-9]\.[0-9]$")
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httptools
 
-    from unicorn_aio.http.contract import Address, HttpOptions
+    from unicorn_aio.http.contract import Address, ConnectionHost, HttpOptions
+    from unicorn_aio.http.request import Request
 
 
 class RawHead:
@@ -49,7 +52,47 @@ class RawHead:
         parser: httptools.HttpRequestParser | None
         options: HttpOptions
         peername: Address
+        host: ConnectionHost
+        loop: asyncio.AbstractEventLoop
+        current: Request | None
         _reject: Callable[[int, str], None]
+
+    def _refused(self, status: int, reason: str) -> None:
+        """A request refused with ``status``: gunicorn's warning, and the host's count of it
+        (stats; an access line and statsd's counters once its request line was read and
+        accepted, as gunicorn logs one only with a request).  Only refusals pay for this."""
+        peer = self.peername  # gunicorn's line, at its level:
+        self.host.log.warning("Invalid request from ip=%s: %s", peer[0] if type(peer) is tuple
+                              else peer or "unix socket", reason or status)
+        req, line = self.current, None
+        if req is not None and self.line_window is not None and self.line_override is None \
+                and self.parser is not None:
+            try:  # llhttp refused the head before any field reached us: was the line whole?
+                self._check_request_line(req.url)
+            except Reject:
+                pass
+        if req is not None and req.dispatched:
+            cycle = req.cycle  # a bad chunk in a body its app reads
+            if cycle is not None and cycle.head_sent:
+                return  # its app's answer is on the way: its handler counts that
+        # The line was read and checked (see below); gunicorn has no request for a 431.
+        if req is not None and self.line_window is None and status != 431:
+            method = getattr(req, "method", None)  # set by on_headers_complete
+            parser = self.parser
+            if method is not None:
+                line = (method, req.url, req.version)
+            elif self.line_override is not None:
+                line = self.line_override
+            elif parser is not None:
+                line = (parser.get_method(), req.url, parser.get_http_version())
+            try:  # what on_headers_complete checks of the line: refused, it is not one
+                if line is not None:
+                    check_version(line[2])
+                    check_request_target(line[0], line[1])
+            except Reject:
+                line = None
+        self.host.request_refused(status, self.loop.time() - req.start if req else 0.0,
+                                  peer, line)
 
     def _head_continues(self, data: bytes) -> None:
         """A read ended inside a head: keep what the next read needs of it."""
@@ -85,7 +128,7 @@ class RawHead:
     def _check_request_line(self, url: bytes) -> None:
         """The request line is complete: it must be exactly method SP target SP version CRLF,
         and, as gunicorn counts it, no longer than limit_request_line without its CRLF."""
-        window, self.line_window = self.line_window, None
+        window = self.line_window  # None once the line passed (_refused reads that)
         parser = self.parser
         assert window is not None and parser is not None
         line = b"%s %s HTTP/%s\r\n" % (parser.get_method(), url,
@@ -99,6 +142,7 @@ class RawHead:
             ok = (window + self.feeding).startswith(line)
         if not ok:
             raise Reject(400, "malformed request line (RFC 9112 3: single spaces, CRLF)")
+        self.line_window = None
 
     def _line_refused(self, data: bytes) -> bytes | None:
         """llhttp refused the request line being read (``data`` is the read): the bytes to

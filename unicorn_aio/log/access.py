@@ -58,6 +58,16 @@ def status_code(status: str | int) -> str | int:
     return status.split(None, 1)[0] if isinstance(status, str) else status
 
 
+def refused_environ(line: tuple[bytes, bytes, str], peer: Any) -> dict[str, str]:
+    """The environ of the access line for a request the parser refused: gunicorn's
+    default_environ for it, its request line and the client's address, no header."""
+    method, target, version = line
+    uri = target.decode("latin-1")
+    return {"REMOTE_ADDR": peer[0] if isinstance(peer, tuple) else "",
+            "REQUEST_METHOD": method.decode("latin-1"), "RAW_URI": uri,
+            "QUERY_STRING": uri.partition("?")[2], "SERVER_PROTOCOL": "HTTP/" + version}
+
+
 def default_line(logger: Clock, environ: Mapping[str, Any], status: str | int, sent: int | None) -> str:
     """gunicorn's default access_log_format, ``%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s
     "%(f)s" "%(a)s"``, formatted directly: the same text as through AccessAtoms (the tests

@@ -14,7 +14,7 @@ worth.  A message goes only when a number changed; otherwise the beat stays the 
 always was.  Any message is a sign of life to the master.
 
 The JSON object, with short keys (the master's view of them is fleet.WorkerStats):
-``n`` requests served, ``f`` in flight, ``tb``/``tt`` app threads busy and total, ``rss`` bytes,
+``n`` requests served (refused ones included), ``f`` in flight, ``tb``/``tt`` app threads busy and total, ``rss`` bytes,
 ``c`` open connections, ``sh`` connections shed, ``bi``/``bo`` body bytes in and out, ``h`` one
 row of bucket counts (not cumulative, BUCKETS then +Inf) per status class of CLASSES, ``s`` the
 seconds summed per class, ``l`` the longest-running request [method, path, seconds] or null,
@@ -90,7 +90,7 @@ def snapshot(server: Server, stats: RequestStats, rss: int,
         total = pool.max_size
         busy = min(pool.in_flight, total)
     # Copies of the rows: the worker compares this message with its next one.
-    return {"n": server.requests_total, "f": in_flight, "tb": busy, "tt": total, "rss": rss,
+    return {"n": server.requests_total + server.refused_total, "f": in_flight, "tb": busy, "tt": total, "rss": rss,
             "c": len(server.connections), "sh": server.shed_total, "bi": stats.bytes_in,
             "bo": stats.bytes_out, "h": [row[:] for row in stats.histogram],
             "s": [round(s, 6) for s in stats.sums], "l": longest, "r": retire}
