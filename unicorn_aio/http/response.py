@@ -10,6 +10,7 @@ from __future__ import annotations
 import http
 import re
 from collections.abc import Iterable
+from html import escape as html_escape
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -156,10 +157,17 @@ _PHRASES = {413: "Content Too Large", 414: "URI Too Long", 416: "Range Not Satis
             422: "Unprocessable Content"}
 
 
-def error_response(status: int, reason: str = "", method: bytes = b"") -> bytes:
+def error_response(status: int, reason: str = "", method: bytes = b"",
+                   html: bool = False) -> bytes:
     """A complete plain-text error answer that closes the connection; no body for a HEAD
-    request (RFC 9110 9.3.2), whose client would take the body for the next response."""
+    request (RFC 9110 9.3.2), whose client would take the body for the next response.
+    ``html``: gunicorn's page instead (util.write_error), as for an app's failure."""
     phrase = _PHRASES.get(status) or http.HTTPStatus(status).phrase
+    if html:
+        page = _HTML_ERROR % (phrase, phrase, html_escape(reason))
+        return (f"HTTP/1.1 {status} {phrase}\r\nConnection: close\r\nContent-Type: text/html"
+                f"\r\nContent-Length: {len(page)}\r\n\r\n{page if method != b'HEAD' else ''}"
+                ).encode("latin-1", "replace")
     body = f"{phrase}\n{reason}\n" if reason else f"{phrase}\n"
     return (
         f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -187,6 +195,11 @@ def early_hints_head(headers: Iterable[Any]) -> bytes:
     lines.append("\r\n")
     return "".join(lines).encode("latin-1")
 
+
+
+# gunicorn's error page, byte for byte (util.write_error): title, heading, message.
+_HTML_ERROR = ("<html>\n  <head>\n    <title>%s</title>\n  </head>\n  <body>\n"
+               "    <h1><p>%s</p></h1>\n    %s\n  </body>\n</html>\n")
 
 _STATUS_LINES: dict[int, str] = {}
 

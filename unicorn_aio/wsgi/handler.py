@@ -358,7 +358,7 @@ class WSGICycle(RequestEnviron, FileSender):
             self.status = "500 Internal Server Error"
             self.headers = []
             self.outbox_reset()
-            self._emit(error_response(500, "", self.req.method))
+            self._emit(error_response(500, "", self.req.method, html=True))  # gunicorn's page
             self.head_sent = True
             self.sent = 0
         else:
