@@ -11,6 +11,7 @@ import socket
 
 import pytest
 from ctlsock import data, remove_dir, short_dir
+from h2c import ENGINES, H2Client, H2Server, skip_unless_engine
 from procs import ROOT, free_port, wait_for
 from scrape import samples, value
 from statsd_receiver import Receiver
@@ -83,4 +84,26 @@ def test_refused_requests_are_logged_and_counted(process_server, tmp_path, sockd
         found = samples(metrics)
         assert value(found, "unicorn_aio_requests_total", status="4xx") == 6
     finally:
+        statsd.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_http2_refused_stream_is_logged_and_counted(engine, tmp_path):
+    skip_unless_engine(engine)
+    statsd = Receiver()
+    access = tmp_path / "access.log"
+    srv = H2Server("hints_app:app", "--access-logfile", str(access), "--statsd-host",
+                   statsd.address, engine=engine, log_path=str(tmp_path / "h2.log"))
+    try:
+        srv.wait_ready()
+        with H2Client(srv.port) as client:
+            status, _, _ = client.request("GET", "/two-types", [("content-type", "a/b"),
+                                                                ("content-type", "c/d")])
+        assert status == 400
+        wait_for(lambda: '"GET /two-types HTTP/2.0" 400 0' in access.read_text(), 10,
+                 what="the refused stream's access line")
+        wait_for(lambda: statsd.count("gunicorn.request.status.400:1|c|@1.0") == 1, 10,
+                 what="statsd's count of it")
+    finally:
+        srv.stop()
         statsd.close()

@@ -35,7 +35,7 @@ from unicorn_aio.http.contract import (
 from unicorn_aio.http.protocol import LINGER_SECONDS
 from unicorn_aio.http.request import Request
 from unicorn_aio.http.response import error_response
-from unicorn_aio.http.rules import Reject
+from unicorn_aio.http.rules import Reject, check_request_target
 from unicorn_aio.http2.engine import (
     CANCEL,
     ENHANCE_YOUR_CALM,
@@ -309,6 +309,14 @@ class H2Protocol(asyncio.Protocol):
         stream.write(error_response(status, reason, stream.req.method))
         stream.finished = True
         self._mark(stream)
+        req = stream.req  # counted as HTTP/1.1's refusals are (http/rawhead.py _refused)
+        line = (req.method, req.url, "2") if req.method and status not in (414, 431) else None
+        if line is not None and req.url[:1] != b"/":
+            try:
+                check_request_target(req.method, req.url)
+            except Reject:
+                line = None  # not a request target: no request to log, as for HTTP/1.1
+        self.host.request_refused(status, self.loop.time() - req.start, self.peername, line)
 
     def stream_output(self, stream: H2Stream, n: int) -> None:
         """The handler wrote to ``stream`` (``n`` body bytes)."""

@@ -65,7 +65,7 @@ def refused_environ(line: tuple[bytes, bytes, str], peer: Any) -> dict[str, str]
     uri = target.decode("latin-1")
     return {"REMOTE_ADDR": peer[0] if isinstance(peer, tuple) else "",
             "REQUEST_METHOD": method.decode("latin-1"), "RAW_URI": uri,
-            "QUERY_STRING": uri.partition("?")[2], "SERVER_PROTOCOL": "HTTP/" + version}
+            "QUERY_STRING": uri.partition("?")[2], "SERVER_PROTOCOL": "HTTP/2.0" if version == "2" else "HTTP/" + version}  # as environ.py
 
 
 def default_line(logger: Clock, environ: Mapping[str, Any], status: str | int, sent: int | None) -> str:
