@@ -1,8 +1,9 @@
 """Python time per request in unicorn_aio's own layers, without sockets or the kernel.
 
 wrk measures the whole stack, and on a shared 2-core machine its numbers swing by 10-20% from
-one run to the next.  This feeds whole requests straight into a real ``HttpProtocol`` of a real
-``Server`` (inline dispatch, so everything runs on this thread), with a stand-in transport that
+one run to the next.  This feeds whole requests straight into real ``HttpProtocol``s of a real
+``Server``, one request per connection per loop iteration as under wrk (inline dispatch, so
+everything runs on this thread), each with a stand-in transport that
 only counts what it is given, and reports the best of several rounds of this thread's CPU time
 (not wall time: other processes on the machine do not count): parsing, checks, environ, the app,
 framing, and what the loop runs once per iteration (a loop iteration every ``BATCH`` requests).
@@ -36,8 +37,14 @@ from pathlib import Path
 import uvloop
 
 from bench import apps
+from unicorn_aio import server as server_module
 from unicorn_aio.http.protocol import HttpProtocol
 from unicorn_aio.server import Server
+
+# The once-a-second sweep (timeouts, the Date header, shedding idle connections' parsers) is
+# not per-request work, and under valgrind, 50 times slower, how often it ran depended on the
+# clock: it moved --instructions by 15%.  Once at start, then not during the measure.
+server_module.SWEEP_INTERVAL = 1e9
 
 REQUESTS = {
     # what wrk sends
@@ -99,34 +106,44 @@ BATCH = 10
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "reference_wsgi.py"
 
 
+def connections(server: Server) -> list[HttpProtocol]:
+    """BATCH connections, each given one request per loop iteration, as wrk's are."""
+    protocols = []
+    for _ in range(BATCH):
+        protocol = HttpProtocol(server, server.handler, server.options)
+        protocol.connection_made(CountingTransport())
+        protocols.append(protocol)
+    return protocols
+
+
 async def measure(request: bytes, count: int, rounds: int, accesslog: str | None = None,
                   app: str = "hello") -> float:
     """Best per-request CPU time in microseconds over ``rounds`` runs of ``count`` requests."""
     server = Server(getattr(apps, app), bind="127.0.0.1:0", dispatch="inline", accesslog=accesslog)
     await server.start()
     try:
-        protocol = HttpProtocol(server, server.handler, server.options)
-        transport = CountingTransport()
-        protocol.connection_made(transport)
+        protocols = connections(server)
         flush_access = server.log.flush_access
         warm = count // 10
         for _ in range(warm // BATCH):  # warm the caches (header names, statuses)
-            for _ in range(BATCH):
+            for protocol in protocols:
                 protocol.data_received(request)
             await asyncio.sleep(0)  # one loop iteration: the requests run, the output flushed
-        response = transport.bytes // (warm // BATCH * BATCH)
+        response = sum(p.transport.bytes for p in protocols) // (warm // BATCH * BATCH)
         best = float("inf")
         for _ in range(rounds):
             start = time.thread_time()
             for _ in range(count // BATCH):
-                for _ in range(BATCH):
+                for protocol in protocols:
                     protocol.data_received(request)
                 await asyncio.sleep(0)  # what the loop does once per iteration
                 if accesslog:
                     flush_access()
             best = min(best, (time.thread_time() - start) / (count // BATCH * BATCH))
-        if transport.closed or transport.bytes < response * (count // BATCH * BATCH) * rounds:
-            raise RuntimeError(f"the server did not answer every request ({transport.bytes} bytes)")
+        written = sum(p.transport.bytes for p in protocols)
+        if any(p.transport.closed for p in protocols) or \
+                written < response * (count // BATCH * BATCH) * rounds:
+            raise RuntimeError(f"the server did not answer every request ({written} bytes)")
         return best * 1e6
     finally:
         await server.shutdown(0)
@@ -170,10 +187,9 @@ def feed(request: bytes, count: int, app: str, reference: bool) -> None:
     async def run() -> None:
         server = Server(getattr(apps, app), bind="127.0.0.1:0", dispatch="inline")
         await server.start()
-        protocol = HttpProtocol(server, server.handler, server.options)
-        protocol.connection_made(CountingTransport())
+        protocols = connections(server)
         for _ in range((500 + count) // BATCH):
-            for _ in range(BATCH):
+            for protocol in protocols:
                 protocol.data_received(request)
             await asyncio.sleep(0)
         await server.shutdown(0)
@@ -184,6 +200,9 @@ def feed(request: bytes, count: int, app: str, reference: bool) -> None:
 def instructions(name: str, app: str, reference: bool) -> int:
     """Instructions per request, from two runs under cachegrind."""
     counts = []
+    # Once outside valgrind first: bytecode compiled on the first run would count in it.
+    subprocess.run([sys.executable, "-m", "bench.pathcost", "--feed", name, "10", "--app", app]
+                   + (["--reference"] if reference else []), check=True, capture_output=True)
     for n in (500, 2500):
         cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
                sys.executable, "-m", "bench.pathcost", "--feed", name, str(n), "--app", app]

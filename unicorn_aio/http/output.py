@@ -37,7 +37,9 @@ class Output:
     # The slots are HttpProtocol's (RawHead, its other mixin, has a layout of its own): named
     # here for the type checker only.
     __slots__ = ("out", "out_size") if TYPE_CHECKING else ()
-    out: list[bytes] | None  # held bytes, in order; None when there are none (most of the time)
+    # Held bytes, in order: one bytes object for the one write most responses are, a list once
+    # there is a second; None when there are none (most of the time).
+    out: bytes | list[bytes] | None
     out_size: int
     transport: asyncio.Transport
     if TYPE_CHECKING:  # HttpProtocol's
@@ -49,10 +51,12 @@ class Output:
         if out is None:
             if not data:
                 return
-            self.out = [data]
+            self.out = data
             self.out_size = len(data)
             self.host.flush_soon(self)
         else:
+            if isinstance(out, bytes):
+                out = self.out = [out]
             out.append(data)
             self.out_size += len(data)
         if self.out_size > FLUSH_AT:
@@ -64,6 +68,8 @@ class Output:
             out = self.out = []
             self.out_size = 0
             self.host.flush_soon(self)
+        elif isinstance(out, bytes):
+            out = self.out = [out]
         out += chunks
         self.out_size += sum(map(len, chunks))
         if self.out_size > FLUSH_AT:
@@ -79,8 +85,8 @@ class Output:
         transport = self.transport
         if transport.is_closing():
             return  # closed under us (aborted, the client gone): nobody to send them to
-        if len(out) == 1:
-            transport.write(out[0])
+        if isinstance(out, bytes):
+            transport.write(out)
         elif self.out_size < 16384:  # one buffer takes uvloop's fast path; a copy this small is cheap
             transport.write(b"".join(out))
         else:

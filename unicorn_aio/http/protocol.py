@@ -94,7 +94,7 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
         self.write_paused = False
         self.closing = host.shutting_down  # answer what is in flight, then close
         self.pending_error: bytes | None = None
-        self.out: list[bytes] | None = None  # response bytes held until the iteration ends
+        self.out: bytes | list[bytes] | None = None  # response bytes held until the iteration ends
         self.lingering = False
         self.client_eof = False  # the client half-closed: answer what it sent, then close
         # Where the bytes are, as offsets in the stream of bytes parsed so far: llhttp says
