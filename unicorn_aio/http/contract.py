@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
@@ -138,6 +139,15 @@ def http_date(now: float | None = None) -> str:
 
 # A socket address as asyncio reports it: (host, port, ...) for IP, a path for a unix socket.
 Address = tuple[Any, ...] | str | None
+
+
+def peer_of(transport: asyncio.BaseTransport) -> Address:
+    """A connection's peer, its host string interned: behind a proxy every connection comes
+    from the same host, and one string serves them all."""
+    peer = transport.get_extra_info("peername")
+    if type(peer) is tuple and len(peer) == 2:
+        peer = (sys.intern(peer[0]), peer[1])
+    return peer
 
 
 @runtime_checkable

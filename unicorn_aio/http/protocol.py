@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from functools import partial
 from typing import Any, cast
 
@@ -28,6 +27,7 @@ from unicorn_aio.http.contract import (
     AppHandler,
     ConnectionHost,
     HttpOptions,
+    peer_of,
 )
 from unicorn_aio.http.output import Output
 from unicorn_aio.http.proxy_protocol import HeaderReader
@@ -128,11 +128,7 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream protocol is always given a full Transport.
         self.transport = transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        if type(peer) is tuple and len(peer) == 2:
-            # Behind a proxy every connection comes from the same host: one string for all.
-            peer = (sys.intern(peer[0]), peer[1])
-        self.peername = peer
+        self.peername = peer_of(transport)
         self.opened = now = self.loop.time()
         self.deadline = now + self.options.header_timeout
         self.host.connection_made(self)
@@ -217,15 +213,12 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
                     again = self._line_refused(data)  # one gunicorn serves? (requestline.py)
                     if again is not None:  # parse again from the line's start, with a new parser
                         self.parser, self.current, self.fed_end = None, None, self.line_start
-                    if again:
+                        if not again:
+                            break  # held until the line is complete
                         data = again
                         continue
-                    if again is not None:
-                        break  # held until the line is complete
                 if isinstance(exc, httptools.HttpParserInvalidMethodError):
-                    start = self.line_start - fed
-                    line = data[start:] if start >= 0 else (self.line_window or b"") + data
-                    status = refused_method_status(line)
+                    status = refused_method_status(self._line_so_far(data))
                     self._reject(status, "unknown method" if status == 501 else "invalid method")
                 else:
                     self._reject(400, str(exc))

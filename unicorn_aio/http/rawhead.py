@@ -144,13 +144,18 @@ class RawHead:
             raise Reject(400, "malformed request line (RFC 9112 3: single spaces, CRLF)")
         self.line_window = None
 
+    def _line_so_far(self, data: bytes) -> bytes:
+        """The bytes from the current request line's start to the end of ``data`` (the read
+        being parsed), those of earlier reads included."""
+        start = self.line_start - self.fed
+        return data[start:] if start >= 0 else (self.line_window or b"") + data
+
     def _line_refused(self, data: bytes) -> bytes | None:
         """llhttp refused the request line being read (``data`` is the read): the bytes to
         parse again from the line's start, with a stand-in line (requestline.py); b"" when the
         line is not complete yet (it is held for the next read); None when it is not a line
         gunicorn would serve either."""
-        start = self.line_start - self.fed
-        raw = data[start:] if start >= 0 else (self.line_window or b"") + data
+        raw = self._line_so_far(data)
         end = raw.find(b"\r\n")
         if end < 0:
             if len(raw) > self.limit_window or not may_become(raw):

@@ -20,7 +20,6 @@ so that what the client sends meanwhile does not reset the connection under the 
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import TYPE_CHECKING, cast
 
 from unicorn_aio.http.body import ClientDisconnected
@@ -31,6 +30,7 @@ from unicorn_aio.http.contract import (
     ConnectionHost,
     HttpOptions,
     RequestCycle,
+    peer_of,
 )
 from unicorn_aio.http.protocol import LINGER_SECONDS
 from unicorn_aio.http.request import Request
@@ -105,10 +105,7 @@ class H2Protocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        if type(peer) is tuple and len(peer) == 2:
-            peer = (sys.intern(peer[0]), peer[1])
-        self.peername = peer
+        self.peername = peer_of(transport)
         self.opened = now = self.loop.time()
         self.deadline = now + self.options.header_timeout  # for the client's preface
         self.host.connection_made(self)
