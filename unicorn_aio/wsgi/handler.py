@@ -6,9 +6,8 @@ app): the app thread never touches the transport.  Everything it sends goes thro
 
 * a response the app returns whole (a list, the common case) is framed on the app thread and
   handed to the loop in one ``call_on_loop`` together with the end of the request;
-* a streamed response is pushed chunk by chunk with a bounded outbox: past ``OUTBOX_MAX`` queued
-  bytes, or while the transport has paused writing, the app thread blocks until the loop has
-  written them.
+* a streamed response is pushed chunk by chunk through a bounded outbox (outbox.py): the app
+  thread blocks while the loop is behind on writing it.
 
 The environ each app call receives is built in environ.py; a ``wsgi.file_wrapper`` goes out
 with sendfile(2) from sendfile.py.
@@ -18,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import http
-import threading
 import time
 from typing import Any, Callable
 
@@ -41,13 +39,10 @@ from unicorn_aio.http.rules import Reject
 from unicorn_aio.log.logger import Logger
 from unicorn_aio.wsgi.environ import FileWrapper, RequestEnviron, ServerEnviron
 from unicorn_aio.wsgi.hooks import HookRequest, HookResponse
+from unicorn_aio.wsgi.outbox import NO_THREAD, Outbox
 from unicorn_aio.wsgi.sendfile import FileSender
 from unicorn_aio.wsgi.threadpool import ThreadAbandoned, ThreadPool
 from unicorn_aio.wsgi.watchdog import Watchdog
-
-# Response bytes an app thread may queue for the loop before it waits for them to be written
-# (the request body's own bounds are body.HIGH_WATER and LOW_WATER).
-OUTBOX_MAX = 256 * 1024
 
 
 class WSGIHandler(ServerEnviron):
@@ -135,26 +130,8 @@ _FAILED = object()  # what "the app returned" when calling it raised
 _SEQUENCE_ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())))
 
 
-class _NullCondition:
-    """The lock of a request that never leaves the loop thread: nothing to wait for."""
 
-    def __enter__(self) -> _NullCondition:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def notify_all(self) -> None:
-        pass
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return True
-
-
-_NO_THREAD = _NullCondition()
-
-
-class WSGICycle(RequestEnviron, FileSender):
+class WSGICycle(RequestEnviron, FileSender, Outbox):
     """One request's trip through a WSGI app; the ``RequestCycle`` of http/contract.py."""
 
     handler: WSGIHandler
@@ -170,12 +147,6 @@ class WSGICycle(RequestEnviron, FileSender):
     content_length: int | None = None
     sent = 0
     on_loop = False
-    # The lock between the loop and an app thread, made by the app thread the first time it
-    # may have to wait (a streamed response); most requests never need one.  The loop side
-    # sets its flag *before* taking the lock to notify, so a lock made in between still sees it.
-    cond: threading.Condition | _NullCondition = _NO_THREAD
-    queued = 0
-    flush_scheduled = False
     lost = False
     failed = False  # the app raised after the head went out
     abandoned = False  # the watchdog answered for it and gave its thread's place away
@@ -454,7 +425,7 @@ class WSGICycle(RequestEnviron, FileSender):
             self._emit(head + b"%x\r\n" % len(data), data, b"\r\n")
             return
         parts = (data,) if not head else (head + data,) if len(data) < 65536 else (head, data)
-        if self.sent == self.content_length and not self.on_loop and self.cond is _NO_THREAD:
+        if self.sent == self.content_length and not self.on_loop and self.cond is NO_THREAD:
             # The whole body, in the first chunk (Flask's): _end writes it with the end of the
             # request, in one wakeup of the loop, without the lock a stream needs.
             self.outbox += parts
@@ -488,7 +459,7 @@ class WSGICycle(RequestEnviron, FileSender):
         self.on_loop = True
         try:
             outbox = self.outbox
-            if self.head_sent and not self.chunked and self.cond is _NO_THREAD and (
+            if self.head_sent and not self.chunked and self.cond is NO_THREAD and (
                     self.content_length is None or self.sent >= self.content_length):
                 # A whole response (_send_whole's, the usual case): _end and _flush's work for
                 # it, without their calls.
@@ -507,94 +478,3 @@ class WSGICycle(RequestEnviron, FileSender):
             self.handler.log.exception("Error finishing the response to %s",
                                        self.req.url.decode("latin-1", "replace"))
             self.protocol.transport.abort()
-
-    # -- the loop/thread bridge -------------------------------------------------------------
-
-    def _emit(self, *parts: bytes) -> None:
-        if self.on_loop:
-            protocol = self.protocol
-            if not self.lost and not protocol.transport.is_closing():
-                if len(parts) == 1:
-                    protocol.write(parts[0])
-                else:
-                    protocol.writelines(parts)
-            return
-        if self.cond is _NO_THREAD:
-            self.cond = threading.Condition()
-        with self.cond:
-            if self.lost:
-                raise ClientDisconnected("client disconnected")
-            self.outbox.extend(parts)
-            self.queued += sum(map(len, parts))
-            schedule = not self.flush_scheduled
-            self.flush_scheduled = True
-        if schedule:
-            self.handler.pool.call_on_loop(self._flush)
-        with self.cond:
-            while (self.queued > OUTBOX_MAX or self.paused) and not self.lost:
-                # Every flush and resume_writing notifies: a wait that times out means the
-                # client read nothing for body_timeout.  Without a bound, a client that stops
-                # reading would pin this app thread for ever (the sendfile path has the same).
-                if not self.cond.wait(self.handler.stall_timeout):
-                    self.handler.pool.call_on_loop(self._abort_stalled)
-                    raise ClientDisconnected(
-                        f"client read nothing for {self.handler.stall_timeout:g}s")
-
-    def _abort_stalled(self) -> None:
-        # abort, not close: close() would wait to flush to the client that is not reading.
-        self.handler.log.info("dropping a client that stopped reading its response: %s",
-                              self.protocol.peername)
-        self.lost = True
-        self.protocol.transport.abort()
-
-    def outbox_reset(self) -> None:
-        with self.cond:
-            self.outbox.clear()
-            self.queued = 0
-
-    def _flush(self) -> None:
-        """Loop thread: move queued output to the transport, then wake a waiting app thread."""
-        if self.cond is _NO_THREAD:
-            # No app thread can be waiting (none made a lock): skip the locking.
-            chunks, self.outbox = self.outbox, []
-            protocol = self.protocol
-            if chunks and not self.lost and not protocol.transport.is_closing():
-                if len(chunks) == 1:
-                    protocol.write(chunks[0])
-                else:
-                    protocol.writelines(chunks)
-            return
-        with self.cond:
-            chunks, self.outbox = self.outbox, []
-            self.queued = 0
-            self.flush_scheduled = False
-        protocol = self.protocol
-        if chunks and not self.lost and not protocol.transport.is_closing():
-            protocol.writelines(chunks)
-        with self.cond:
-            self.cond.notify_all()
-
-    def pause_writing(self) -> None:
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        with self.cond:
-            self.cond.notify_all()
-
-    def connection_lost(self) -> None:
-        self.lost = True
-        with self.cond:
-            self.cond.notify_all()
-
-    def abandon(self) -> list[bytes]:
-        """Loop thread: the watchdog gave up on this request's app thread and answers for it.
-        From now on what the thread sends is discarded (it may never return, or much later);
-        returns the response bytes it queued that are not written yet."""
-        self.abandoned = True
-        with self.cond:  # a waiting _emit wakes to find lost, and raises
-            queued, self.outbox = self.outbox, []
-            self.queued = 0
-            self.lost = True
-            self.cond.notify_all()
-        return queued
