@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ import urllib.error
 
 import pytest
 from procs import ROOT, ServerProcess, children, get, open_fds, wait_for, zombies
+from rawhttp import parse_responses
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -139,6 +141,25 @@ def test_hung_worker_is_killed_with_its_stack_and_replaced(server):
     srv.wait_log(f"Worker (pid:{victim}) exited after its timeout")
     assert "master_apps.py" in log  # faulthandler's dump of the hung thread
     srv.wait_ready(1)
+
+
+def test_hung_worker_sends_the_pipelined_answer_it_held_before_its_500(server):
+    # Inline, the answer to / is held (http/output.py) until the loop iteration ends, and the
+    # pipelined /hang starts in the same iteration and never lets it end.  Dying, the worker
+    # must send that answer, then the 500: written to the transport directly, the 500 went
+    # alone and the client read it as the answer to /.
+    srv = server("master_apps:app", "--dispatch", "inline", "--timeout", "2", workers=1)
+    victim = srv.workers()[0]
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    responses, rest = parse_responses(data)
+    assert [r.status for r in responses] == [200, 500], data
+    assert responses[0].body == b"pid=%d\n" % victim
+    assert rest == b""
+    wait_for(lambda: victim not in srv.workers() and srv.workers(), 10, what="replacement")
 
 
 def test_streaming_longer_than_timeout_is_not_a_hang(server):

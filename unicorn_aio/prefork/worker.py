@@ -176,21 +176,23 @@ class Worker:
     def _fail_unanswered(self) -> None:
         """Dying of a timeout: answer 500 where no response has begun, as gunicorn does, rather
         than leave the client a bare reset.  This runs in the loop thread (a signal handler
-        between two bytecodes of whatever hung it), so the transports are ours to write."""
+        between two bytecodes of whatever hung it), so the connections are ours to write."""
         server = self.server
         if server is None:
             return
         from unicorn_aio.http.protocol import HttpProtocol
         from unicorn_aio.http.response import error_response
 
-        for protocol in list(server.connections):
-            if not isinstance(protocol, HttpProtocol) or not protocol.requests:
+        for conn in list(server.connections):
+            # HTTP/2 frames what its streams write on a later turn of the loop, which never comes.
+            if not isinstance(conn, HttpProtocol) or conn.transport.is_closing():
                 continue
-            req = protocol.requests[0]
-            transport = protocol.transport
-            if req.cycle is not None and not req.cycle.head_sent and \
-                    transport is not None and not transport.is_closing():
-                transport.write(error_response(500, "worker timeout", req.method))
+            req = conn.requests[0] if conn.requests else None
+            if req is not None and req.cycle is not None and not req.cycle.head_sent:
+                conn.write(error_response(500, "worker timeout", req.method))
+            # Through the connection and flushed: held bytes (responses finished in the iteration
+            # that hung, pipelined before this one) go first, rather than die with the process.
+            conn.flush()
 
     # -- serving ----------------------------------------------------------------------------
 
