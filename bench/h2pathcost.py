@@ -22,9 +22,6 @@ import asyncio
 import cProfile
 import os
 import pstats
-import re
-import subprocess
-import sys
 import time
 
 import uvloop
@@ -32,6 +29,7 @@ from hpack import Encoder
 from hyperframe.frame import HeadersFrame, SettingsFrame, WindowUpdateFrame
 
 from bench import apps
+from bench.instructions import per_request
 from bench.pathcost import CountingTransport
 from unicorn_aio.http2.engines import ENGINES, engine_available
 from unicorn_aio.http2.negotiate import connection_factory
@@ -156,17 +154,8 @@ def feed(count: int) -> None:
 
 def instructions(engine: str) -> int:
     """Instructions per request with ``engine``, from two runs under cachegrind."""
-    counts = []
-    for n in (500, 2500):
-        cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-               sys.executable, "-m", "bench.h2pathcost", "--feed", str(n)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                             env=dict(os.environ, UNICORN_AIO_H2_ENGINE=engine)).stderr
-        match = re.search(r"I\s+refs:\s+([\d,]+)", out)
-        if match is None:
-            raise RuntimeError(f"no instruction count from valgrind:\n{out[-500:]}")
-        counts.append(int(match.group(1).replace(",", "")))
-    return (counts[1] - counts[0]) // 2000
+    return per_request(lambda n: ["-m", "bench.h2pathcost", "--feed", str(n)],
+                       {"UNICORN_AIO_H2_ENGINE": engine})
 
 
 def main() -> None:

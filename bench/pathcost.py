@@ -27,16 +27,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import os
-import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import uvloop
 
 from bench import apps
+from bench.instructions import per_request
 from unicorn_aio import server as server_module
 from unicorn_aio.http.protocol import HttpProtocol
 from unicorn_aio.server import Server
@@ -194,22 +191,8 @@ def feed(request: bytes, count: int, app: str, reference: bool) -> None:
 
 def instructions(name: str, app: str, reference: bool) -> int:
     """Instructions per request, from two runs under cachegrind."""
-    counts = []
-    # Once outside valgrind first: bytecode compiled on the first run would count in it.
-    subprocess.run([sys.executable, "-m", "bench.pathcost", "--feed", name, "10", "--app", app]
-                   + (["--reference"] if reference else []), check=True, capture_output=True)
-    for n in (500, 2500):
-        cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-               sys.executable, "-m", "bench.pathcost", "--feed", name, str(n), "--app", app]
-        # A fixed hash seed: string hashes decide dict probing, which moved counts by 1-2%.
-        out = subprocess.run(cmd + (["--reference"] if reference else []), capture_output=True,
-                             text=True, check=True,
-                             env=dict(os.environ, PYTHONHASHSEED="0")).stderr
-        match = re.search(r"I\s+refs:\s+([\d,]+)", out)
-        if match is None:
-            raise RuntimeError(f"no instruction count from valgrind:\n{out[-500:]}")
-        counts.append(int(match.group(1).replace(",", "")))
-    return (counts[1] - counts[0]) // 2000
+    return per_request(lambda n: ["-m", "bench.pathcost", "--feed", name, str(n), "--app", app]
+                       + (["--reference"] if reference else []))
 
 
 def main() -> None:
