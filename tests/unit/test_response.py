@@ -17,6 +17,8 @@ from unicorn_aio.http.response import (
     clip_to_length,
     error_response,
     head,
+    head_for,
+    prepare,
     status_line,
 )
 
@@ -164,6 +166,59 @@ def test_app_headers_own_date_and_server(headers, own):
 
 
 # -- head: the response head ------------------------------------------------------------------
+
+# -- prepare and head_for: the same checks and head, from what an app sent before -------------
+
+def test_prepare_keeps_a_repeated_pair_checked_once():
+    first = prepare("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    again = prepare("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    assert again is first
+    assert (again.status, again.headers, again.content_length, again.close, again.own) == (
+        "200 OK", (("Content-Type", "text/plain"), ("Content-Length", "5")), 5, False, None)
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_prepare_takes_str_subclasses_as_gunicorn_does(first):
+    # gunicorn checks isinstance(value, str); a subclass equal to a kept pair is the same bytes.
+    class Text(str):
+        pass
+
+    if first:
+        prepare("201 Created", [("X-Kind", "plain")])
+    prepared = prepare(Text("201 Created"), [(Text("X-Kind"), Text("plain"))])
+    assert prepared.head_start() == b"HTTP/1.1 201 Created\r\nX-Kind: plain\r\n"
+
+
+@pytest.mark.parametrize("headers", [
+    [["X-List", "pair"]],  # a list for a pair: unhashable, checked each time
+    (("X-Tuple", "of pairs"),),  # not a list: not kept
+])
+def test_prepare_other_shapes_are_checked(headers):
+    assert prepare("200 OK", headers).headers == tuple(headers)
+    with pytest.raises(ValueError):
+        prepare("200 OK", [["X-Bad", "a\r\nb"]])
+
+
+@pytest.mark.parametrize("headers, length, added, keep_alive", [
+    ([("Content-Type", "text/plain"), ("Content-Length", "5")], 5, None, True),
+    ([("Content-Type", "text/plain")], 5, 5, True),
+    ([("Content-Type", "text/plain"), ("Content-Length", "5")], 5, None, False),
+    ([("Content-Type", "text/plain"), ("Connection", "close")], 5, 5, False),
+])
+def test_head_for_is_head(headers, length, added, keep_alive):
+    prepared = prepare("200 OK", headers)
+    sent = list(prepared.headers) + ([("Content-Length", str(added))] if added is not None else [])
+    expected, chunked, kept = head(request(), "200 OK", sent, length, keep_alive, OURS)
+    assert (chunked, kept) == (False, keep_alive)
+    assert head_for(prepared, added, keep_alive, OURS.encode()) == expected
+
+
+def test_head_for_refuses_what_latin1_cannot_carry_each_time():
+    prepared = prepare("200 OK", [("X-Name", "\u20ac")])
+    for _ in range(2):
+        with pytest.raises(UnicodeEncodeError):
+            head_for(prepared, 1, True, OURS.encode())
+
 
 def test_head_with_content_length():
     data, chunked, keep = head(request(), "200 OK", [("Content-Length", "5")], 5, True, OURS)

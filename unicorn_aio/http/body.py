@@ -34,12 +34,13 @@ class BodyTimeout(OSError):
 class RequestBody:
     """``wsgi.input``: a file-like reader of the request body (PEP 3333 input stream)."""
 
-    __slots__ = ("_buf", "_complete", "_error", "_cond", "_paused", "_resume", "_continue",
+    __slots__ = ("_buf", "complete", "_error", "_cond", "_paused", "_resume", "_continue",
                  "_timeout", "_notify", "_min_rate", "_fed", "_waited")
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        self._complete = False
+        # Every byte of the body is in (read on the loop, per request: a slot, not a property).
+        self.complete = False
         self._error: BaseException | None = None
         self._cond: threading.Condition | None = None  # only once the body streams
         self._paused = False
@@ -84,10 +85,6 @@ class RequestBody:
         self._notify = None
 
     @property
-    def complete(self) -> bool:
-        return self._complete
-
-    @property
     def buffered(self) -> int:
         return len(self._buf)
 
@@ -108,7 +105,7 @@ class RequestBody:
             return self._paused
 
     def finish(self) -> None:
-        self._complete = True
+        self.complete = True
         if self._cond is not None:
             with self._cond:
                 self._cond.notify_all()
@@ -117,7 +114,7 @@ class RequestBody:
 
     def abort(self, exc: BaseException) -> None:
         """The connection is gone (or the body stalled): wake and fail any reader."""
-        if self._complete:
+        if self.complete:
             return
         self._error = exc
         if self._cond is not None:
@@ -130,7 +127,7 @@ class RequestBody:
 
     def read_nowait(self) -> bytes:
         """What is buffered now (b"" if nothing yet); raises the error if the body failed."""
-        if not self._buf and not self._complete and self._error is not None:
+        if not self._buf and not self.complete and self._error is not None:
             raise self._error
         return self._take(-1)
 
@@ -194,7 +191,7 @@ class RequestBody:
         if size is None:
             size = -1
         cond = self._cond
-        if cond is None or self._complete and self._error is None:
+        if cond is None or self.complete and self._error is None:
             return self._take(size)
         with cond:
             if size < 0:
@@ -202,13 +199,13 @@ class RequestBody:
                 while True:
                     if self._buf:
                         chunks.append(self._take(-1))
-                    if self._complete:
+                    if self.complete:
                         return b"".join(chunks)
                     self._check_error()
                     self._wait_for_data(cond)
             # Like a file (and gunicorn's Body): read(n) returns n bytes unless the body ends
             # first. Apps such as Django read Content-Length bytes in one call and trust it.
-            while len(self._buf) < size and not self._complete:
+            while len(self._buf) < size and not self.complete:
                 self._check_error()
                 self._wait_for_data(cond)
             return self._take(size)
@@ -223,7 +220,7 @@ class RequestBody:
             while True:
                 buf = self._buf
                 nl = buf.find(b"\n")
-                if nl >= 0 or self._complete or 0 <= size <= len(buf):
+                if nl >= 0 or self.complete or 0 <= size <= len(buf):
                     return self._readline_buffered(size)
                 self._check_error()
                 self._wait_for_data(cond)

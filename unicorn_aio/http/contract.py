@@ -111,16 +111,19 @@ class HttpOptions:
 
 class ServerHeaders:
     """The Date and Server fields that end every response head, with its blank line, as one
-    string: the server's sweep remakes it once a second, handlers read it per response."""
+    string and as its bytes: the server's sweep remakes them once a second, handlers read them
+    per response."""
 
-    __slots__ = ("software", "lines")
+    __slots__ = ("software", "lines", "data")
 
     def __init__(self, software: str) -> None:
         self.software = software
         self.lines = ""
+        self.data = b""
 
     def refresh(self, now: float | None = None) -> None:
         self.lines = f"Date: {http_date(now)}\r\nServer: {self.software}\r\n\r\n"
+        self.data = self.lines.encode("latin-1", "replace")
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

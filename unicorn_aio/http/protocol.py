@@ -228,11 +228,13 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
                 elif self.fed_end > self.next_start:
                     # The head ended in this read and its body goes on, or the message ended
                     # and only CRs and LFs follow: where the next begins is known now.
-                    if self.next_start < 0:
-                        self.next_start = self._head_end() + self.body_len
-                    if self.current is None:
+                    next_start = self.next_start
+                    if next_start < 0:
+                        next_start = self.next_start = self._head_end() + self.body_len
+                    # Bytes after the message's end, none of them a message: CRs and LFs.
+                    if self.current is None and next_start < self.fed_end:
                         try:
-                            self._check_blank(data[max(self.next_start - fed, 0):], False)
+                            self._check_blank(data[max(next_start - fed, 0):], False)
                         except Reject as exc:
                             self._reject(exc.status, exc.reason)
             break
@@ -304,7 +306,7 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
         req = self.current
         assert req is not None
         if self.line_window is not None:
-            self._check_request_line(req.url)
+            self._check_request_line(req)
         headers = req.headers
         # gunicorn counts the fields it keeps, and a field line as "name: value" CRLF, with the
         # value's trailing whitespace: llhttp has dropped the whitespace before the value.
@@ -324,14 +326,15 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
         req, parser = self.current, self.parser
         assert req is not None and parser is not None
         self.in_head = False
-        req.method = parser.get_method()
-        req.version = parser.get_http_version()
         if self.line_override is not None:  # parsed from a stand-in line (requestline.py)
             (req.method, req.url, req.version), self.line_override = self.line_override, None
-        if self.line_window is not None:
-            self._check_request_line(req.url)
-        check_version(req.version)
-        check_request_target(req.method, req.url)
+        elif self.line_window is not None:  # no field came: the line is checked here
+            self._check_request_line(req)
+        # The checks below, for the usual case without their calls.
+        if req.version != "1.1" and req.version != "1.0":
+            check_version(req.version)
+        if req.url[:1] != b"/":
+            check_request_target(req.method, req.url)
         options = self.options
         req.framing, req.headers = check_headers(req.headers, req.version, options.header_map,
                                                  options.forwarder_headers)
@@ -352,10 +355,12 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
         # An upgrade we do not perform leaves the connection to HTTP (see _on_upgrade).
         req.keep_alive = (parser.should_keep_alive() and options.keepalive > 0
                           and not framing.close)
-        self.requests.append(req)
-        if len(self.requests) > MAX_PIPELINE:
+        requests = self.requests
+        requests.append(req)
+        if len(requests) > MAX_PIPELINE:
             self.pause_reading()
-        if req is self.requests[0]:
+        # Without a body llhttp completes the message next, in this same call: no deadline.
+        if req is requests[0] and (self.body_len or framing.chunked):
             self.deadline = self.loop.time() + options.body_timeout
             # A large declared Content-Length alone does not dispatch: the app runs once the
             # first inline_body_max bytes are in (on_body) or the body is.  Dispatching on the
@@ -390,7 +395,10 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
         self.current = None
         req.body.finish()
         if not req.dispatched and req is self.requests[0]:
-            self._start(req)
+            # _start, for a body that is complete: nothing to stream.
+            req.dispatched = True
+            self.deadline = NEVER
+            self.handler.start(self, req)
 
     # -- request life -----------------------------------------------------------------------
 

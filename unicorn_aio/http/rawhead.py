@@ -68,7 +68,7 @@ class RawHead:
         if req is not None and self.line_window is not None and self.line_override is None \
                 and self.parser is not None:
             try:  # llhttp refused the head before any field reached us: was the line whole?
-                self._check_request_line(req.url)
+                self._check_request_line(req)
             except Reject:
                 pass
         if req is not None and req.dispatched:
@@ -77,7 +77,7 @@ class RawHead:
                 return  # its app's answer is on the way: its handler counts that
         # The line was read and checked (see below); gunicorn has no request for a 431.
         if req is not None and self.line_window is None and status != 431:
-            method = getattr(req, "method", None)  # set by on_headers_complete
+            method = getattr(req, "method", None)  # set once the line was checked
             parser = self.parser
             if method is not None:
                 line = (method, req.url, req.version)
@@ -125,14 +125,16 @@ class RawHead:
         tail = self.tail  # the head began in an earlier read; its end may straddle the two
         return self.fed + (tail + self.feeding).find(b"\r\n\r\n") - len(tail) + 4
 
-    def _check_request_line(self, url: bytes) -> None:
+    def _check_request_line(self, req: Request) -> None:
         """The request line is complete: it must be exactly method SP target SP version CRLF,
-        and, as gunicorn counts it, no longer than limit_request_line without its CRLF."""
+        and, as gunicorn counts it, no longer than limit_request_line without its CRLF.  Sets
+        the request's method and version, as llhttp parsed them."""
         window = self.line_window  # None once the line passed (_refused reads that)
         parser = self.parser
         assert window is not None and parser is not None
-        line = b"%s %s HTTP/%s\r\n" % (parser.get_method(), url,
-                                        parser.get_http_version().encode())
+        req.method = method = parser.get_method()
+        req.version = version = parser.get_http_version()
+        line = b"%s %s HTTP/%s\r\n" % (method, req.url, version.encode())
         if self.limit_line and len(line) - 2 > self.limit_line:
             raise Reject(414, f"request line longer than {self.limit_line} bytes")
         start = self.line_start - self.fed

@@ -43,7 +43,7 @@ def check_status(status: Any) -> str:
     (RFC 9112 4)."""
     checked = _CHECKED_STATUSES.get(status)
     if checked is None:
-        if type(status) is not str or not STATUS.match(status):
+        if not isinstance(status, str) or not STATUS.match(status):
             raise ValueError(f"invalid WSGI status {status!r}: expected a str like '200 OK'")
         if status[0] == "1":
             # The client would take it for an interim answer and wait for the real one.
@@ -56,7 +56,7 @@ def check_status(status: Any) -> str:
 
 
 def _checked_name(name: Any) -> str:
-    if type(name) is not str or not HEADER_NAME.match(name):
+    if not isinstance(name, str) or not HEADER_NAME.match(name):
         raise ValueError(f"invalid response header name {name!r}")
     lname = name.lower()
     if len(_CHECKED_NAMES) < 1024:
@@ -82,7 +82,7 @@ def app_headers(headers: Iterable[Any]) -> tuple[list[tuple[str, str]], int | No
         # isprintable() is one C pass that is False for every control character; only the
         # values it doubts (tabs, some non-ASCII) need the precise regex.  A value latin-1
         # cannot carry fails where the head is encoded, as a UnicodeEncodeError (a ValueError).
-        if type(value) is not str or not value.isprintable() and BAD_VALUE.search(value):
+        if not isinstance(value, str) or not value.isprintable() and BAD_VALUE.search(value):
             raise ValueError(f"invalid value for response header {name}: {value!r}")
         if lname in HOP_BY_HOP:
             if lname == "connection" and "close" in value.lower():
@@ -100,6 +100,69 @@ def app_headers(headers: Iterable[Any]) -> tuple[list[tuple[str, str]], int | No
             own = frozenset((lname,)) if own is None else own | {lname}
         kept.append(item)
     return kept, content_length, close, own
+
+
+class Prepared:
+    """A status and header list as an app gave them, checked (check_status, app_headers), with
+    the head's first lines built from them once they are needed.
+
+    Apps answer with the same few pairs again and again (a Content-Type and a Content-Length
+    that only changes with the body): ``prepare`` keeps them, so a repeated pair costs one dict
+    lookup instead of the checks, and its head is one concatenation (``head_for``)."""
+
+    __slots__ = ("status", "headers", "content_length", "close", "own", "start")
+
+    def __init__(self, status: Any, headers: Iterable[Any]) -> None:
+        self.status = check_status(status)
+        headers, self.content_length, self.close, self.own = app_headers(headers)
+        self.headers = tuple(headers)
+        # The status line and the app's fields, encoded; None until a head is built.  An
+        # encoding error (a value latin-1 cannot carry) raises there, each time, as head() does.
+        self.start: bytes | None = None
+
+    def head_start(self) -> bytes:
+        start = self.start
+        if start is None:
+            start = self.start = "".join([f"HTTP/1.1 {self.status}\r\n",
+                                          *[f"{n}: {v}\r\n" for n, v in self.headers]]
+                                         ).encode("latin-1")
+        return start
+
+
+# (status, tuple of the header pairs) -> Prepared, for the pairs apps repeat.  Bounded: an app
+# whose headers vary per response (cookies, ETags) fills it once and then pays the checks.
+_PREPARED: dict[tuple[Any, tuple[Any, ...]], Prepared] = {}
+_PREPARED_MAX = 512
+
+
+def prepare(status: Any, headers: Any) -> Prepared:
+    """What ``start_response(status, headers)`` gives, checked: raises ValueError as
+    check_status and app_headers do."""
+    if type(headers) is list:
+        try:
+            key = (status, tuple(headers))
+            prepared = _PREPARED.get(key)
+        except TypeError:  # an unhashable pair, or a list for one: checked (and refused) below
+            return Prepared(status, headers)
+        if prepared is None:
+            prepared = Prepared(status, headers)
+            if len(_PREPARED) < _PREPARED_MAX:
+                _PREPARED[key] = prepared
+        return prepared
+    return Prepared(status, headers)
+
+
+def head_for(prepared: Prepared, added_length: int | None, keep_alive: bool,
+             date_and_server: bytes) -> bytes:
+    """The head of a response to an HTTP/1.1 request whose length is known: ``head``'s result
+    for that case, from the prepared lines.  ``added_length`` is a Content-Length the app did
+    not give (None if it did).  Not for 204, nor when the app set Date or Server (``own``)."""
+    start = prepared.start or prepared.head_start()
+    if added_length is not None:
+        start += b"Content-Length: %d\r\n" % added_length
+    if not keep_alive:
+        start += b"Connection: close\r\n"
+    return start + date_and_server
 
 
 def clip_to_length(data: bytes, content_length: int | None, sent: int,

@@ -28,11 +28,12 @@ from unicorn_aio.http.protocol import Request
 from unicorn_aio.http.response import (
     LAST_CHUNK,
     NO_BODY_STATUS,
-    app_headers,
+    Prepared,
     bodyless,
-    check_status,
     clip_to_length,
     error_response,
+    head_for,
+    prepare,
 )
 from unicorn_aio.http.response import head as response_head
 from unicorn_aio.http.rules import Reject
@@ -151,6 +152,7 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
     failed = False  # the app raised after the head went out
     abandoned = False  # the watchdog answered for it and gave its thread's place away
     own_headers: frozenset | None = None  # which of Date and Server the app set (app_headers)
+    prepared: Prepared | None = None  # what start_response made of its arguments
     start_time = 0.0
     body_iter: Any = None  # iter() of what the app returned, once taken
 
@@ -176,10 +178,14 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called a second time without exc_info")
-        self.status = check_status(status)
+        prepared = prepare(status, headers)
+        self.prepared = prepared
+        self.status = prepared.status
         self.chunked = False
-        self.headers, self.content_length, close, self.own_headers = app_headers(headers)
-        if close:
+        self.headers = list(prepared.headers)
+        self.content_length = prepared.content_length
+        self.own_headers = prepared.own
+        if prepared.close:
             self.keep_alive = False
         return self.write
 
@@ -342,20 +348,31 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
         every response takes this path.  Unlike a stream, a short or long body is known before
         the head goes out, so the head can announce the close.
         """
+        req = self.req
         no_body_status = status.startswith(NO_BODY_STATUS)
-        bodyless = no_body_status or self.req.method == b"HEAD"
+        bodyless = no_body_status or req.method == b"HEAD"
+        added = None
         if self.content_length is None and not no_body_status:
-            self.content_length = len(body)
-            self.headers.append(("Content-Length", str(len(body))))
+            added = self.content_length = len(body)
+            self.headers.append(("Content-Length", str(added)))
         elif not bodyless and len(body) != self.content_length:
             # Too many bytes are cut; too few would leave the client waiting for the rest.
             # Either way only the close tells it where the body ends, and the head says so.
             body, _ = clip_to_length(body, self.content_length, 0, self.handler.log)
             self.keep_alive = False
-        head, self.chunked, self.keep_alive = response_head(
-            self.req, status, self.headers, self.content_length,
-            self.keep_alive and not self.protocol.closing, self.handler.server_headers.lines,
-            self.own_headers)
+        prepared = self.prepared
+        if prepared is not None and req.version == "1.1" and self.own_headers is None and \
+                status[:3] != "204" and status is prepared.status:
+            # The usual response: its head from the lines prepare() built once (what head()
+            # would build: HTTP/1.1, a known length, our Date and Server).
+            self.keep_alive = keep_alive = self.keep_alive and not self.protocol.closing and \
+                req.body.complete
+            head = head_for(prepared, added, keep_alive, self.handler.server_headers.data)
+        else:
+            head, self.chunked, self.keep_alive = response_head(
+                req, status, self.headers, self.content_length,
+                self.keep_alive and not self.protocol.closing, self.handler.server_headers.lines,
+                self.own_headers)
         self.head_sent = True
         out: bytes | None
         if bodyless:
