@@ -13,6 +13,11 @@ a hot-path change; `make bench` remains the judge of the result.
 The same requests go through ../shared/bench/reference_wsgi.py's protocol (116 lines of Python
 on the same stack, none of our checks), when it is there: the yardstick issue #22 names.
 
+An ASGI app (``--app asgi_hello``) takes the ASGI path: a task per request, run by the loop
+iteration each batch ends with (counted: this thread's CPU, the loop's share included).  Its
+reference is uvicorn's httptools protocol, with the same batches and stand-in transports, where
+uvicorn is installed (.bench-venv: ``.bench-venv/bin/python -m bench.pathcost --app asgi_hello``).
+
     .venv/bin/python -m bench.pathcost            # or: make bench-pathcost
     .venv/bin/python -m bench.pathcost --instructions   # the same in instructions (valgrind)
 
@@ -29,12 +34,14 @@ import asyncio
 import importlib.util
 import time
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
 from bench import apps
 from bench.instructions import per_request
 from unicorn_aio import server as server_module
+from unicorn_aio.apploader import is_asgi_app
 from unicorn_aio.http.protocol import HttpProtocol
 from unicorn_aio.server import Server
 
@@ -98,6 +105,10 @@ BATCH = 10
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "reference_wsgi.py"
 
 
+def interface(app: str) -> str:
+    return "asgi" if is_asgi_app(getattr(apps, app)) else "wsgi"
+
+
 def connections(server: Server) -> list[HttpProtocol]:
     """BATCH connections, each given one request per loop iteration, as wrk's are."""
     protocols = []
@@ -111,7 +122,8 @@ def connections(server: Server) -> list[HttpProtocol]:
 async def measure(request: bytes, count: int, rounds: int, accesslog: str | None = None,
                   app: str = "hello") -> float:
     """Best per-request CPU time in microseconds over ``rounds`` runs of ``count`` requests."""
-    server = Server(getattr(apps, app), bind="127.0.0.1:0", dispatch="inline", accesslog=accesslog)
+    server = Server(getattr(apps, app), bind="127.0.0.1:0", dispatch="inline", accesslog=accesslog,
+                    interface=interface(app))
     await server.start()
     try:
         protocols = connections(server)
@@ -121,6 +133,7 @@ async def measure(request: bytes, count: int, rounds: int, accesslog: str | None
             for protocol in protocols:
                 protocol.data_received(request)
             await asyncio.sleep(0)  # one loop iteration: the requests run, the output flushed
+        await settle()
         response = sum(p.transport.bytes for p in protocols) // (warm // BATCH * BATCH)
         best = float("inf")
         for _ in range(rounds):
@@ -131,14 +144,77 @@ async def measure(request: bytes, count: int, rounds: int, accesslog: str | None
                 await asyncio.sleep(0)  # what the loop does once per iteration
                 if accesslog:
                     flush_access()
+            await settle()  # the last batch's tasks and output, counted too
             best = min(best, (time.thread_time() - start) / (count // BATCH * BATCH))
         written = sum(p.transport.bytes for p in protocols)
+        answered = server.requests_total - warm // BATCH * BATCH
         if any(p.transport.closed for p in protocols) or \
+                answered != count // BATCH * BATCH * rounds or \
                 written < response * (count // BATCH * BATCH) * rounds:
-            raise RuntimeError(f"the server did not answer every request ({written} bytes)")
+            raise RuntimeError(f"the server did not answer every request ({answered} answered, "
+                               f"{written} bytes)")
         return best * 1e6
     finally:
         await server.shutdown(0)
+
+
+async def settle() -> None:
+    """Loop iterations until what the last batch started is done: an ASGI request's task runs
+    in the iteration after its request arrived, and what it writes is flushed in the next."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def uvicorn_connections(app: str) -> list[Any] | None:
+    """BATCH connections of uvicorn's httptools protocol, configured as bench/run.py runs
+    uvicorn (proxy headers on, no access log); None where uvicorn is not installed."""
+    try:
+        from uvicorn.config import Config as UvicornConfig
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        from uvicorn.server import ServerState
+    except ImportError:
+        return None
+    from email.utils import formatdate
+
+    config = UvicornConfig(getattr(apps, app), http="httptools", lifespan="off", access_log=False,
+                           log_config=None)
+    config.load()
+    state = ServerState()
+    # What uvicorn's Server.on_tick sets once a second: Date, then Server.
+    state.default_headers = [(b"date", formatdate(usegmt=True).encode()),
+                             *config.encoded_headers]
+    protocols = []
+    for _ in range(BATCH):
+        protocol = HttpToolsProtocol(config, state, {}, _loop=asyncio.get_running_loop())
+        protocol.connection_made(CountingTransport())
+        protocols.append(protocol)
+    return protocols
+
+
+async def uvicorn_cost(request: bytes, count: int, rounds: int, app: str) -> float | None:
+    """``measure`` for uvicorn's protocol: the ASGI yardstick; None without uvicorn."""
+    protocols = uvicorn_connections(app)
+    if protocols is None:
+        return None
+    for _ in range(count // 10 // BATCH):
+        for protocol in protocols:
+            protocol.data_received(request)
+        await asyncio.sleep(0)
+    await settle()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.thread_time()
+        for _ in range(count // BATCH):
+            for protocol in protocols:
+                protocol.data_received(request)
+            await asyncio.sleep(0)
+        await settle()
+        best = min(best, (time.thread_time() - start) / (count // BATCH * BATCH))
+    if any(p.transport.closed for p in protocols):
+        raise RuntimeError("uvicorn did not answer every request")
+    for protocol in protocols:
+        protocol.connection_lost(None)  # its keep-alive timers
+    return best * 1e6
 
 
 def reference_cost(request: bytes, count: int, rounds: int, app: str = "hello") -> float | None:
@@ -165,6 +241,20 @@ def reference_cost(request: bytes, count: int, rounds: int, app: str = "hello") 
 
 def feed(request: bytes, count: int, app: str, reference: bool) -> None:
     """``count`` requests after 500 to warm up, flushed per BATCH: what --instructions counts."""
+    if reference and interface(app) == "asgi":
+        async def run_uvicorn() -> None:
+            protocols = uvicorn_connections(app)
+            assert protocols is not None  # instructions() asks only where uvicorn imports
+            for _ in range((500 + count) // BATCH):
+                for protocol in protocols:
+                    protocol.data_received(request)
+                await asyncio.sleep(0)
+            await settle()
+            for protocol in protocols:
+                protocol.connection_lost(None)
+
+        uvloop.run(run_uvicorn())
+        return
     if reference:
         spec = importlib.util.spec_from_file_location("reference_wsgi", REFERENCE)
         assert spec is not None and spec.loader is not None
@@ -177,13 +267,15 @@ def feed(request: bytes, count: int, app: str, reference: bool) -> None:
         return
 
     async def run() -> None:
-        server = Server(getattr(apps, app), bind="127.0.0.1:0", dispatch="inline")
+        server = Server(getattr(apps, app), bind="127.0.0.1:0", dispatch="inline",
+                        interface=interface(app))
         await server.start()
         protocols = connections(server)
         for _ in range((500 + count) // BATCH):
             for protocol in protocols:
                 protocol.data_received(request)
             await asyncio.sleep(0)
+        await settle()
         await server.shutdown(0)
 
     uvloop.run(run())
@@ -216,22 +308,30 @@ def main() -> None:
     if args.feed:
         feed(REQUESTS[args.feed[0]], int(args.feed[1]), args.app, args.reference)
         return
+    asgi = interface(args.app) == "asgi"
+    mode, yardstick = ("asgi", "uvicorn") if asgi else ("inline", "reference server")
     if args.instructions:
+        has_reference = importlib.util.find_spec("uvicorn") is not None if asgi \
+            else REFERENCE.exists()
         for name in REQUESTS:
             ours = instructions(name, args.app, False)
-            ref = None if args.no_reference or not REFERENCE.exists() else \
+            ref = None if args.no_reference or not has_reference else \
                 instructions(name, args.app, True)
-            vs = "" if ref is None else f"   reference server {ref:7,d} ({ours / ref:.2f}×)"
-            print(f"{name:8} {ours:7,d} instructions per request ({args.app} app, inline){vs}")
+            vs = "" if ref is None else f"   {yardstick} {ref:7,d} ({ours / ref:.2f}×)"
+            print(f"{name:8} {ours:7,d} instructions per request ({args.app} app, {mode}){vs}")
         return
 
     async def run() -> None:
         for name, request in REQUESTS.items():
             us = await measure(request, args.count, args.rounds, args.accesslog, args.app)
-            ref = None if args.no_reference else reference_cost(request, args.count, args.rounds,
-                                                                 args.app)
-            vs = "" if ref is None else f"   reference server {ref:6.2f} µs ({us / ref:.2f}×)"
-            print(f"{name:8} {us:6.2f} µs of Python per request ({args.app} app, inline){vs}")
+            if args.no_reference:
+                ref = None
+            elif asgi:
+                ref = await uvicorn_cost(request, args.count, args.rounds, args.app)
+            else:
+                ref = reference_cost(request, args.count, args.rounds, args.app)
+            vs = "" if ref is None else f"   {yardstick} {ref:6.2f} µs ({us / ref:.2f}×)"
+            print(f"{name:8} {us:6.2f} µs of Python per request ({args.app} app, {mode}){vs}")
 
     uvloop.run(run())
 
