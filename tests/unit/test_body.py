@@ -15,6 +15,7 @@ from unicorn_aio.http import body as body_module
 from unicorn_aio.http.body import (
     HIGH_WATER,
     LOW_WATER,
+    NO_BODY,
     BodyTimeout,
     ClientDisconnected,
     RequestBody,
@@ -454,3 +455,26 @@ def test_unwatch_stops_notifications():
     body.feed(b"a")
     body.finish()
     assert notify.count == 0
+
+
+# -- NO_BODY: the one body every request without one shares ------------------------------------
+
+def test_no_body_reads_empty_every_way():
+    assert NO_BODY.complete
+    assert NO_BODY.read() == NO_BODY.read(10) == NO_BODY.readline() == b""
+    assert NO_BODY.readlines() == [] and list(NO_BODY) == []
+    assert NO_BODY.read_nowait() == b""
+
+
+def test_no_body_stays_unchanged_whatever_its_users_do():
+    # Shared by all requests: a reader's callbacks or a disconnect must not stick to it.
+    NO_BODY.watch(lambda: None, lambda: None)
+    NO_BODY.abort(ClientDisconnected("gone"))
+    NO_BODY.finish()
+    NO_BODY.unwatch()
+    assert NO_BODY.read() == b"" and NO_BODY.read_nowait() == b""
+    with pytest.raises(RuntimeError):
+        NO_BODY.feed(b"x")
+    with pytest.raises(RuntimeError):
+        NO_BODY.start_streaming(lambda: None, None, 1.0)
+    assert NO_BODY.complete and NO_BODY.buffered == 0

@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from unicorn_aio.http.body import RequestBody
 from unicorn_aio.http.protocol import Request
 from unicorn_aio.http.response import (
     LAST_CHUNK,
@@ -26,7 +27,7 @@ OURS = "Date: D\r\nServer: S\r\n\r\n"  # the server's Date and Server lines, as 
 
 
 def request(method=b"GET", version="1.1", complete=True) -> Request:
-    req = Request(0.0)
+    req = Request(0.0, RequestBody())
     req.method, req.version = method, version
     if complete:
         req.body.finish()

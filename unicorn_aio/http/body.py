@@ -252,3 +252,38 @@ class RequestBody:
         if not line:
             raise StopIteration
         return line
+
+
+class NoBody(RequestBody):
+    """The body of every request that has none (no Content-Length, no chunked): complete from
+    the start, and one object shared by all of them, so nothing may change it.  The loop never
+    feeds it; what would record a reader (ASGI's watch) does nothing, and reads find it empty."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.complete = True
+
+    def start_streaming(self, resume_reading: Callable[[], None],
+                        send_continue: Callable[[], None] | None, timeout: float,
+                        min_rate: int = 0) -> None:
+        raise RuntimeError("a request without a body has none to stream")
+
+    def feed(self, data: bytes) -> bool:
+        raise RuntimeError("a request without a body was given body bytes")
+
+    def watch(self, notify: Callable[[], None], resume_reading: Callable[[], None]) -> None:
+        pass
+
+    def unwatch(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def abort(self, exc: BaseException) -> None:
+        pass
+
+
+NO_BODY = NoBody()

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import httptools
 
-from unicorn_aio.http.body import ClientDisconnected
+from unicorn_aio.http.body import ClientDisconnected, RequestBody
 from unicorn_aio.http.chunked import ChunkedBody, LengthBody
 from unicorn_aio.http.contract import (
     NEVER,
@@ -343,6 +343,8 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
         framing = req.framing
         self.body_len = framing.content_length or 0
         self.next_start = -1
+        if self.body_len or framing.chunked:
+            req.body = RequestBody()  # until now the shared NO_BODY
         if framing.upgrade and (framing.chunked or framing.content_length):
             # We switch protocols for none of these (h2c is what curl --http2 -d sends), so it
             # is an ordinary request - whose body llhttp would take for the new protocol's.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from unicorn_aio.http.body import RequestBody
+from unicorn_aio.http.body import NO_BODY, RequestBody
 
 if TYPE_CHECKING:
     from unicorn_aio.http.contract import RequestCycle
@@ -24,10 +24,12 @@ class Request:
     framing: Framing
     keep_alive: bool
 
-    def __init__(self, start: float) -> None:
+    def __init__(self, start: float, body: RequestBody = NO_BODY) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.body = RequestBody()
+        # Most requests have no body: they share NO_BODY, and the protocol gives one that
+        # has its own RequestBody once the head says so.
+        self.body = body
         self.dispatched = False
         # the handler's per-request object, for flow control and disconnects
         self.cycle: RequestCycle | None = None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, cast
 
-from unicorn_aio.http.body import ClientDisconnected
+from unicorn_aio.http.body import ClientDisconnected, RequestBody
 from unicorn_aio.http.contract import (
     NEVER,
     Address,
@@ -221,7 +221,7 @@ class H2Protocol(asyncio.Protocol):
             self.late_streams += 1
             if self.late_streams > self.settings.max_concurrent_streams:
                 self._goaway()  # never idle: told now, served up to here
-        req = Request(self.loop.time())
+        req = Request(self.loop.time(), RequestBody())  # DATA frames may follow any HEADERS
         stream = H2Stream(self, stream_id, req)
         self.streams[stream_id] = stream
         self.stream_count += 1
