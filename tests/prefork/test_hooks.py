@@ -199,3 +199,16 @@ def test_a_failing_post_worker_init_hook_stops_the_boot(tmp_path):
             f"post_worker_init boom ({conf}:2)") in proc.stderr
     assert "Traceback" not in proc.stderr
     assert "Shutting down: Worker failed to boot." in proc.stderr
+
+
+def test_worker_nr_counts_the_requests_answered(server, tmp_path):
+    # gunicorn's worker.nr, which hooks read: kept by the server's count, not per request.
+    conf = conf_file(tmp_path, "def pre_request(worker, req):\n"
+                               "    worker.log.info('nr=%d path=%s', worker.nr, req.path)\n")
+    srv = server("master_apps:hello", "-c", conf, workers=1)
+    for n in range(3):
+        assert get(f"{srv.url}/n{n}")[0] == 200
+    log = srv.wait_log("path=/n2")
+    counts = [line.split("nr=")[1] for line in log.splitlines() if "nr=" in line]
+    # The fixture's readiness probe was the first request.
+    assert counts[-3:] == ["1 path=/n0", "2 path=/n1", "3 path=/n2"]

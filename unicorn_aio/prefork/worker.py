@@ -71,7 +71,6 @@ class Worker:
         self.booted = False
         self.aborted = False
         self.alive = True
-        self.nr = 0
         self.server: Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.max_requests = 0
@@ -202,7 +201,8 @@ class Worker:
         loop = asyncio.get_running_loop()
         self._stopping = loop.create_future()
         self.server = server = Server(self.app, self.cfg, log=self.log, sockets=self.sockets)
-        server.on_request_finished = self._on_request_finished
+        if self.max_requests:  # otherwise nothing to do per request (nr reads the server's count)
+            server.on_request_finished = self._on_request_finished
         server.stats = self.stats
         server.worker = self
         server.close_listeners = True  # our inherited copies; see Server._accept_backlog
@@ -307,9 +307,13 @@ class Worker:
         elif HAND_OFF in data and self.server is not None:
             self.server.hand_off()
 
+    @property
+    def nr(self) -> int:
+        """Requests answered, as gunicorn's ``worker.nr`` that hooks read."""
+        return self.server.requests_total if self.server is not None else 0
+
     def _on_request_finished(self, total: int) -> None:
-        self.nr = total
-        if self.max_requests and total >= self.max_requests and not self._retire_sent:
+        if total >= self.max_requests and not self._retire_sent:
             # gunicorn's line first: what its users grep for.
             self.log.info("Autorestarting worker after current request. Worker (pid:%d) "
                           "reached max requests (%d)", os.getpid(), self.max_requests)
