@@ -57,6 +57,11 @@ _HEADER_NAMES: dict[bytes, str] = {}  # apps send the same few names on every re
 
 def decode_headers(headers: Any) -> list[tuple[str, str]]:
     """ASGI's byte pairs as the str pairs ``response.app_headers`` checks."""
+    if type(headers) is list or type(headers) is tuple:
+        try:  # the usual case in one pass: bytes, and names this server has decoded before
+            return [(_HEADER_NAMES[name], value.decode("latin-1")) for name, value in headers]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass  # a new name, or not bytes: the loop below learns it, or says what is wrong
     names = _HEADER_NAMES
     try:
         decoded = []
@@ -141,6 +146,15 @@ class ASGIHandler:
         self.root_path = cfg.mount_point
         self.raw_root = encode_path(self.root_path)
         self.lifespan = Lifespan(app, cfg.lifespan, log)
+        self._state = self.lifespan.state  # the app fills it at startup; each scope a copy
+        # An HTTP scope's keys, in order, with what every request on this server shares: a
+        # copy of a dict is cheaper to make than a literal of 14 keys, and the rest is set on it.
+        self._scope: dict[str, Any] = {
+            "type": "http", "asgi": ASGI_VERSION, "http_version": "1.1", "method": "GET",
+            "scheme": self.http_scheme, "path": "/", "raw_path": b"/", "query_string": b"",
+            "root_path": self.root_path, "headers": [], "client": None, "server": None,
+            "state": None, "extensions": EXTENSIONS}
+        self._scope_h2 = {**self._scope, "extensions": EXTENSIONS_H2}
         # As ever for --graceful-timeout here, 0 lets the app's lifespan shutdown take its time.
         self.lifespan_timeout = or_never(cfg.graceful_timeout)
         # strong references: the loop keeps weak ones
@@ -162,10 +176,14 @@ class ASGIHandler:
     async def shutdown(self) -> None:
         """After the connections are gone: app tasks still running have no client left
         (a long-poll whose client left), so they are cancelled before lifespan shutdown."""
-        for task in list(self.tasks):
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=5)
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+            # A request's task cancelled before its first step never ran run(), whose end
+            # takes it out of ``tasks``.
+            self.tasks.difference_update([task for task in tasks if task.done()])
         await self.lifespan.shutdown(self.lifespan_timeout)
 
     # -- requests ---------------------------------------------------------------------------
@@ -182,9 +200,11 @@ class ASGIHandler:
         self._start_http(conn, req)
 
     def _start_http(self, conn: Connection, req: Request) -> None:
-        cycle = HTTPCycle(self, conn, req)
-        req.cycle = cycle
-        task = self.spawn(cycle.run())
+        cycle = req.cycle = HTTPCycle(self, conn, req)
+        # Not spawn(): run() leaves ``tasks`` itself, which spares every request a done
+        # callback the loop would schedule and run an iteration later.
+        task = cycle.task = self.loop.create_task(cycle.run())
+        self.tasks.add(task)
         if self.request_timeout != NEVER:
             timer = self.loop.call_later(self.request_timeout, cycle.expire, task)
             task.add_done_callback(lambda _: timer.cancel())
@@ -237,34 +257,33 @@ class ASGIHandler:
             conn = protocol.app_state = (
                 peer[:2] if isinstance(peer, tuple) else None,
                 sock[:2] if isinstance(sock, tuple) else (str(sock or ""), None))
-        client, server = conn
-        headers = [(name.lower(), value) for name, value in req.headers]
+        version = req.version
+        scope = (self._scope_h2 if version == "2" else self._scope).copy()
         root = self.root_path
         proxied = req.proxied
         if proxied is not None:
             scheme = url_scheme(proxied, scheme)
             if proxied.script_name is not None:  # a trusted proxy's SCRIPT_NAME: the mount point
-                root = mount_point(proxied.script_name.decode("utf-8", "replace"))
+                scope["root_path"] = root = mount_point(
+                    proxied.script_name.decode("utf-8", "replace"))
+        if kind != "http" or proxied is not None:
+            scope["type"], scope["scheme"] = kind, scheme
+            if kind != "http":
+                del scope["extensions"]  # a WebSocket's are its own (websocket.py)
         if root and not (path.startswith(root) and path[len(root):len(root) + 1] in ("", "/")):
             # path includes root_path (ASGI; uvicorn --root-path): a proxy that stripped the
             # prefix has it put back
             raw_root = self.raw_root if root is self.root_path else encode_path(root)
             path, raw_path = root + path, raw_root + raw_path
-        return {
-            "type": kind,
-            "asgi": ASGI_VERSION,
-            "http_version": req.version,
-            "method": _METHODS.get(req.method) or req.method.decode("ascii"),
-            "scheme": scheme,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": root,
-            "headers": headers,
-            "client": client,
-            "server": server,
-            "state": self.lifespan.state.copy(),
-        }
+        scope["http_version"] = version
+        scope["method"] = _METHODS.get(req.method) or req.method.decode("ascii")
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query
+        scope["headers"] = [(name.lower(), value) for name, value in req.headers]
+        scope["client"], scope["server"] = conn
+        scope["state"] = self._state.copy()
+        return scope
 
     def access_environ(self, peer: Address, req: Request) -> dict[str, Any]:
         """The WSGI-style environ the access logger reads."""
@@ -289,16 +308,16 @@ class HTTPCycle:
     """One HTTP request's trip through an ASGI app, on the loop; the ``RequestCycle`` of
     http/contract.py."""
 
-    __slots__ = ("handler", "protocol", "req", "transport", "status", "headers",
+    __slots__ = ("handler", "protocol", "req", "task", "status", "headers",
                  "content_length", "keep_alive", "chunked", "started", "head_sent", "complete",
                  "failed", "lost", "paused", "sent", "body_done", "waiter", "writable",
                  "start_time", "bodyless", "own_headers", "trailers")
+    task: asyncio.Task[None]  # the task run() is: set by ASGIHandler._start_http
 
     def __init__(self, handler: ASGIHandler, protocol: Connection, req: Request) -> None:
         self.handler = handler
         self.protocol = protocol
         self.req = req
-        self.transport = protocol.transport
         self.status: str | None = None
         self.headers: list[tuple[str, str]] = []
         self.content_length: int | None = None
@@ -308,7 +327,7 @@ class HTTPCycle:
         self.started = False  # http.response.start received
         self.head_sent = False  # written: until then an error can still become a 500
         self.complete = False
-        self.failed = False
+        self.failed = False  # cut short after the head: an HTTP/2 stream resets (stream.py)
         self.lost = False
         self.paused = protocol.write_paused
         self.sent = 0
@@ -325,9 +344,8 @@ class HTTPCycle:
 
     async def run(self) -> None:
         handler = self.handler
-        scope = handler.scope("http", self.protocol, self.req, handler.http_scheme)
-        scope["extensions"] = EXTENSIONS_H2 if self.req.version == "2" else EXTENSIONS
         try:
+            scope = handler.scope("http", self.protocol, self.req, handler.http_scheme)
             await handler.app(scope, self.receive, self.send)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
@@ -345,6 +363,8 @@ class HTTPCycle:
                 self._on_error(RuntimeError(
                     "the ASGI app returned without " + ("completing its response"
                                                         if self.started else "sending a response")))
+        finally:
+            handler.tasks.discard(self.task)
 
     # -- receive ----------------------------------------------------------------------------
 
@@ -370,7 +390,7 @@ class HTTPCycle:
                 self.keep_alive = False
                 self.lost = True
                 self.protocol.flush()
-                self.transport.close()
+                self.protocol.transport.close()
                 break
         # The whole body was handed out: what remains to report is the end of the exchange.
         while not self.lost and not self.complete:
@@ -436,7 +456,7 @@ class HTTPCycle:
             if self.trailers is not None and not self.complete:
                 self.trailers += [(bytes(n).lower(), bytes(v)) for n, v in message["headers"]]
                 if not message.get("more_trailers", False):
-                    getattr(self.transport, "send_trailers")(self.trailers)
+                    getattr(self.protocol.transport, "send_trailers")(self.trailers)
                     self._finish()
         else:
             raise RuntimeError(f"unexpected ASGI message type {kind!r} in an HTTP request")
