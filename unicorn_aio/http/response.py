@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import http
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from html import escape as html_escape
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +180,7 @@ def bodyless(method: bytes, status: str) -> bool:
     return method == b"HEAD" or status.startswith(NO_BODY_STATUS)
 
 
-def head(req: Request, status: str, headers: list[tuple[str, str]], content_length: int | None,
+def head(req: Request, status: str, headers: Sequence[tuple[str, str]], content_length: int | None,
          keep_alive: bool, date_and_server: str,
          own: frozenset[str] | None = None) -> tuple[bytes, bool, bool]:
     """The response head for ``req``; returns it with (chunked, keep_alive).

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import http
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from unicorn_aio.config import settings
 from unicorn_aio.config.config import Config
@@ -142,7 +142,7 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
     status: str | None = None
     # No shared default: a list here would be one list for every request.  Set with the status
     # (start_response, or an error answer); HookResponse alone may look before that.
-    headers: list[tuple[str, str]]
+    headers: Sequence[tuple[str, str]]
     head_sent = False
     chunked = False
     content_length: int | None = None
@@ -182,7 +182,7 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
         self.prepared = prepared
         self.status = prepared.status
         self.chunked = False
-        self.headers = list(prepared.headers)
+        self.headers = prepared.headers  # a tuple: replaced, never changed in place
         self.content_length = prepared.content_length
         self.own_headers = prepared.own
         if prepared.close:
@@ -354,7 +354,7 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
         added = None
         if self.content_length is None and not no_body_status:
             added = self.content_length = len(body)
-            self.headers.append(("Content-Length", str(added)))
+            self.headers = [*self.headers, ("Content-Length", str(added))]
         elif not bodyless and len(body) != self.content_length:
             # Too many bytes are cut; too few would leave the client waiting for the rest.
             # Either way only the close tells it where the body ends, and the head says so.

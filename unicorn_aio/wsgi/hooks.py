@@ -27,5 +27,5 @@ class HookResponse:
     def __init__(self, cycle: WSGICycle) -> None:
         self.status = cycle.status
         self.status_code = int(cycle.status[:3]) if cycle.status else None
-        self.headers = getattr(cycle, "headers", [])
+        self.headers = list(getattr(cycle, "headers", ()))  # gunicorn's resp.headers: a list
         self.sent = cycle.sent

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import select
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from unicorn_aio.http.body import ClientDisconnected
 
@@ -31,7 +31,7 @@ class FileSender:
         status: str | None
         head_sent: bool
         content_length: int | None
-        headers: list[tuple[str, str]]
+        headers: Sequence[tuple[str, str]]
 
         def _emit(self, *parts: bytes) -> None: ...
 
@@ -56,7 +56,7 @@ class FileSender:
             return False
         if self.content_length is None:
             self.content_length = size
-            self.headers.append(("Content-Length", str(size)))
+            self.headers = [*self.headers, ("Content-Length", str(size))]
         size = min(size, self.content_length)
         self._send_body_head_only()
         done = threading.Event()
