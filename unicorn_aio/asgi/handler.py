@@ -28,9 +28,11 @@ from unicorn_aio.http.forwarded import url_scheme
 from unicorn_aio.http.response import (
     LAST_CHUNK,
     NO_BODY_STATUS,
+    Prepared,
     app_headers,
     clip_to_length,
     error_response,
+    head_for,
     status_line,
 )
 from unicorn_aio.http.response import head as response_head
@@ -79,6 +81,34 @@ def decode_headers(headers: Any) -> list[tuple[str, str]]:
     except (TypeError, ValueError):
         raise ValueError(f"invalid ASGI response headers {headers!r}: expected "
                          "an iterable of [bytes, bytes]") from None
+
+
+# (status, tuple of the header pairs) -> Prepared: apps answer with the same status and headers
+# again and again, and a repeat costs one lookup instead of decoding and checking them.  Bounded
+# as response.prepare's is: an app whose headers vary per response fills it once, then pays.
+_PREPARED: dict[tuple[int, tuple[Any, ...]], Prepared] = {}
+_PREPARED_MAX = 512
+
+
+def prepare(status: Any, headers: Any) -> Prepared | None:
+    """An ``http.response.start``'s status and headers checked, as ``response.Prepared``, when
+    they are the usual kind (an int status from 200, a list of hashable pairs); None for any
+    other, which ``send()`` checks as it comes.  Raises ValueError as status_line,
+    decode_headers and app_headers do."""
+    # The type first: 200.0 and True are equal to ints, and would find their entries.  1xx is
+    # no final status, which Prepared (check_status) refuses.
+    if type(status) is not int or type(headers) is not list or status < 200:
+        return None
+    try:
+        key = (status, tuple(headers))
+        prepared = _PREPARED.get(key)
+    except TypeError:  # an unhashable pair (a list): checked as it comes
+        return None
+    if prepared is None:
+        prepared = Prepared(status_line(status), decode_headers(headers))
+        if len(_PREPARED) < _PREPARED_MAX:
+            _PREPARED[key] = prepared
+    return prepared
 
 
 def request_path(url: bytes) -> tuple[bytes, bytes]:
@@ -311,7 +341,7 @@ class HTTPCycle:
     __slots__ = ("handler", "protocol", "req", "task", "status", "headers",
                  "content_length", "keep_alive", "chunked", "started", "head_sent", "complete",
                  "failed", "lost", "paused", "sent", "body_done", "waiter", "writable",
-                 "start_time", "bodyless", "own_headers", "trailers")
+                 "start_time", "bodyless", "own_headers", "trailers", "prepared")
     task: asyncio.Task[None]  # the task run() is: set by ASGIHandler._start_http
 
     def __init__(self, handler: ASGIHandler, protocol: Connection, req: Request) -> None:
@@ -322,6 +352,7 @@ class HTTPCycle:
         self.headers: list[tuple[str, str]] = []
         self.content_length: int | None = None
         self.own_headers: frozenset | None = None  # which of Date and Server the app set
+        self.prepared: Prepared | None = None  # http.response.start's, when prepare() took it
         self.keep_alive = req.keep_alive
         self.chunked = False
         self.started = False  # http.response.start received
@@ -439,10 +470,18 @@ class HTTPCycle:
                 raise RuntimeError("unexpected ASGI message 'http.response.start': sent twice")
             if self.lost:
                 raise ClientDisconnected("client disconnected")
-            status = status_line(message["status"])
-            headers, self.content_length, close, self.own_headers = app_headers(
-                decode_headers(message.get("headers", ())))
-            self.status, self.headers, self.started = status, headers, True
+            status, headers = message["status"], message.get("headers", ())
+            prepared = self.prepared = prepare(status, headers)
+            if prepared is not None:
+                status = prepared.status
+                self.headers = list(prepared.headers)
+                self.content_length, close = prepared.content_length, prepared.close
+                self.own_headers = prepared.own
+            else:
+                status = status_line(status)
+                self.headers, self.content_length, close, self.own_headers = app_headers(
+                    decode_headers(headers))
+            self.status, self.started = status, True
             self.bodyless = self.req.method == b"HEAD" or status.startswith(NO_BODY_STATUS)
             self.trailers = [] if message.get("trailers") and self.req.version == "2" else None
             if close:
@@ -466,16 +505,28 @@ class HTTPCycle:
         if not self.head_sent:
             status = self.status
             assert status is not None  # send() takes a body only after http.response.start
+            req = self.req
             if not more and self.content_length is None and not status.startswith(
-                    NO_BODY_STATUS) and (data or self.req.method != b"HEAD"):
+                    NO_BODY_STATUS) and (data or req.method != b"HEAD"):
                 # The whole body is in this one message: a length beats chunked framing (and
                 # a HEAD answer shows the length its GET would have).
                 self.content_length = len(data)
                 self.headers.append(("content-length", str(len(data))))
-            head, self.chunked, self.keep_alive = response_head(
-                self.req, status, self.headers, self.content_length,
-                self.keep_alive and not self.protocol.closing,
-                self.handler.server_headers.lines, self.own_headers)
+            prepared = self.prepared
+            length = self.content_length
+            if prepared is not None and length is not None and req.version == "1.1" and \
+                    self.own_headers is None and status[:3] != "204":
+                # The usual response: its head from the lines Prepared built once (what
+                # response.head would build: HTTP/1.1, a known length, our Date and Server).
+                self.keep_alive = keep_alive = self.keep_alive and not self.protocol.closing \
+                    and req.body.complete
+                head = head_for(prepared, None if prepared.content_length is not None else length,
+                                keep_alive, self.handler.server_headers.data)
+            else:
+                head, self.chunked, self.keep_alive = response_head(
+                    req, status, self.headers, self.content_length,
+                    self.keep_alive and not self.protocol.closing,
+                    self.handler.server_headers.lines, self.own_headers)
             self.head_sent = True
         if self.bodyless:
             if head:
