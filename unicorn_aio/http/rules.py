@@ -31,9 +31,24 @@ FORBIDDEN_TRAILERS = frozenset((b"host", b"content-length", b"transfer-encoding"
 _PASSED_CODINGS = frozenset((b"gzip", b"deflate", b"compress"))
 _METHOD_UNCONVENTIONAL = re.compile(rb"[a-z#]")
 ABSOLUTE_FORM = re.compile(rb"[A-Za-z][-A-Za-z0-9+.]*://")  # RFC 3986 3.1: scheme
-# The fields check_headers reads (one set lookup spares the others the comparisons below).
-_FRAMING_FIELDS = frozenset((b"host", b"content-length", b"content-type", b"transfer-encoding",
-                             b"expect", b"connection"))
+# The fields check_headers reads, by kind; _UNDERSCORED marks a name with "_" (header_map).
+_IS_HOST, _IS_CONTENT_LENGTH, _IS_CONTENT_TYPE, _IS_TRANSFER_ENCODING, _IS_EXPECT, _IS_CONNECTION = \
+    range(1, 7)
+_FRAMING_FIELDS = {b"host": _IS_HOST, b"content-length": _IS_CONTENT_LENGTH,
+                   b"content-type": _IS_CONTENT_TYPE, b"transfer-encoding": _IS_TRANSFER_ENCODING,
+                   b"expect": _IS_EXPECT, b"connection": _IS_CONNECTION}
+_UNDERSCORED = 8
+# Header name -> its kind, 0 for most: one lookup per field instead of a lower() and tests.
+# Real traffic repeats a few dozen names; bounded against a client that invents them.
+_NAME_KINDS: dict[bytes, int] = {}
+_NAME_KINDS_MAX = 4096
+
+
+def _name_kind(name: bytes) -> int:
+    kind = _FRAMING_FIELDS.get(name.lower(), 0) | (_UNDERSCORED if UNDERSCORE in name else 0)
+    if len(_NAME_KINDS) < _NAME_KINDS_MAX:
+        _NAME_KINDS[name] = kind
+    return kind
 # Byte values for membership tests: `95 in name` is one memchr, where `b"_" in name` sets up a
 # substring search first, and these run for every header of every request.
 UNDERSCORE, PERCENT, HASH = ord("_"), ord("%"), ord("#")
@@ -137,41 +152,47 @@ def check_headers(headers: list, version: str, header_map: str,
     kept = headers
     te: bytes | None = None
     content_type = False
+    kinds = _NAME_KINDS
     for i, (name, value) in enumerate(headers):
-        if UNDERSCORE in name and not (forwarders and (name.upper() in forwarders
-                                                       or b"*" in forwarders)):
-            if header_map == "refuse":
-                raise Reject(400, "header name with underscore: " + name.decode("latin-1"))
-            if header_map != "dangerous":
-                if kept is headers:
-                    kept = headers[:i]
-                continue
+        kind = kinds.get(name)
+        if kind is None:
+            kind = _name_kind(name)
+        if not kind:  # most fields
+            if kept is not headers:
+                kept.append((name, value))
+            continue
+        if kind & _UNDERSCORED:
+            if not (forwarders and (name.upper() in forwarders or b"*" in forwarders)):
+                if header_map == "refuse":
+                    raise Reject(400, "header name with underscore: " + name.decode("latin-1"))
+                if header_map != "dangerous":
+                    if kept is headers:
+                        kept = headers[:i]
+                    continue
+            kind -= _UNDERSCORED
         if kept is not headers:
             kept.append((name, value))
-        if len(name) > 17 or len(name) < 4:  # the names below are 4-17 bytes
+        if not kind:
             continue
-        lname = name.lower()
-        if lname not in _FRAMING_FIELDS:
-            continue
-        if lname == b"host":
+        if kind == _IS_HOST:
             if f.host is not None:
                 raise Reject(400, "more than one Host header")
             f.host = value
-        elif lname == b"content-length":
+        elif kind == _IS_CONTENT_LENGTH:
             f.content_length = int(value)  # llhttp has refused anything but one run of digits
-        elif lname == b"content-type":
+        elif kind == _IS_CONTENT_TYPE:
             # RFC 9110 5.3: a field whose value is not a list cannot be repeated (gunicorn 27).
             if content_type:
                 raise Reject(400, "more than one Content-Type header")
             content_type = True
-        elif lname == b"transfer-encoding":
+        elif kind == _IS_TRANSFER_ENCODING:
             te = value if te is None else te + b"," + value  # 9110 5.3: lines make one list
-        elif lname == b"expect":
+        elif kind == _IS_EXPECT:
             if value.lower() == b"100-continue":
                 f.expect_continue = version == "1.1"
             else:
                 raise Reject(417, "unsupported expectation: " + value.decode("latin-1"))
-        elif lname == b"connection":
+        elif kind == _IS_CONNECTION:
             # Whole tokens: "x-upgrade-hint" neither asks for an upgrade nor for a close.
             tokens = [token.strip() for token in value.lower().split(b",")]
             if b"close" in tokens:
