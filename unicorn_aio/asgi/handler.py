@@ -18,7 +18,7 @@ import math
 import os
 import time
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Sequence
 from urllib.parse import quote, unquote_to_bytes
 
 from unicorn_aio.asgi.lifespan import Lifespan
@@ -349,7 +349,8 @@ class HTTPCycle:
         self.protocol = protocol
         self.req = req
         self.status: str | None = None
-        self.headers: list[tuple[str, str]] = []
+        # What the head sends of the app's (Prepared's tuple, or a list): replaced, never changed
+        self.headers: Sequence[tuple[str, str]] = ()
         self.content_length: int | None = None
         self.own_headers: frozenset | None = None  # which of Date and Server the app set
         self.prepared: Prepared | None = None  # http.response.start's, when prepare() took it
@@ -474,7 +475,7 @@ class HTTPCycle:
             prepared = self.prepared = prepare(status, headers)
             if prepared is not None:
                 status = prepared.status
-                self.headers = list(prepared.headers)
+                self.headers = prepared.headers
                 self.content_length, close = prepared.content_length, prepared.close
                 self.own_headers = prepared.own
             else:
@@ -483,7 +484,7 @@ class HTTPCycle:
                     decode_headers(headers))
             self.status, self.started = status, True
             self.bodyless = self.req.method == b"HEAD" or status.startswith(NO_BODY_STATUS)
-            self.trailers = [] if message.get("trailers") and self.req.version == "2" else None
+            self.trailers = [] if self.req.version == "2" and message.get("trailers") else None
             if close:
                 self.keep_alive = False
         elif kind == "http.response.pathsend":
@@ -511,7 +512,7 @@ class HTTPCycle:
                 # The whole body is in this one message: a length beats chunked framing (and
                 # a HEAD answer shows the length its GET would have).
                 self.content_length = len(data)
-                self.headers.append(("content-length", str(len(data))))
+                self.headers = [*self.headers, ("content-length", str(len(data)))]
             prepared = self.prepared
             length = self.content_length
             if prepared is not None and length is not None and req.version == "1.1" and \
@@ -524,7 +525,7 @@ class HTTPCycle:
                                 keep_alive, self.handler.server_headers.data)
             else:
                 head, self.chunked, self.keep_alive = response_head(
-                    req, status, self.headers, self.content_length,
+                    req, status, list(self.headers), self.content_length,
                     self.keep_alive and not self.protocol.closing,
                     self.handler.server_headers.lines, self.own_headers)
             self.head_sent = True
@@ -532,8 +533,9 @@ class HTTPCycle:
             if head:
                 self.protocol.write(head)
             return
-        data, cut = clip_to_length(data, self.content_length, self.sent, self.handler.log)
-        if cut:
+        length = self.content_length
+        if length is not None and len(data) > length - self.sent:
+            data, _ = clip_to_length(data, length, self.sent, self.handler.log)
             self.keep_alive = False
         self.sent += len(data)
         out = self.protocol
@@ -555,7 +557,7 @@ class HTTPCycle:
             size = os.fstat(f.fileno()).st_size
             if self.content_length is None:
                 self.content_length = size
-                self.headers.append(("content-length", str(size)))
+                self.headers = [*self.headers, ("content-length", str(size))]
             if not self.bodyless:
                 # Page-cache reads are short; a cold disk would stall the loop, which is why
                 # large files behind slow disks belong in a reverse proxy.
