@@ -50,6 +50,13 @@ if TYPE_CHECKING:
 # a timer per request costs more than one sweep over every idle connection.
 SWEEP_INTERVAL = 1.0
 
+# A worker whose app threads are all busy stops accepting once they have been busy throughout
+# this long, not at once: a pause closes the listeners and a resume makes them again (a task
+# and eight syscalls), and with one thread a hello worker under load goes busy and idle with
+# every request (it paused once every 8 requests, 5 workers, wrk -c100).  A new connection
+# waits at most this long for a sibling to take it.
+BUSY_GRACE = 0.005
+
 # Response bytes the kernel takes per connection before it has sent them (TCP_NOTSENT_LOWAT, set
 # on the listening socket and inherited by each accepted one).  Unset, a client that does not
 # read (slow read) has up to tcp_wmem's 4 MB copied into the kernel: 1000 of them took a worker's
@@ -104,6 +111,8 @@ class Server:
         self._accepting = False
         self._listen_task: asyncio.Task | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        self._busy_timer: asyncio.TimerHandle | None = None  # see BUSY_GRACE
+        self._free_seen = False  # a thread came free since the busy timer started
         self._stopped: asyncio.Future | None = None
         self._new_connection: Callable[[], HttpProtocol] | None = None  # the protocol factory
         self._busy_aware = cfg.workers > 1 or cfg.reuse_port
@@ -240,13 +249,31 @@ class Server:
         """Stop accepting while full (at max_connections with none to shed) or busy, so the
         kernel hands new connections to idle siblings."""
         full = self._no_room and len(self.connections) >= self.max_connections
-        pool = self.pool
-        busy = self._busy_aware and pool is not None and pool.in_flight >= pool.max_size
+        busy = self._busy()
+        if not busy:
+            self._free_seen = True
         if self._accepting:
-            if full or busy:
+            if full:
                 self.pause_accepting()
+            elif busy and self._busy_timer is None:
+                self._free_seen = False
+                self._busy_timer = self.loop.call_later(BUSY_GRACE, self._still_busy)
         elif not full and not busy:
             self.resume_accepting()
+
+    def _busy(self) -> bool:
+        pool = self.pool
+        return self._busy_aware and pool is not None and pool.in_flight >= pool.max_size
+
+    def _still_busy(self) -> None:
+        self._busy_timer = None
+        if not self._accepting or not self._busy():
+            return
+        if self._free_seen:  # busy again, not throughout: look again later
+            self._free_seen = False
+            self._busy_timer = self.loop.call_later(BUSY_GRACE, self._still_busy)
+        else:
+            self.pause_accepting()
 
     # -- connection bookkeeping (ConnectionHost: called by the connections) -----------------
 
@@ -377,6 +404,9 @@ class Server:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        if self._busy_timer is not None:
+            self._busy_timer.cancel()
+            self._busy_timer = None
         if self.pool is not None:
             self.pool.shutdown(wait=False)
         if self.handler is not None:

@@ -285,3 +285,30 @@ async def test_a_full_worker_stops_cleanly_with_clients_in_its_backlog(start_ser
             writer.close()
     finally:
         gate.opened.set()
+
+
+async def test_a_worker_busy_one_quick_request_at_a_time_keeps_its_listeners(start_server):
+    # Busy-aware accepting (several workers) pauses once every app thread has been busy for
+    # BUSY_GRACE: with one thread a worker under keep-alive load is busy with every request,
+    # and it closed and made again its listeners for one request in eight.
+    server = await start_server(hello, workers=2, threads=1)
+    listeners = list(server._listeners)
+    reader, writer = await open_raw(server.port)
+    for _ in range(100):
+        await request(reader, writer)
+    assert server._listeners == listeners
+    writer.close()
+
+
+async def test_a_worker_busy_longer_stops_accepting_until_a_thread_is_free(start_server):
+    gate = Gate()
+    server = await start_server(gate, workers=2, threads=1)
+    reader, writer = await open_raw(server.port)
+    writer.write(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+    await until(lambda: gate.waiting == 1)
+    await until(lambda: not server._listeners)  # within BUSY_GRACE
+    gate.opened.set()
+    await read_responses(reader, 1)
+    await until(lambda: bool(server._listeners))
+    await request(reader, writer)
+    writer.close()
