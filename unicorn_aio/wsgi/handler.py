@@ -351,28 +351,15 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
         req = self.req
         no_body_status = status.startswith(NO_BODY_STATUS)
         bodyless = no_body_status or req.method == b"HEAD"
-        added = None
         if self.content_length is None and not no_body_status:
-            added = self.content_length = len(body)
-            self.headers = [*self.headers, ("Content-Length", str(added))]
+            self.content_length = len(body)
+            self.headers = [*self.headers, ("Content-Length", str(len(body)))]
         elif not bodyless and len(body) != self.content_length:
             # Too many bytes are cut; too few would leave the client waiting for the rest.
             # Either way only the close tells it where the body ends, and the head says so.
             body, _ = clip_to_length(body, self.content_length, 0, self.handler.log)
             self.keep_alive = False
-        prepared = self.prepared
-        if prepared is not None and req.version == "1.1" and self.own_headers is None and \
-                status[:3] != "204" and status is prepared.status:
-            # The usual response: its head from the lines prepare() built once (what head()
-            # would build: HTTP/1.1, a known length, our Date and Server).
-            self.keep_alive = keep_alive = self.keep_alive and not self.protocol.closing and \
-                req.body.complete
-            head = head_for(prepared, added, keep_alive, self.handler.server_headers.data)
-        else:
-            head, self.chunked, self.keep_alive = response_head(
-                req, status, self.headers, self.content_length,
-                self.keep_alive and not self.protocol.closing, self.handler.server_headers.lines,
-                self.own_headers)
+        head = self._head(status)
         self.head_sent = True
         out: bytes | None
         if bodyless:
@@ -417,10 +404,18 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
     # -- framing ----------------------------------------------------------------------------
 
     def _head(self, status: str) -> bytes:
+        req, prepared, length = self.req, self.prepared, self.content_length
+        if prepared is not None and status is prepared.status and length is not None and \
+                req.version == "1.1" and self.own_headers is None and status[:3] != "204":
+            # The usual head, from the lines prepare() built once: what head() builds for
+            # HTTP/1.1 with a known length and our Date and Server.
+            self.keep_alive = keep_alive = self.keep_alive and not self.protocol.closing and \
+                req.body.complete
+            added = None if prepared.content_length is not None else length
+            return head_for(prepared, added, keep_alive, self.handler.server_headers.data)
         head, self.chunked, self.keep_alive = response_head(
-            self.req, status, self.headers, self.content_length,
-            self.keep_alive and not self.protocol.closing, self.handler.server_headers.lines,
-            self.own_headers)
+            req, status, self.headers, length, self.keep_alive and not self.protocol.closing,
+            self.handler.server_headers.lines, self.own_headers)
         return head
 
     def _send_body(self, data: bytes) -> None:
