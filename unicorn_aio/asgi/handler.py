@@ -121,6 +121,31 @@ def request_path(url: bytes) -> tuple[bytes, bytes]:
     return path, query
 
 
+# request target -> (raw_path, query_string, path): clients ask for the same few targets again
+# and again (an API's endpoints, a health check), and a repeat costs a lookup.  Emptied when
+# full rather than closed to newcomers, so that targets in use replace those no longer asked.
+_TARGETS: dict[bytes, tuple[bytes, bytes, str]] = {}
+_TARGETS_MAX = 1024
+_TARGET_KEPT = 256  # longer targets are rare, and would hold a lot
+
+
+def split_target(url: bytes) -> tuple[bytes, bytes, str]:
+    """A request target as a scope's raw_path, query_string and path (before root_path)."""
+    if url[:1] == b"/" and 35 not in url:  # origin-form, no "#": request_path's usual case
+        raw_path, _, query = url.partition(b"?")
+        path = (unquote_to_bytes(raw_path) if PERCENT in raw_path else raw_path).decode(
+            "utf-8", "replace")
+    else:
+        raw_path, query = request_path(url)
+        path = decode_path(raw_path)
+    target = (raw_path, query, path)
+    if len(url) <= _TARGET_KEPT:
+        if len(_TARGETS) >= _TARGETS_MAX:
+            _TARGETS.clear()
+        _TARGETS[url] = target
+    return target
+
+
 def decode_path(raw_path: bytes) -> str:
     path = unquote_to_bytes(raw_path) if PERCENT in raw_path else raw_path
     return path.decode("utf-8", "replace")
@@ -273,14 +298,8 @@ class ASGIHandler:
     # -- scope ------------------------------------------------------------------------------
 
     def scope(self, kind: str, protocol: Connection, req: Request, scheme: str) -> dict[str, Any]:
-        url = req.url
-        if url[:1] == b"/" and 35 not in url:  # origin-form, no "#": request_path's usual case
-            raw_path, _, query = url.partition(b"?")
-            path = (unquote_to_bytes(raw_path) if PERCENT in raw_path else raw_path).decode(
-                "utf-8", "replace")
-        else:
-            raw_path, query = request_path(url)
-            path = decode_path(raw_path)
+        target = _TARGETS.get(req.url)
+        raw_path, query, path = target if target is not None else split_target(req.url)
         conn = protocol.app_state
         if conn is None:  # what is the same for every request on this connection
             peer, sock = protocol.peername, protocol.sockname
@@ -310,9 +329,13 @@ class ASGIHandler:
         scope["path"] = path
         scope["raw_path"] = raw_path
         scope["query_string"] = query
-        scope["headers"] = [(name.lower(), value) for name, value in req.headers]
+        # A loop, not a comprehension: in 3.11 that is a function made and called, which costs
+        # more than the one or two fields many requests have.
+        scope["headers"] = headers = []
+        for name, value in req.headers:
+            headers.append((name.lower(), value))
         scope["client"], scope["server"] = conn
-        scope["state"] = self._state.copy()
+        scope["state"] = self._state.copy() if self._state else {}
         return scope
 
     def access_environ(self, peer: Address, req: Request) -> dict[str, Any]:
