@@ -2,7 +2,8 @@
 
 ``ASGIHandler.start`` is called on the loop when a request can run (see ``protocol.py``, and the
 contract between the two in ``contract.py``).  An
-HTTP request gets an ``HTTPCycle``: the app's ``receive`` hands it the body as the protocol
+HTTP request gets an ``HTTPCycle``, whose task calls the app with the request's scope
+(``scope.py``): the app's ``receive`` hands it the body as the protocol
 feeds it (``RequestBody.watch`` wakes it), its ``send`` writes through the connection (which
 holds the bytes until the loop iteration ends: http/output.py) and waits while the transport
 has paused writing.  A WebSocket upgrade is handed to
@@ -19,12 +20,11 @@ import os
 import time
 import traceback
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Sequence
-from urllib.parse import quote, unquote_to_bytes
 
 from unicorn_aio.asgi.lifespan import Lifespan
+from unicorn_aio.asgi.scope import Scopes, decode_path, request_path
 from unicorn_aio.http.body import ClientDisconnected
 from unicorn_aio.http.contract import NEVER, Address, Connection, ServerHeaders, or_never
-from unicorn_aio.http.forwarded import url_scheme
 from unicorn_aio.http.response import (
     LAST_CHUNK,
     NO_BODY_STATUS,
@@ -36,7 +36,6 @@ from unicorn_aio.http.response import (
     status_line,
 )
 from unicorn_aio.http.response import head as response_head
-from unicorn_aio.http.rules import PERCENT, without_fragment
 
 if TYPE_CHECKING:
     from unicorn_aio.asgi.websocket import WebSocket
@@ -44,16 +43,9 @@ if TYPE_CHECKING:
     from unicorn_aio.http.protocol import Request
     from unicorn_aio.log.logger import Logger
 
-# spec_version 2.4: send() raises an OSError once the client is gone, so apps (Starlette) need
-# not listen for http.disconnect while they stream.
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-EXTENSIONS: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
-# An HTTP/2 stream (http2/stream.py) sends trailers; HTTP/1.1 here frames no trailer section.
-EXTENSIONS_H2: dict[str, dict[str, Any]] = {**EXTENSIONS, "http.response.trailers": {}}
 SENDFILE_CHUNK = 256 * 1024
 
 
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 _HEADER_NAMES: dict[bytes, str] = {}  # apps send the same few names on every response
 
 
@@ -111,54 +103,6 @@ def prepare(status: Any, headers: Any) -> Prepared | None:
     return prepared
 
 
-def request_path(url: bytes) -> tuple[bytes, bytes]:
-    """The raw path and query of a request target (absolute-form reduced to its path)."""
-    path, _, query = without_fragment(url).partition(b"?")
-    if path[:1] != b"/" and path != b"*":
-        scheme_end = path.find(b"//")
-        slash = path.find(b"/", scheme_end + 2)
-        path = path[slash:] if slash >= 0 else b"/"
-    return path, query
-
-
-# request target -> (raw_path, query_string, path): clients ask for the same few targets again
-# and again (an API's endpoints, a health check), and a repeat costs a lookup.  Emptied when
-# full rather than closed to newcomers, so that targets in use replace those no longer asked.
-_TARGETS: dict[bytes, tuple[bytes, bytes, str]] = {}
-_TARGETS_MAX = 1024
-_TARGET_KEPT = 256  # longer targets are rare, and would hold a lot
-
-
-def split_target(url: bytes) -> tuple[bytes, bytes, str]:
-    """A request target as a scope's raw_path, query_string and path (before root_path)."""
-    if url[:1] == b"/" and 35 not in url:  # origin-form, no "#": request_path's usual case
-        raw_path, _, query = url.partition(b"?")
-        path = (unquote_to_bytes(raw_path) if PERCENT in raw_path else raw_path).decode(
-            "utf-8", "replace")
-    else:
-        raw_path, query = request_path(url)
-        path = decode_path(raw_path)
-    target = (raw_path, query, path)
-    if len(url) <= _TARGET_KEPT:
-        if len(_TARGETS) >= _TARGETS_MAX:
-            _TARGETS.clear()
-        _TARGETS[url] = target
-    return target
-
-
-def decode_path(raw_path: bytes) -> str:
-    path = unquote_to_bytes(raw_path) if PERCENT in raw_path else raw_path
-    return path.decode("utf-8", "replace")
-
-
-_PATH_SAFE = "/:@!$&'()*+,;=~"  # RFC 3986 pchar and "/": left as they are in a raw_path
-
-
-def encode_path(path: str) -> bytes:
-    """A decoded path (a root_path) as raw_path bytes."""
-    return quote(path, _PATH_SAFE).encode("ascii")
-
-
 def awaiting(task: asyncio.Task[Any]) -> str:
     """Where a task waits, as a traceback: its chain of awaits, which ``Task.get_stack`` does
     not follow past the first coroutine."""
@@ -171,11 +115,6 @@ def awaiting(task: asyncio.Task[Any]) -> str:
         frames.append((frame, frame.f_lineno))
         step = getattr(step, "cr_await", None) or getattr(step, "gi_yieldfrom", None)
     return "".join(traceback.StackSummary.extract(frames).format()).rstrip("\n")
-
-
-def mount_point(script_name: str) -> str:
-    """root_path from a SCRIPT_NAME: "/app/" mounts at "/app", as "/" does at the root."""
-    return script_name.rstrip("/")
 
 
 class ASGIHandler:
@@ -197,19 +136,9 @@ class ASGIHandler:
         self.http_scheme, self.ws_scheme = ("https", "wss") if is_ssl else ("http", "ws")
         self.body_timeout = body_timeout  # seconds receive() waits for body bytes; NEVER: none
         self.request_timeout = or_never(cfg.asgi_request_timeout)  # a request task's lifetime
-        # root_path: --root-path or the SCRIPT_NAME variable, unless a trusted proxy sends one
-        self.root_path = cfg.mount_point
-        self.raw_root = encode_path(self.root_path)
         self.lifespan = Lifespan(app, cfg.lifespan, log)
-        self._state = self.lifespan.state  # the app fills it at startup; each scope a copy
-        # An HTTP scope's keys, in order, with what every request on this server shares: a
-        # copy of a dict is cheaper to make than a literal of 14 keys, and the rest is set on it.
-        self._scope: dict[str, Any] = {
-            "type": "http", "asgi": ASGI_VERSION, "http_version": "1.1", "method": "GET",
-            "scheme": self.http_scheme, "path": "/", "raw_path": b"/", "query_string": b"",
-            "root_path": self.root_path, "headers": [], "client": None, "server": None,
-            "state": None, "extensions": EXTENSIONS}
-        self._scope_h2 = {**self._scope, "extensions": EXTENSIONS_H2}
+        # scope(kind, protocol, req, scheme): a request's scope (asgi/scope.py)
+        self.scope = Scopes(self.http_scheme, cfg.mount_point, self.lifespan.state).make
         # As ever for --graceful-timeout here, 0 lets the app's lifespan shutdown take its time.
         self.lifespan_timeout = or_never(cfg.graceful_timeout)
         # strong references: the loop keeps weak ones
@@ -294,49 +223,6 @@ class ASGIHandler:
             return
         assert self._ws_class is not None  # start() found it
         conn.detach(req, self._ws_class(self, conn, req))
-
-    # -- scope ------------------------------------------------------------------------------
-
-    def scope(self, kind: str, protocol: Connection, req: Request, scheme: str) -> dict[str, Any]:
-        target = _TARGETS.get(req.url)
-        raw_path, query, path = target if target is not None else split_target(req.url)
-        conn = protocol.app_state
-        if conn is None:  # what is the same for every request on this connection
-            peer, sock = protocol.peername, protocol.sockname
-            conn = protocol.app_state = (
-                peer[:2] if isinstance(peer, tuple) else None,
-                sock[:2] if isinstance(sock, tuple) else (str(sock or ""), None))
-        version = req.version
-        scope = (self._scope_h2 if version == "2" else self._scope).copy()
-        root = self.root_path
-        proxied = req.proxied
-        if proxied is not None:
-            scheme = url_scheme(proxied, scheme)
-            if proxied.script_name is not None:  # a trusted proxy's SCRIPT_NAME: the mount point
-                scope["root_path"] = root = mount_point(
-                    proxied.script_name.decode("utf-8", "replace"))
-        if kind != "http" or proxied is not None:
-            scope["type"], scope["scheme"] = kind, scheme
-            if kind != "http":
-                del scope["extensions"]  # a WebSocket's are its own (websocket.py)
-        if root and not (path.startswith(root) and path[len(root):len(root) + 1] in ("", "/")):
-            # path includes root_path (ASGI; uvicorn --root-path): a proxy that stripped the
-            # prefix has it put back
-            raw_root = self.raw_root if root is self.root_path else encode_path(root)
-            path, raw_path = root + path, raw_root + raw_path
-        scope["http_version"] = version
-        scope["method"] = _METHODS.get(req.method) or req.method.decode("ascii")
-        scope["path"] = path
-        scope["raw_path"] = raw_path
-        scope["query_string"] = query
-        # A loop, not a comprehension: in 3.11 that is a function made and called, which costs
-        # more than the one or two fields many requests have.
-        scope["headers"] = headers = []
-        for name, value in req.headers:
-            headers.append((name.lower(), value))
-        scope["client"], scope["server"] = conn
-        scope["state"] = self._state.copy() if self._state else {}
-        return scope
 
     def access_environ(self, peer: Address, req: Request) -> dict[str, Any]:
         """The WSGI-style environ the access logger reads."""
