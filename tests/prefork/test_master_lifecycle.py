@@ -74,6 +74,21 @@ def test_process_titles(server):
         assert f.read().strip() == "unicorn_aio:wor"
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux scheduling policies")
+@pytest.mark.parametrize("dispatch, loop_policy", [("threads", "SCHED_BATCH"),
+                                                   ("inline", "SCHED_OTHER")])
+def test_a_thread_pool_workers_loop_thread_runs_under_batch_scheduling(server, dispatch,
+                                                                        loop_policy):
+    # Woken by a socket or a finished response, the loop thread must not preempt the app
+    # thread that holds the GIL; with no app threads (inline) it keeps normal scheduling.
+    srv = server("master_apps:policies", "--dispatch", dispatch, workers=1)
+    status, body = get(srv.url + "/")
+    assert status == 200
+    fields = dict(part.split("=") for part in body.decode().split())
+    assert int(fields["loop"]) == getattr(os, loop_policy)
+    assert int(fields["app"]) == getattr(os, loop_policy)  # inline: the app runs on the loop
+
+
 @pytest.mark.both_watchers
 def test_daemon_detaches_and_writes_pidfile(tmp_path):
     pidfile = tmp_path / "daemon.pid"

@@ -71,3 +71,10 @@ def env_value(environ, start_response):
     body = os.environ.get("CONFV", "-").encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def policies(environ, start_response):
+    """The scheduling policies of the worker's loop (main) thread and of the thread running this."""
+    body = b"loop=%d app=%d" % (os.sched_getscheduler(os.getpid()), os.sched_getscheduler(0))
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

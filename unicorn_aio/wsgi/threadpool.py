@@ -32,15 +32,17 @@ class ThreadAbandoned(BaseException):
     A BaseException, so that an app's ``except Exception`` lets it through."""
 
 
-def _schedule_as_batch() -> None:
-    """Put the calling app thread under SCHED_BATCH: woken, it waits for the loop thread to
+def schedule_as_batch() -> None:
+    """Put the calling thread under SCHED_BATCH: woken, it waits for the running thread to
     block or use up its slice, instead of preempting it.
 
     A woken app thread preempted the loop thread, found the GIL held by it, and slept again:
     two context switches for nothing, per handoff; batch scheduling removes most of them.
-    Weight and nice are unchanged, so the threads get the same CPU share; only wakeup
-    preemption goes (threads and processes the app starts from a request inherit the policy,
-    with the same effect). Not Linux, or refused: no harm.
+    The same goes the other way for a worker's loop thread (prefork/worker.py), woken by a
+    socket or an app thread's result while an app thread holds the GIL.  Weight and nice are
+    unchanged, so the threads get the same CPU share; only wakeup preemption goes (threads and
+    processes the app starts from a request inherit the policy, with the same effect).  Not
+    Linux, or refused: no harm.
     """
     try:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
@@ -163,7 +165,7 @@ class ThreadPool:
     # -- app threads ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        _schedule_as_batch()
+        schedule_as_batch()
         get = self._tasks.get
         try:
             while True:
