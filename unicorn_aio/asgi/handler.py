@@ -189,9 +189,8 @@ class ASGIHandler:
         # callback the loop would schedule and run an iteration later.
         task = cycle.task = self.loop.create_task(cycle.run())
         self.tasks.add(task)
-        if self.request_timeout != NEVER:
-            timer = self.loop.call_later(self.request_timeout, cycle.expire, task)
-            task.add_done_callback(lambda _: timer.cancel())
+        if self.request_timeout != NEVER:  # run() cancels it as it ends
+            cycle.timer = self.loop.call_later(self.request_timeout, cycle.expire, task)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self.loop.create_task(coro)
@@ -250,8 +249,9 @@ class HTTPCycle:
     __slots__ = ("handler", "protocol", "req", "task", "status", "headers",
                  "content_length", "keep_alive", "chunked", "started", "head_sent", "complete",
                  "failed", "lost", "paused", "sent", "body_done", "waiter", "writable",
-                 "start_time", "bodyless", "own_headers", "trailers", "prepared")
+                 "start_time", "bodyless", "own_headers", "trailers", "prepared", "timer")
     task: asyncio.Task[None]  # the task run() is: set by ASGIHandler._start_http
+    timer: asyncio.TimerHandle  # --asgi-request-timeout's, set there when it is on
 
     def __init__(self, handler: ASGIHandler, protocol: Connection, req: Request) -> None:
         self.handler = handler
@@ -306,6 +306,8 @@ class HTTPCycle:
                                                         if self.started else "sending a response")))
         finally:
             handler.tasks.discard(self.task)
+            if handler.request_timeout != NEVER:
+                self.timer.cancel()
 
     # -- receive ----------------------------------------------------------------------------
 
@@ -513,6 +515,8 @@ class HTTPCycle:
     def expire(self, task: asyncio.Task[None]) -> None:
         """--asgi-request-timeout: the request's task has run too long; answer for it (as for
         an app error) and cancel it."""
+        if task.done():
+            return  # cancelled before its first step (a stop): run() never began to cancel us
         peer = self.protocol.peername
         client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else (peer or "a unix socket")
         self.handler.log.error(
