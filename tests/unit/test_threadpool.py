@@ -137,7 +137,20 @@ async def test_in_flight_counts_submitted_until_task_done(make_pool):
     pool.task_done()
     pool.task_done()
     assert pool.in_flight == 0
-    assert seen == [1, 2, 1, 0]
+    # Told when it fills up and when a thread comes free, not at every change: the server's
+    # busy-aware accepting looks only at whether it is full.
+    assert seen == [2, 1]
+
+
+async def test_load_change_is_told_only_when_full_or_free_again(make_pool):
+    pool = make_pool(1)
+    seen: list[int] = []
+    pool.on_load_change = lambda: seen.append(pool.in_flight)
+    for _ in range(3):  # a batch under load: full from the first, past full after it
+        pool.submit(lambda: None)
+    for _ in range(3):
+        pool.task_done()
+    assert seen == [1, 0]
 
 
 async def test_in_flight_is_not_lowered_by_the_thread_finishing(make_pool):

@@ -66,7 +66,10 @@ class ThreadPool:
         self._threads: list[threading.Thread] = []
         self._done: collections.deque = collections.deque()
         self._wakeup_pending = False
-        # Called on the loop after in_flight changes: the server's busy-aware accepting.
+        # Called on the loop when the pool fills up (in_flight reaches max_size) and when a
+        # thread comes free again: the server's busy-aware accepting, which looks only at
+        # whether it is full.  Not on every change: under load with one thread the pool stays
+        # past full for a whole batch, and each call cost a request two Python calls.
         self.on_load_change: Callable[[], None] | None = None
         # Called on the loop after each batch of callbacks from app threads: the server writes
         # the responses they finished then, before the loop next polls.  Left for a later loop
@@ -85,7 +88,7 @@ class ThreadPool:
         if not self._batch:
             self.loop.call_soon(self._put_batch)
         self._batch.append(fn)
-        if self.on_load_change is not None:
+        if self.in_flight == self.max_size and self.on_load_change is not None:
             self.on_load_change()
 
     def _put_batch(self) -> None:
@@ -113,13 +116,13 @@ class ThreadPool:
         self.in_flight -= 1
         if self.in_flight > len(self._threads) and len(self._threads) < self.size:
             self._start_thread()
-        if self.on_load_change is not None:
+        if self.in_flight == self.max_size - 1 and self.on_load_change is not None:
             self.on_load_change()
 
     def task_done(self) -> None:
         """Called on the loop thread when a submitted unit of work has fully finished."""
         self.in_flight -= 1
-        if self.on_load_change is not None:
+        if self.in_flight == self.max_size - 1 and self.on_load_change is not None:
             self.on_load_change()
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
@@ -223,7 +226,7 @@ class ElasticThreadPool(ThreadPool):
         if not self._batch:
             self.loop.call_soon(self._put_batch)
         self._batch.append(fn)
-        if self.on_load_change is not None:
+        if self.in_flight == self.max_size and self.on_load_change is not None:
             self.on_load_change()
 
     def _start_thread(self) -> None:
