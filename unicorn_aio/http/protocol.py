@@ -508,28 +508,6 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
         self.host.connection_lost(self)
         self.host.request_finished()
 
-    def _reject(self, status: int, reason: str) -> None:
-        self.pause_reading()
-        self._refused(status, reason)  # logged and counted (rawhead.py)
-        data = error_response(status, reason)
-        current = self.current
-        if current is not None and current.dispatched:
-            # A bad chunk in a body its app reads: its reads fail now (not at --body-timeout),
-            # the client is told why unless its response has begun.
-            current.body.abort(ClientDisconnected(f"invalid request body: {reason}"))
-            cycle = current.cycle
-            if cycle is not None:
-                if cycle.head_sent:
-                    data = b""
-                cycle.connection_lost()  # its handler writes no more
-        elif any(req.dispatched for req in self.requests):
-            # Earlier pipelined requests are still being answered; the error goes after them.
-            self.pending_error = data
-            return
-        self.requests.clear()
-        self.write(data)
-        self._close(linger=True)
-
     def _close(self, linger: bool) -> None:
         """Close; with ``linger``, half-close first and discard what the client still sends.
 

@@ -1,4 +1,5 @@
-"""Where a request's head is in the bytes read: what llhttp reports, held against the raw bytes.
+"""Where a request's head is in the bytes read: what llhttp reports, held against the raw bytes;
+and refusing a request (``_reject``), with gunicorn's log line and the host's count.
 
 llhttp says what it parsed, never where.  The checks here need the raw bytes: that the request
 line is exactly method SP target SP version CRLF (llhttp accepts runs of spaces, RFC 9112 3
@@ -13,8 +14,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Callable
 
+from unicorn_aio.http.body import ClientDisconnected
 from unicorn_aio.http.forwarded import peer_address
 from unicorn_aio.http.requestline import may_become, stand_in
+from unicorn_aio.http.response import error_response
 from unicorn_aio.http.rules import Reject, check_request_target, check_version
 
 # A complete request line, roughly: the exact check is _check_request_line's.
@@ -34,7 +37,8 @@ class RawHead:
 
     # Set by HttpProtocol: the offsets and bytes below, read and kept here.
     __slots__ = ("fed", "feeding", "line_start", "line_window", "tail", "head_bytes", "blank",
-                 "held", "line_override")
+                 "held", "line_override") + (
+        ("pending_error",) if TYPE_CHECKING else ())  # HttpProtocol's, set by _reject
     fed: int
     feeding: bytes
     line_start: int
@@ -55,7 +59,35 @@ class RawHead:
         host: ConnectionHost
         loop: asyncio.AbstractEventLoop
         current: Request | None
-        _reject: Callable[[int, str], None]
+        requests: list[Request]
+        pending_error: bytes | None
+        pause_reading: Callable[[], None]
+        write: Callable[[bytes], None]
+        _close: Callable[[bool], None]
+
+    def _reject(self, status: int, reason: str) -> None:
+        """Refuse the request being read: answer ``status`` (after the answers to earlier
+        pipelined requests) and close."""
+        self.pause_reading()
+        self._refused(status, reason)  # logged and counted
+        data = error_response(status, reason)
+        current = self.current
+        if current is not None and current.dispatched:
+            # A bad chunk in a body its app reads: its reads fail now (not at --body-timeout),
+            # the client is told why unless its response has begun.
+            current.body.abort(ClientDisconnected(f"invalid request body: {reason}"))
+            cycle = current.cycle
+            if cycle is not None:
+                if cycle.head_sent:
+                    data = b""
+                cycle.connection_lost()  # its handler writes no more
+        elif any(req.dispatched for req in self.requests):
+            # Earlier pipelined requests are still being answered; the error goes after them.
+            self.pending_error = data
+            return
+        self.requests.clear()
+        self.write(data)
+        self._close(True)  # lingering
 
     def _refused(self, status: int, reason: str) -> None:
         """A request refused with ``status``: gunicorn's warning, and the host's count of it
