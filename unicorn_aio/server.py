@@ -234,6 +234,9 @@ class Server:
         self._listen_task = None
         if not task.cancelled() and task.exception() is not None:
             self.log.error("cannot resume accepting: %s", task.exception())
+        elif self._accepting:
+            # A pause asked for while the task waited to run found nothing to pause: ask again.
+            self._update_accepting()
 
     def hand_off(self) -> None:
         """This worker is on its way out and siblings serve: stop accepting for good, and close

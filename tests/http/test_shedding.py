@@ -312,3 +312,20 @@ async def test_a_worker_busy_longer_stops_accepting_until_a_thread_is_free(start
     await until(lambda: bool(server._listeners))
     await request(reader, writer)
     writer.close()
+
+
+async def test_a_busy_pool_found_once_accepting_resumed_is_not_lost(start_server):
+    # The pool came free (accepting resumes: a task) and filled again before that task ran:
+    # the busy state it was told of while not accepting must still pause it.
+    gate = Gate()
+    server = await start_server(gate, workers=2, threads=1)
+    reader, writer = await open_raw(server.port)
+    writer.write(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+    await until(lambda: gate.waiting == 1)
+    await until(lambda: not server._listeners)
+    server.resume_accepting()  # as when a thread came free, with the pool full again at once
+    await until(lambda: server._listen_task is None)  # listening again...
+    await until(lambda: not server._listeners)  # ...and paused again, the pool being full
+    gate.opened.set()
+    await read_responses(reader, 1)
+    writer.close()
