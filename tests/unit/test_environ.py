@@ -17,6 +17,7 @@ from unicorn_aio.config.config import Config
 from unicorn_aio.http.contract import HttpOptions, ServerHeaders
 from unicorn_aio.http.protocol import HttpProtocol
 from unicorn_aio.log import logger_for
+from unicorn_aio.wsgi import environ as environ_module
 from unicorn_aio.wsgi.handler import WSGICycle, WSGIHandler
 from unicorn_aio.wsgi.threadpool import ThreadPool
 
@@ -186,3 +187,29 @@ async def test_root_path(environ_for, target, script_name, path_info):
     env, _, _ = await environ_for(b"GET " + target + b" HTTP/1.1\r\nHost: t\r\n\r\n",
                                   root_path="/app/")
     assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == (script_name, path_info)
+
+
+# -- split_target: RAW_URI, PATH_INFO and QUERY_STRING, kept for repeated targets --------------
+
+@pytest.mark.parametrize("url, expected", [
+    (b"/", ("/", "/", "")),
+    (b"/a/b?x=1&y=2", ("/a/b?x=1&y=2", "/a/b", "x=1&y=2")),
+    (b"/caf%C3%A9?q=%20", ("/caf%C3%A9?q=%20", "/caf\xc3\xa9", "q=%20")),
+    (b"/p#frag", ("/p#frag", "/p", "")),
+    (b"http://example.com/x?y", ("http://example.com/x?y", "/x", "y")),
+    (b"http://example.com", ("http://example.com", "/", "")),
+    (b"*", ("*", "*", "")),
+])
+def test_split_target(url, expected):
+    assert environ_module.split_target(url) == expected
+    assert environ_module.split_target(url) == expected  # from the cache this time
+
+
+def test_split_target_cache_is_bounded_and_skips_long_targets():
+    cache = environ_module._TARGETS
+    for n in range(environ_module._TARGETS_MAX + 10):
+        environ_module.split_target(b"/n%d" % n)
+    assert 0 < len(cache) <= environ_module._TARGETS_MAX
+    long = b"/" + b"x" * environ_module._TARGET_KEPT
+    assert environ_module.split_target(long)[1] == long.decode()
+    assert long not in cache

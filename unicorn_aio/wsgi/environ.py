@@ -30,6 +30,37 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2.0"}  # 2.0: as gunicorn 27
 
 
+# request target -> (RAW_URI, PATH_INFO before SCRIPT_NAME, QUERY_STRING): clients ask for the
+# same few targets again and again (an API's endpoints, a health check), and a repeat costs a
+# lookup.  Emptied when full rather than closed to newcomers, so targets in use replace those
+# no longer asked for (as asgi/scope.py's).
+_TARGETS: dict[bytes, tuple[str, str, str]] = {}
+_TARGETS_MAX = 1024
+_TARGET_KEPT = 256  # longer targets are rare, and would hold a lot
+
+
+def split_target(url: bytes) -> tuple[str, str, str]:
+    """A request target as RAW_URI, PATH_INFO (before SCRIPT_NAME is taken off) and
+    QUERY_STRING."""
+    raw_uri = url.decode("latin-1")
+    path, _, query = (without_fragment(url) if 35 in url else url).partition(b"?")  # "#"
+    if path is url and url[:1] == b"/" and PERCENT not in url:  # "/path": RAW_URI as it is
+        path_info = raw_uri
+    else:
+        if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
+            scheme_end = path.find(b"//")
+            slash = path.find(b"/", scheme_end + 2)
+            path = path[slash:] if slash >= 0 else b"/"
+        path = unquote_to_bytes(path) if PERCENT in path else path
+        path_info = path.decode("latin-1")
+    target = (raw_uri, path_info, query.decode("latin-1") if query else "")
+    if len(url) <= _TARGET_KEPT:
+        if len(_TARGETS) >= _TARGETS_MAX:
+            _TARGETS.clear()
+        _TARGETS[url] = target
+    return target
+
+
 def environ_key(name: bytes) -> str:
     key = _ENVIRON_KEYS.get(name)
     if key is None:
@@ -154,18 +185,8 @@ class RequestEnviron:
             # other forwarder headers are HTTP_* keys above, and none replaces the path.
             if proxied.script_name is not None:
                 script_name = env["SCRIPT_NAME"] = proxied.script_name.decode("latin-1")
-        url = req.url
-        raw_uri = url.decode("latin-1")
-        path, _, query = (without_fragment(url) if 35 in url else url).partition(b"?")  # "#"
-        if path is url and url[:1] == b"/" and PERCENT not in url:  # "/path": RAW_URI as it is
-            path_info = raw_uri
-        else:
-            if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
-                scheme_end = path.find(b"//")
-                slash = path.find(b"/", scheme_end + 2)
-                path = path[slash:] if slash >= 0 else b"/"
-            path = unquote_to_bytes(path) if PERCENT in path else path
-            path_info = path.decode("latin-1")
+        target = _TARGETS.get(req.url)
+        raw_uri, path_info, query = target if target is not None else split_target(req.url)
         if script_name:  # the mount point, taken off PATH_INFO at a "/" only
             if path_info.startswith(script_name) and \
                     path_info[len(script_name):len(script_name) + 1] in ("", "/"):
@@ -175,7 +196,7 @@ class RequestEnviron:
         env["PATH_INFO"] = path_info
         env["REQUEST_METHOD"] = _METHODS.get(req.method) or req.method.decode("ascii")
         env["RAW_URI"] = raw_uri
-        env["QUERY_STRING"] = query.decode("latin-1") if query else ""
+        env["QUERY_STRING"] = query
         env["SERVER_PROTOCOL"] = _PROTOCOLS.get(req.version) or "HTTP/" + req.version
         env["wsgi.input"] = req.body
         env["wsgi.early_hints"] = partial(early_hints, req)  # not a bound method: no cycle
