@@ -20,6 +20,8 @@ from unicorn_aio.http.requestline import may_become, stand_in
 from unicorn_aio.http.response import error_response
 from unicorn_aio.http.rules import Reject, check_request_target, check_version
 
+# What ends a request line, by version: joined, not %-formatted, for every request.
+_LINE_ENDS = {"1.1": b" HTTP/1.1\r\n", "1.0": b" HTTP/1.0\r\n"}
 # A complete request line, roughly: the exact check is _check_request_line's.
 _LINE_SHAPE = re.compile(rb"[^ \r\n]+ [^ \r\n]+ HTTP/[0-9]\.[0-9]$")
 
@@ -166,7 +168,8 @@ class RawHead:
         assert window is not None and parser is not None
         req.method = method = parser.get_method()
         req.version = version = parser.get_http_version()
-        line = b"%s %s HTTP/%s\r\n" % (method, req.url, version.encode())
+        end = _LINE_ENDS.get(version) or b" HTTP/%s\r\n" % version.encode()
+        line = b"".join((method, b" ", req.url, end))
         if self.limit_line and len(line) - 2 > self.limit_line:
             raise Reject(414, f"request line longer than {self.limit_line} bytes")
         start = self.line_start - self.fed

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
-from functools import partial
+from types import MethodType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
@@ -199,7 +199,8 @@ class RequestEnviron:
         env["QUERY_STRING"] = query
         env["SERVER_PROTOCOL"] = _PROTOCOLS.get(req.version) or "HTTP/" + req.version
         env["wsgi.input"] = req.body
-        env["wsgi.early_hints"] = partial(early_hints, req)  # not a bound method: no cycle
+        # Bound to the request, not to this cycle: the environ holds no reference back to it.
+        env["wsgi.early_hints"] = MethodType(early_hints, req)
         self.environ = env
         return env
 
