@@ -13,6 +13,7 @@ import pytest
 
 from unicorn_aio.http.rules import (
     Reject,
+    add_scheme_fields,
     check_headers,
     check_request_target,
     check_version,
@@ -419,3 +420,21 @@ WIRE = [
 @pytest.mark.parametrize("data, expected", [pytest.param(c[1], c[2], id=c[0]) for c in WIRE])
 def test_on_the_wire(data, expected):
     assert outcome(data) == expected
+
+
+# -- Framing.forwarded: whether a trusted proxy's headers need reading at all -----------------
+
+def test_forwarded_is_noted_for_a_scheme_header_even_one_seen_before_it_counted():
+    head = [H, (b"X-Test-Scheme", b"https")]
+    assert not check_headers(head, "1.1", "drop")[0].forwarded  # its kind is now cached
+    add_scheme_fields([b"x-test-scheme"])  # a server trusting a proxy for it starts
+    assert check_headers(head, "1.1", "drop")[0].forwarded
+    assert check_headers([H, (b"x-TEST-scheme", b"https")], "1.1", "drop")[0].forwarded
+
+
+@pytest.mark.parametrize("header_map", ["drop", "dangerous"])
+def test_forwarded_is_noted_for_an_underscore_name(header_map):
+    framing, _ = check_headers([H, (b"SCRIPT_NAME", b"/app")], "1.1", header_map,
+                               frozenset((b"SCRIPT_NAME",)))
+    assert framing.forwarded
+    assert not check_headers([H, (b"Accept", b"*/*")], "1.1", header_map)[0].forwarded

@@ -22,7 +22,7 @@ import ipaddress
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from unicorn_aio.http.rules import Reject
+from unicorn_aio.http.rules import Reject, add_scheme_fields
 
 if TYPE_CHECKING:
     from unicorn_aio.config.config import Config
@@ -108,6 +108,9 @@ class ProxyHeaders:
                                           if "_" in name or name == "*")
         self.header_map = cfg.header_map
         self.enabled = bool(self.secure_values or self.underscore_names)
+        # check_headers notes a head with one of these or an underscore name: read() skips the
+        # others, which have nothing for it.
+        add_scheme_fields(self.secure_values)
         self._kinds: dict[bytes, int] = {}
 
     def _kind(self, name: bytes) -> int:

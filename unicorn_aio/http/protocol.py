@@ -338,7 +338,7 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
         options = self.options
         req.framing, req.headers = check_headers(req.headers, req.version, options.header_map,
                                                  options.forwarder_headers)
-        if options.proxy_headers.enabled:
+        if req.framing.forwarded and options.proxy_headers.enabled:
             req.headers, req.proxied = options.proxy_headers.read(req.headers, self.peername)
         framing = req.framing
         self.body_len = framing.content_length or 0

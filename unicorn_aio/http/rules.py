@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
@@ -38,14 +39,30 @@ _FRAMING_FIELDS = {b"host": _IS_HOST, b"content-length": _IS_CONTENT_LENGTH,
                    b"content-type": _IS_CONTENT_TYPE, b"transfer-encoding": _IS_TRANSFER_ENCODING,
                    b"expect": _IS_EXPECT, b"connection": _IS_CONNECTION}
 _UNDERSCORED = 8
+_SCHEME_FIELD = 16  # one of the secure scheme headers some server trusts a proxy for
 # Header name -> its kind, 0 for most: one lookup per field instead of a lower() and tests.
 # Real traffic repeats a few dozen names; bounded against a client that invents them.
 _NAME_KINDS: dict[bytes, int] = {}
 _NAME_KINDS_MAX = 4096
+# Lower-case names of the secure scheme headers of every server in this process (forwarded.py):
+# a head with none of them and no underscore name has nothing a trusted proxy could say.
+_SCHEME_FIELDS: set[bytes] = set()
+
+
+def add_scheme_fields(names: Iterable[bytes]) -> None:
+    """Count these (lower-case) names as secure scheme headers from now on (see
+    Framing.forwarded)."""
+    new = set(names) - _SCHEME_FIELDS
+    if new:
+        _SCHEME_FIELDS.update(new)
+        _NAME_KINDS.clear()  # kinds worked out without them
 
 
 def _name_kind(name: bytes) -> int:
-    kind = _FRAMING_FIELDS.get(name.lower(), 0) | (_UNDERSCORED if UNDERSCORE in name else 0)
+    lname = name.lower()
+    kind = _FRAMING_FIELDS.get(lname, 0) | (_UNDERSCORED if UNDERSCORE in name else 0)
+    if lname in _SCHEME_FIELDS:
+        kind |= _SCHEME_FIELD
     if len(_NAME_KINDS) < _NAME_KINDS_MAX:
         _NAME_KINDS[name] = kind
     return kind
@@ -66,7 +83,8 @@ class Reject(Exception):
 class Framing:
     """What the head says about the body and the connection, gathered in one pass."""
 
-    __slots__ = ("content_length", "chunked", "expect_continue", "close", "upgrade", "host")
+    __slots__ = ("content_length", "chunked", "expect_continue", "close", "upgrade", "host",
+                 "forwarded")
 
     def __init__(self) -> None:
         self.content_length: int | None = None
@@ -75,6 +93,9 @@ class Framing:
         self.close = False
         self.upgrade = False
         self.host: bytes | None = None
+        # A field a trusted proxy may set (a secure scheme header, an underscore name): only
+        # then has forwarded.ProxyHeaders anything to read.
+        self.forwarded = False
 
 
 def check_request_target(method: bytes, url: bytes) -> None:
@@ -161,7 +182,11 @@ def check_headers(headers: list, version: str, header_map: str,
             if kept is not headers:
                 kept.append((name, value))
             continue
+        if kind & _SCHEME_FIELD:
+            f.forwarded = True
+            kind -= _SCHEME_FIELD
         if kind & _UNDERSCORED:
+            f.forwarded = True
             if not (forwarders and (name.upper() in forwarders or b"*" in forwarders)):
                 if header_map == "refuse":
                     raise Reject(400, "header name with underscore: " + name.decode("latin-1"))

@@ -109,7 +109,7 @@ def read_request(req: Request, headers: Headers, options: HttpOptions, peer: Add
     framing.expect_continue = expect
     framing.upgrade = framing.close = False
     req.framing = framing
-    if options.proxy_headers.enabled:
+    if framing.forwarded and options.proxy_headers.enabled:
         req.headers, req.proxied = options.proxy_headers.read(req.headers, peer)
 
 
