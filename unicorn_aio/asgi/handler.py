@@ -22,7 +22,7 @@ import traceback
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Sequence
 
 from unicorn_aio.asgi.lifespan import Lifespan
-from unicorn_aio.asgi.scope import Scopes, decode_path, request_path
+from unicorn_aio.asgi.scope import Scopes, decode_path
 from unicorn_aio.http.body import ClientDisconnected
 from unicorn_aio.http.contract import NEVER, Address, Connection, ServerHeaders, or_never
 from unicorn_aio.http.response import (
@@ -36,6 +36,7 @@ from unicorn_aio.http.response import (
     status_line,
 )
 from unicorn_aio.http.response import head as response_head
+from unicorn_aio.http.rules import request_path
 
 if TYPE_CHECKING:
     from unicorn_aio.asgi.websocket import WebSocket

@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from unicorn_aio.http.contract import Connection
 from unicorn_aio.http.forwarded import url_scheme
-from unicorn_aio.http.rules import PERCENT, without_fragment
+from unicorn_aio.http.rules import PERCENT, request_path
 
 if TYPE_CHECKING:
     from unicorn_aio.http.request import Request
@@ -27,16 +27,6 @@ EXTENSIONS: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
 EXTENSIONS_H2: dict[str, dict[str, Any]] = {**EXTENSIONS, "http.response.trailers": {}}
 
 METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
-
-
-def request_path(url: bytes) -> tuple[bytes, bytes]:
-    """The raw path and query of a request target (absolute-form reduced to its path)."""
-    path, _, query = without_fragment(url).partition(b"?")
-    if path[:1] != b"/" and path != b"*":
-        scheme_end = path.find(b"//")
-        slash = path.find(b"/", scheme_end + 2)
-        path = path[slash:] if slash >= 0 else b"/"
-    return path, query
 
 
 # request target -> (raw_path, query_string, path): clients ask for the same few targets again

@@ -125,6 +125,17 @@ def without_fragment(url: bytes) -> bytes:
     return url.partition(b"#")[0] if HASH in url else url
 
 
+def request_path(url: bytes) -> tuple[bytes, bytes]:
+    """The raw path and query of a request target (absolute-form reduced to its path, the
+    fragment dropped).  Without a "?" or "#", the path is ``url`` itself (the same object)."""
+    path, _, query = without_fragment(url).partition(b"?")
+    if path[:1] != b"/" and path != b"*":
+        scheme_end = path.find(b"//")
+        slash = path.find(b"/", scheme_end + 2)
+        path = path[slash:] if slash >= 0 else b"/"
+    return path, query
+
+
 def unknown_method_status(method: bytes) -> int:
     """The answer to a method llhttp does not know: gunicorn 27 refuses a method outside its
     conventions (lower case, "#", under 3 or over 20 bytes) with 400; any other token is one

@@ -16,7 +16,7 @@ from urllib.parse import unquote_to_bytes
 
 from unicorn_aio.http.forwarded import url_scheme
 from unicorn_aio.http.response import early_hints_head
-from unicorn_aio.http.rules import PERCENT, without_fragment
+from unicorn_aio.http.rules import PERCENT, request_path
 
 if TYPE_CHECKING:
     from unicorn_aio.config.config import Config
@@ -43,14 +43,10 @@ def split_target(url: bytes) -> tuple[str, str, str]:
     """A request target as RAW_URI, PATH_INFO (before SCRIPT_NAME is taken off) and
     QUERY_STRING."""
     raw_uri = url.decode("latin-1")
-    path, _, query = (without_fragment(url) if 35 in url else url).partition(b"?")  # "#"
+    path, query = request_path(url)
     if path is url and url[:1] == b"/" and PERCENT not in url:  # "/path": RAW_URI as it is
         path_info = raw_uri
     else:
-        if path[:1] != b"/" and path != b"*":  # absolute-form: keep only the path
-            scheme_end = path.find(b"//")
-            slash = path.find(b"/", scheme_end + 2)
-            path = path[slash:] if slash >= 0 else b"/"
         path = unquote_to_bytes(path) if PERCENT in path else path
         path_info = path.decode("latin-1")
     target = (raw_uri, path_info, query.decode("latin-1") if query else "")
