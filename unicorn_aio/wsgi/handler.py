@@ -367,7 +367,7 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
         else:
             self.sent = len(body)
             out = head + body if len(body) < 65536 else None  # one copy beats a second write
-        if self.on_loop:
+        if self.on_loop:  # _write_now's work, without its call: every inline response comes here
             protocol = self.protocol
             if not self.lost and not protocol.transport.is_closing():
                 if out is None:
@@ -470,12 +470,12 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
         self.handler.pool.task_done()
         self.on_loop = True
         try:
-            outbox = self.outbox
             if self.head_sent and not self.chunked and self.cond is NO_THREAD and (
                     self.content_length is None or self.sent >= self.content_length):
-                # A whole response (_send_whole's, the usual case): _end and _flush's work for
-                # it, without their calls.
-                protocol = self.protocol
+                # A whole response (_send_whole's, the usual case): _end's and _write_now's work
+                # for it, without their calls (the call alone cost an inline request 1.2% of
+                # its instructions in _send_whole).
+                outbox, protocol = self.outbox, self.protocol
                 if outbox and not self.lost and not protocol.transport.is_closing():
                     if len(outbox) == 1:
                         protocol.write(outbox[0])

@@ -62,14 +62,18 @@ class Outbox:
         abandoned: bool
 
 
+    def _write_now(self, chunks: list[bytes] | tuple[bytes, ...]) -> None:
+        """Loop thread: hand ``chunks`` to the connection, unless the client is gone."""
+        protocol = self.protocol
+        if chunks and not self.lost and not protocol.transport.is_closing():
+            if len(chunks) == 1:
+                protocol.write(chunks[0])
+            else:
+                protocol.writelines(chunks)
+
     def _emit(self, *parts: bytes) -> None:
         if self.on_loop:
-            protocol = self.protocol
-            if not self.lost and not protocol.transport.is_closing():
-                if len(parts) == 1:
-                    protocol.write(parts[0])
-                else:
-                    protocol.writelines(parts)
+            self._write_now(parts)
             return
         if self.cond is NO_THREAD:
             self.cond = threading.Condition()
@@ -109,20 +113,13 @@ class Outbox:
         if self.cond is NO_THREAD:
             # No app thread can be waiting (none made a lock): skip the locking.
             chunks, self.outbox = self.outbox, []
-            protocol = self.protocol
-            if chunks and not self.lost and not protocol.transport.is_closing():
-                if len(chunks) == 1:
-                    protocol.write(chunks[0])
-                else:
-                    protocol.writelines(chunks)
+            self._write_now(chunks)
             return
         with self.cond:
             chunks, self.outbox = self.outbox, []
             self.queued = 0
             self.flush_scheduled = False
-        protocol = self.protocol
-        if chunks and not self.lost and not protocol.transport.is_closing():
-            protocol.writelines(chunks)
+        self._write_now(chunks)
         with self.cond:
             self.cond.notify_all()
 
