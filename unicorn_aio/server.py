@@ -249,8 +249,8 @@ class Server:
                 conn.shutdown()
 
     def _update_accepting(self) -> None:
-        """Stop accepting while full (at max_connections with none to shed) or busy, so the
-        kernel hands new connections to idle siblings."""
+        """Stop accepting while full (at max_connections with none to shed) or busy (every app
+        thread, throughout BUSY_GRACE), so the kernel hands new connections to idle siblings."""
         full = self._no_room and len(self.connections) >= self.max_connections
         busy = self._busy()
         if not busy:
