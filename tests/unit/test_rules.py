@@ -12,6 +12,8 @@ import httptools
 import pytest
 
 from unicorn_aio.http.rules import (
+    PLAIN,
+    Framing,
     Reject,
     add_scheme_fields,
     check_headers,
@@ -39,8 +41,8 @@ def fields(*lines: bytes) -> list[tuple[bytes, bytes]]:
 # (id, header lines, version, expected Framing attributes, the rule)
 FRAMING = [
     ("plain", [b"Host: t"], "1.1",
-     dict(content_length=None, chunked=False, expect_continue=False, close=False, upgrade=False,
-          host=b"t"), "9112 6.3: no Content-Length or Transfer-Encoding: the body length is 0"),
+     dict(content_length=None, chunked=False, expect_continue=False, close=False, upgrade=False),
+     "9112 6.3: no Content-Length or Transfer-Encoding: the body length is 0"),
     ("content-length", [b"Host: t", b"Content-Length: 42"], "1.1", dict(content_length=42),
      "9112 6.3: a valid Content-Length gives the body length in octets"),
     ("content-length-lower", [b"Host: t", b"content-length: 7"], "1.1", dict(content_length=7),
@@ -66,9 +68,9 @@ FRAMING = [
      dict(close=False, upgrade=False), "9110 7.6.1: connection options are whole tokens"),
     ("connection-upgrade", [b"Host: t", b"Connection: Upgrade", b"Upgrade: websocket"], "1.1",
      dict(upgrade=True), "9110 7.8: Upgrade is sent with the upgrade connection option"),
-    ("http10-no-host", [], "1.0", dict(host=None),
+    ("http10-no-host", [], "1.0", dict(content_length=None, chunked=False, close=False),
      "9112 3.2: Host is required of HTTP/1.1 requests only"),
-    ("empty-host", [b"Host: "], "1.1", dict(host=b""),
+    ("empty-host", [b"Host: "], "1.1", dict(content_length=None, chunked=False, close=False),
      "9112 3.2: a target URI without authority is sent with an empty Host field value"),
     ("te-gzip-chunked", [b"Host: t", b"Transfer-Encoding: gzip, chunked"], "1.1",
      dict(chunked=True, close=True),
@@ -156,7 +158,22 @@ def test_valid_host_values(host):
     # 9110 7.2: Host = uri-host [ ":" port ]; 3986 3.2.2: IP-literal / IPv4address / reg-name,
     # reg-name = *( unreserved / pct-encoded / sub-delims ); 3986 3.2.3: port = *DIGIT.
     framing, _ = check_headers([(b"Host", host)], "1.1", "drop")
-    assert framing.host == host and valid_host(host)
+    assert framing is PLAIN and valid_host(host)
+
+
+def test_plain_heads_share_one_unchangeable_framing():
+    framing, _ = check_headers(fields(b"Host: t", b"Content-Type: text/plain", b"X-A: 1"), "1.1",
+                               "drop")
+    assert framing is PLAIN
+    with pytest.raises(AttributeError):
+        framing.close = True
+    # A field that frames a body or changes the connection gets the head a Framing of its own.
+    for line in (b"Content-Length: 0", b"Connection: close", b"Transfer-Encoding: chunked",
+                 b"Expect: 100-continue", b"X_A: 1"):
+        framing, _ = check_headers(fields(b"Host: t", line), "1.1", "dangerous")
+        assert framing is not PLAIN and type(framing) is Framing
+    assert (PLAIN.content_length, PLAIN.chunked, PLAIN.close, PLAIN.upgrade,
+            PLAIN.expect_continue, PLAIN.forwarded) == (None, False, False, False, False, False)
 
 
 def test_reject_reason_names_the_value():

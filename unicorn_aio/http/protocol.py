@@ -36,6 +36,7 @@ from unicorn_aio.http.request import Request
 from unicorn_aio.http.requestline import refused_method_status
 from unicorn_aio.http.response import error_response
 from unicorn_aio.http.rules import (
+    PLAIN,
     Reject,
     check_headers,
     check_request_target,
@@ -336,13 +337,22 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
         if req.url[:1] != b"/":
             check_request_target(req.method, req.url)
         options = self.options
-        req.framing, req.headers = check_headers(req.headers, req.version, options.header_map,
-                                                 options.forwarder_headers)
-        if req.framing.forwarded and options.proxy_headers.enabled:
-            req.headers, req.proxied = options.proxy_headers.read(req.headers, self.peername)
-        framing = req.framing
-        self.body_len = framing.content_length or 0
+        framing, req.headers = check_headers(req.headers, req.version, options.header_map,
+                                             options.forwarder_headers)
+        req.framing = framing
         self.next_start = -1
+        if framing is PLAIN:  # no body, nothing more to decide: most requests
+            self.body_len = 0
+            # llhttp's should_keep_alive() without its call: no Connection field came.
+            req.keep_alive = req.version == "1.1" and options.keepalive > 0
+            requests = self.requests
+            requests.append(req)
+            if len(requests) > MAX_PIPELINE:
+                self.pause_reading()
+            return
+        if framing.forwarded and options.proxy_headers.enabled:
+            req.headers, req.proxied = options.proxy_headers.read(req.headers, self.peername)
+        self.body_len = framing.content_length or 0
         if self.body_len or framing.chunked:
             req.body = RequestBody()  # until now the shared NO_BODY
         if framing.upgrade and (framing.chunked or framing.content_length):
@@ -430,14 +440,16 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
         # when the handler lets go, not at the collector's next pass (which, with 10 objects of
         # garbage per request, came every 70 requests and promoted what was in flight).
         cycle, req.cycle = req.cycle, None
-        if not self.requests or self.requests[0] is not req:
+        requests = self.requests
+        if not requests or requests[0] is not req:
             return  # connection already lost and cleared
-        del self.requests[0]
+        del requests[0]
         self.host.request_finished(req, cycle)
-        transport = self.transport
-        if transport.is_closing():
+        if self.transport.is_closing():
             return
-        after_upgrade, req.upgrade = req.upgrade, None  # an upgrade not performed: see below
+        after_upgrade = req.upgrade  # an upgrade not performed: see below
+        if after_upgrade is not None:
+            req.upgrade = None
         # ``keep_alive`` is what the response head told the client.  A stop that came after the
         # head went out (on an app thread, say) must not close now: the client, told to keep
         # the connection, may be sending its next request already.  It is answered with
@@ -446,8 +458,8 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
             # An unread body would be parsed as the next request; never keep such a connection.
             self._close(linger=not req.body.complete)
             return
-        if self.requests:
-            nxt = self.requests[0]
+        if requests:
+            nxt = requests[0]
             if nxt.body.complete or nxt.body.buffered > self.options.inline_body_max or \
                     nxt.framing.expect_continue:
                 self._start(nxt)

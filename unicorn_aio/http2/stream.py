@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from unicorn_aio.http.contract import Address, ConnectionHost, HttpOptions
 from unicorn_aio.http.request import Request
-from unicorn_aio.http.rules import Reject, check_headers, check_request_target
+from unicorn_aio.http.rules import PLAIN, Framing, Reject, check_headers, check_request_target
 from unicorn_aio.http2.engine import Headers
 
 if TYPE_CHECKING:
@@ -106,8 +106,12 @@ def read_request(req: Request, headers: Headers, options: HttpOptions, peer: Add
                                          options.forwarder_headers)
     # check_headers honours 100-continue in HTTP/1.1 only; RFC 9110 10.1.1 is the same in
     # HTTP/2 (an interim HEADERS frame).
-    framing.expect_continue = expect
-    framing.upgrade = framing.close = False
+    if framing is not PLAIN:
+        framing.expect_continue = expect
+        framing.upgrade = framing.close = False
+    elif expect:
+        framing = Framing()
+        framing.expect_continue = True
     req.framing = framing
     if framing.forwarded and options.proxy_headers.enabled:
         req.headers, req.proxied = options.proxy_headers.read(req.headers, peer)
