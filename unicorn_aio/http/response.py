@@ -110,12 +110,16 @@ class Prepared:
     that only changes with the body): ``prepare`` keeps them, so a repeated pair costs one dict
     lookup instead of the checks, and its head is one concatenation (``head_for``)."""
 
-    __slots__ = ("status", "headers", "content_length", "close", "own", "start")
+    __slots__ = ("status", "headers", "content_length", "close", "own", "start", "usual")
 
     def __init__(self, status: Any, headers: Iterable[Any]) -> None:
         self.status = check_status(status)
         headers, self.content_length, self.close, self.own = app_headers(headers)
         self.headers = tuple(headers)
+        # Most responses: a length from the app, a status that has a body, our Date and
+        # Server - what head_for builds, given an HTTP/1.1 request that is not HEAD.
+        self.usual = self.content_length is not None and self.own is None and \
+            not self.status.startswith(NO_BODY_STATUS)
         # The status line and the app's fields, encoded; None until a head is built.  An
         # encoding error (a value latin-1 cannot carry) raises there, each time, as head() does.
         self.start: bytes | None = None

@@ -348,18 +348,28 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
         every response takes this path.  Unlike a stream, a short or long body is known before
         the head goes out, so the head can announce the close.
         """
-        req = self.req
-        no_body_status = status.startswith(NO_BODY_STATUS)
-        bodyless = no_body_status or req.method == b"HEAD"
-        if self.content_length is None and not no_body_status:
-            self.content_length = len(body)
-            self.headers = [*self.headers, ("Content-Length", str(len(body)))]
-        elif not bodyless and len(body) != self.content_length:
-            # Too many bytes are cut; too few would leave the client waiting for the rest.
-            # Either way only the close tells it where the body ends, and the head says so.
-            body, _ = clip_to_length(body, self.content_length, 0, self.handler.log)
-            self.keep_alive = False
-        head = self._head(status)
+        req, prepared = self.req, self.prepared
+        if prepared is not None and status is prepared.status and prepared.usual and \
+                len(body) == prepared.content_length and req.version == "1.1" and \
+                req.method != b"HEAD":
+            # The usual response, whose Content-Length the app gave and its body meets: the
+            # head from the lines prepare() built, without the tests below and in _head.
+            self.keep_alive = keep_alive = self.keep_alive and not self.protocol.closing and \
+                req.body.complete
+            head = head_for(prepared, None, keep_alive, self.handler.server_headers.data)
+            bodyless = False
+        else:
+            no_body_status = status.startswith(NO_BODY_STATUS)
+            bodyless = no_body_status or req.method == b"HEAD"
+            if self.content_length is None and not no_body_status:
+                self.content_length = len(body)
+                self.headers = [*self.headers, ("Content-Length", str(len(body)))]
+            elif not bodyless and len(body) != self.content_length:
+                # Too many bytes are cut; too few would leave the client waiting for the rest.
+                # Either way only the close tells it where the body ends, and the head says so.
+                body, _ = clip_to_length(body, self.content_length, 0, self.handler.log)
+                self.keep_alive = False
+            head = self._head(status)
         self.head_sent = True
         out: bytes | None
         if bodyless:
