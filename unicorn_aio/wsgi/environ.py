@@ -95,6 +95,12 @@ class FileWrapper:
             return None
 
 
+# What build_environ sets for every request (connection_environ makes room for them).
+_PER_REQUEST_KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "gunicorn.socket", "PATH_INFO",
+                     "REQUEST_METHOD", "RAW_URI", "QUERY_STRING", "SERVER_PROTOCOL", "wsgi.input",
+                     "wsgi.early_hints")
+
+
 class ServerEnviron:
     """The server's half: the keys shared by every request."""
 
@@ -136,6 +142,9 @@ class ServerEnviron:
                 base["SERVER_NAME"], base["SERVER_PORT"] = sock[0], str(sock[1])
             else:
                 base["SERVER_NAME"], base["SERVER_PORT"] = str(sock or ""), ""
+            # The keys build_environ sets for every request, here already: its copy then has
+            # room for them, where adding them to a copy of 12 keys resized it mid-request.
+            base.update(dict.fromkeys(_PER_REQUEST_KEYS))
             if len(self._server_environs) < 64:  # a wildcard bind sees a few local addresses
                 self._server_environs[sock] = base
         # gunicorn.socket: gunicorn's environ holds the client's socket. Ours is the event
