@@ -206,13 +206,6 @@ def check_headers(headers: list, version: str, header_map: str,
             if kept is not headers:
                 kept.append((name, value))
             continue
-        if kind == _IS_HOST:  # the one such field nearly every head has
-            if host is not None:
-                raise Reject(400, "more than one Host header")
-            host = value
-            if kept is not headers:
-                kept.append((name, value))
-            continue
         if kind & (_SCHEME_FIELD | _UNDERSCORED):
             if f is None:
                 f = Framing()
@@ -228,9 +221,7 @@ def check_headers(headers: list, version: str, header_map: str,
             kind &= ~(_SCHEME_FIELD | _UNDERSCORED)
         if kept is not headers:
             kept.append((name, value))
-        if not kind:
-            continue
-        if kind == _IS_HOST:
+        if kind == _IS_HOST:  # the one such field nearly every head has
             if host is not None:
                 raise Reject(400, "more than one Host header")
             host = value
@@ -241,7 +232,7 @@ def check_headers(headers: list, version: str, header_map: str,
             content_type = True
         elif kind == _IS_TRANSFER_ENCODING:
             te = value if te is None else te + b"," + value  # 9110 5.3: lines make one list
-        else:
+        elif kind:
             if f is None:
                 f = Framing()
             if kind == _IS_CONTENT_LENGTH:
