@@ -167,28 +167,26 @@ class RawHead:
         parser = self.parser
         assert window is not None and parser is not None
         start = self.line_start - self.fed
-        if start >= 0:
-            # The usual line, recognised by its bytes: llhttp parsed these very bytes, so its
-            # method and version are GET and 1.1 (and asking it costs two calls).
-            line = b"".join((b"GET ", req.url, _LINE_ENDS["1.1"]))
-            if self.feeding.startswith(line, start):
-                if self.limit_line and len(line) - 2 > self.limit_line:
-                    raise Reject(414, f"request line longer than {self.limit_line} bytes")
-                req.method, req.version = b"GET", "1.1"
-                self.line_window = None
-                return
-        req.method = method = parser.get_method()
-        req.version = version = parser.get_http_version()
-        end = _LINE_ENDS.get(version) or b" HTTP/%s\r\n" % version.encode()
-        line = b"".join((method, b" ", req.url, end))
+        # The usual line, recognised by its bytes: llhttp parsed these very bytes, so its method
+        # and version are GET and 1.1 (and asking it costs two calls).
+        line = b"".join((b"GET ", req.url, _LINE_ENDS["1.1"]))
+        usual = start >= 0 and self.feeding.startswith(line, start)
+        if usual:
+            req.method, req.version = b"GET", "1.1"
+        else:
+            req.method = method = parser.get_method()
+            req.version = version = parser.get_http_version()
+            end = _LINE_ENDS.get(version) or b" HTTP/%s\r\n" % version.encode()
+            line = b"".join((method, b" ", req.url, end))
         if self.limit_line and len(line) - 2 > self.limit_line:
             raise Reject(414, f"request line longer than {self.limit_line} bytes")
-        if start >= 0:
-            ok = self.feeding.startswith(line, start)
-        else:  # begun in an earlier read
-            ok = (window + self.feeding).startswith(line)
-        if not ok:
-            raise Reject(400, "malformed request line (RFC 9112 3: single spaces, CRLF)")
+        if not usual:
+            if start >= 0:
+                ok = self.feeding.startswith(line, start)
+            else:  # begun in an earlier read
+                ok = (window + self.feeding).startswith(line)
+            if not ok:
+                raise Reject(400, "malformed request line (RFC 9112 3: single spaces, CRLF)")
         self.line_window = None
 
     def _line_so_far(self, data: bytes) -> bytes:
