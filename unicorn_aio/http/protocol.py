@@ -345,33 +345,31 @@ class HttpProtocol(RawHead, Output, asyncio.Protocol):
             self.body_len = 0
             # llhttp's should_keep_alive() without its call: no Connection field came.
             req.keep_alive = req.version == "1.1" and options.keepalive > 0
-            requests = self.requests
-            requests.append(req)
-            if len(requests) > MAX_PIPELINE:
-                self.pause_reading()
-            return
-        if framing.forwarded and options.proxy_headers.enabled:
-            req.headers, req.proxied = options.proxy_headers.read(req.headers, self.peername)
-        self.body_len = framing.content_length or 0
-        if self.body_len or framing.chunked:
-            req.body = RequestBody()  # until now the shared NO_BODY
-        if framing.upgrade and (framing.chunked or framing.content_length):
-            # We switch protocols for none of these (h2c is what curl --http2 -d sends), so it
-            # is an ordinary request - whose body llhttp would take for the new protocol's.
-            framing.upgrade = False
-            if not framing.chunked:
-                self.body_reader = LengthBody(self.on_body, self.body_len)
-        if framing.chunked:
-            self.body_reader = ChunkedBody(self.on_body, options.header_map, self.limit_fields,
-                                           self.limit_field_size)
-        # An upgrade we do not perform leaves the connection to HTTP (see _on_upgrade).
-        req.keep_alive = (parser.should_keep_alive() and options.keepalive > 0
-                          and not framing.close)
+        else:
+            if framing.forwarded and options.proxy_headers.enabled:
+                req.headers, req.proxied = options.proxy_headers.read(req.headers, self.peername)
+            self.body_len = framing.content_length or 0
+            if self.body_len or framing.chunked:
+                req.body = RequestBody()  # until now the shared NO_BODY
+            if framing.upgrade and (framing.chunked or framing.content_length):
+                # We switch protocols for none of these (h2c is what curl --http2 -d sends), so
+                # it is an ordinary request - whose body llhttp would take for the new
+                # protocol's.
+                framing.upgrade = False
+                if not framing.chunked:
+                    self.body_reader = LengthBody(self.on_body, self.body_len)
+            if framing.chunked:
+                self.body_reader = ChunkedBody(self.on_body, options.header_map,
+                                               self.limit_fields, self.limit_field_size)
+            # An upgrade we do not perform leaves the connection to HTTP (see _on_upgrade).
+            req.keep_alive = (parser.should_keep_alive() and options.keepalive > 0
+                              and not framing.close)
         requests = self.requests
         requests.append(req)
         if len(requests) > MAX_PIPELINE:
             self.pause_reading()
-        # Without a body llhttp completes the message next, in this same call: no deadline.
+        if framing is PLAIN:
+            return  # no body: llhttp completes the message next, in this same call
         if req is requests[0] and (self.body_len or framing.chunked):
             self.deadline = self.loop.time() + options.body_timeout
             # A large declared Content-Length alone does not dispatch: the app runs once the
