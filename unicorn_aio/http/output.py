@@ -30,20 +30,19 @@ if TYPE_CHECKING:
 FLUSH_AT = 64 * 1024
 
 
-class Output:
-    """HttpProtocol's held output (a mixin: the state, ``out`` and ``out_size``, is in the
-    protocol's slots)."""
+class Output(asyncio.Protocol):
+    """HttpProtocol's held output, the root of its class chain (``Output``, ``RawHead``,
+    ``HttpProtocol``): a chain, not mixins, so the compiled build (setup.py) lays the three out
+    as one native class."""
 
-    # The slots are HttpProtocol's (RawHead, its other mixin, has a layout of its own): named
-    # here for the type checker only.
-    __slots__ = ("out", "out_size") if TYPE_CHECKING else ()
+    __slots__ = ("out", "out_size")
     # Held bytes, in order: one bytes object for the one write most responses are, a list once
     # there is a second; None when there are none (most of the time).
     out: bytes | list[bytes] | None
     out_size: int
+    # HttpProtocol's
     transport: asyncio.Transport
-    if TYPE_CHECKING:  # HttpProtocol's
-        host: ConnectionHost
+    host: ConnectionHost
 
     def write(self, data: bytes) -> None:
         """Send ``data`` after what was written before, by the end of this loop iteration."""

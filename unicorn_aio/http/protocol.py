@@ -29,7 +29,6 @@ from unicorn_aio.http.contract import (
     HttpOptions,
     peer_of,
 )
-from unicorn_aio.http.output import Output
 from unicorn_aio.http.proxy_protocol import HeaderReader
 from unicorn_aio.http.rawhead import RawHead
 from unicorn_aio.http.request import Request
@@ -57,16 +56,16 @@ class BodyTakeover(Exception):
     protocol reads itself (``HttpProtocol.body_reader``)."""
 
 
-class HttpProtocol(RawHead, Output, asyncio.Protocol):
+class HttpProtocol(RawHead):
     # One of these lives for every open connection, idle keep-alive ones included: slots keep
     # it to a few hundred bytes where an instance dict would take over a kilobyte.
     __slots__ = ("host", "handler", "options", "loop", "limit_line", "limit_fields",
                  "limit_field_size", "limit_head", "limit_window", "parser", "transport",
                  "peername", "requests",
                  "current", "in_head", "deadline", "read_paused", "write_paused", "closing",
-                 "pending_error", "lingering", "client_eof", "fed_end", "next_start", "body_len",
+                 "lingering", "client_eof", "fed_end", "next_start", "body_len",
                  "uncounted", "app_state", "proxy_header", "quiet", "body_reader", "opened",
-                 "idle_since", "out", "out_size")  # and RawHead's
+                 "idle_since")  # and RawHead's and Output's
 
     transport: asyncio.Transport  # set by connection_made, before anything reads it
 

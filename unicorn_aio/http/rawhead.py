@@ -12,10 +12,11 @@ current request line begins at ``line_start``.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from unicorn_aio.http.body import ClientDisconnected
 from unicorn_aio.http.forwarded import peer_address
+from unicorn_aio.http.output import Output
 from unicorn_aio.http.requestline import may_become, stand_in
 from unicorn_aio.http.response import error_response
 from unicorn_aio.http.rules import Reject, check_request_target, check_version
@@ -30,17 +31,17 @@ if TYPE_CHECKING:
 
     import httptools
 
-    from unicorn_aio.http.contract import Address, ConnectionHost, HttpOptions
+    from unicorn_aio.http.contract import Address, HttpOptions
     from unicorn_aio.http.request import Request
 
 
-class RawHead:
-    """HttpProtocol's checks on the raw bytes of a head (a mixin: the state is the protocol's)."""
+class RawHead(Output):
+    """HttpProtocol's checks on the raw bytes of a head (its base class: the state is set by
+    HttpProtocol)."""
 
     # Set by HttpProtocol: the offsets and bytes below, read and kept here.
     __slots__ = ("fed", "feeding", "line_start", "line_window", "tail", "head_bytes", "blank",
-                 "held", "line_override") + (
-        ("pending_error",) if TYPE_CHECKING else ())  # HttpProtocol's, set by _reject
+                 "held", "line_override", "pending_error")
     fed: int
     feeding: bytes
     line_start: int
@@ -50,22 +51,23 @@ class RawHead:
     blank: bytes  # the CR and LF bytes read since the last message ended
     held: bytes  # a request line llhttp refused, incomplete: parsed again with the next read
     line_override: tuple[bytes, bytes, str] | None  # what a stand-in line stands for
+    pending_error: bytes | None  # a refusal's response, once the requests before it are answered
+    # HttpProtocol's
+    limit_line: int
+    limit_head: int
+    limit_window: int
+    parser: httptools.HttpRequestParser | None
+    options: HttpOptions
+    peername: Address
+    loop: asyncio.AbstractEventLoop
+    current: Request | None
+    requests: list[Request]
 
-    if TYPE_CHECKING:  # HttpProtocol's
-        limit_line: int
-        limit_head: int
-        limit_window: int
-        parser: httptools.HttpRequestParser | None
-        options: HttpOptions
-        peername: Address
-        host: ConnectionHost
-        loop: asyncio.AbstractEventLoop
-        current: Request | None
-        requests: list[Request]
-        pending_error: bytes | None
-        pause_reading: Callable[[], None]
-        write: Callable[[bytes], None]
-        _close: Callable[[bool], None]
+    def pause_reading(self) -> None:
+        raise NotImplementedError  # HttpProtocol's
+
+    def _close(self, linger: bool) -> None:
+        raise NotImplementedError  # HttpProtocol's
 
     def _reject(self, status: int, reason: str) -> None:
         """Refuse the request being read: answer ``status`` (after the answers to earlier

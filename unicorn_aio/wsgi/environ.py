@@ -1,6 +1,6 @@
 """The WSGI environ (PEP 3333): what each request's dict holds, and where it comes from.
 
-Two halves, mixed into the WSGI adapter's classes so the per-request path pays no extra call:
+Two halves, base classes of the WSGI adapter's, so the per-request path pays no extra call:
 ``ServerEnviron`` into ``WSGIHandler`` (one per server: the keys every request shares) and
 ``RequestEnviron`` into ``WSGICycle`` (one per request: the keys from its line and headers, and
 what a trusted proxy said of it, decided in http/forwarded.py as for ASGI).
@@ -17,6 +17,7 @@ from urllib.parse import unquote_to_bytes
 from unicorn_aio.http.forwarded import url_scheme
 from unicorn_aio.http.response import early_hints_head
 from unicorn_aio.http.rules import PERCENT, request_path
+from unicorn_aio.wsgi.sendfile import FileSender
 
 if TYPE_CHECKING:
     from unicorn_aio.config.config import Config
@@ -153,17 +154,12 @@ class ServerEnviron:
         return base, remote_addr, remote_port, protocol.transport.get_extra_info("socket")
 
 
-class RequestEnviron:
-    """The request's half, for ``WSGICycle``: needs its ``handler``, ``protocol`` and ``req``."""
+class RequestEnviron(FileSender):
+    """The request's half, a base class of ``WSGICycle``: needs its ``handler``, ``protocol``
+    and ``req``."""
 
-    handler: ServerEnviron
-    protocol: Connection
     req: Request
     environ: dict[str, Any] | None = None
-    if TYPE_CHECKING:  # WSGICycle's
-        head_sent: bool
-        on_loop: bool
-        lost: bool
 
     def build_environ(self) -> dict[str, Any]:
         req, protocol = self.req, self.protocol

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import http
 import time
+from functools import partial
 from typing import Any, Callable, Sequence
 
 from unicorn_aio.config import settings
@@ -38,10 +39,10 @@ from unicorn_aio.http.response import (
 from unicorn_aio.http.response import head as response_head
 from unicorn_aio.http.rules import Reject
 from unicorn_aio.log.logger import Logger
+from unicorn_aio.wsgi import appthread
 from unicorn_aio.wsgi.environ import FileWrapper, RequestEnviron, ServerEnviron
 from unicorn_aio.wsgi.hooks import HookRequest, HookResponse
-from unicorn_aio.wsgi.outbox import NO_THREAD, Outbox
-from unicorn_aio.wsgi.sendfile import FileSender
+from unicorn_aio.wsgi.outbox import NO_THREAD
 from unicorn_aio.wsgi.threadpool import ThreadAbandoned, ThreadPool
 from unicorn_aio.wsgi.watchdog import Watchdog
 
@@ -75,8 +76,9 @@ class WSGIHandler(ServerEnviron):
         # Requests stuck in app threads (watchdog.py): the frames that run one, those that wait
         # on its client (a streamed body, a slow reader): the client's time, not the app's.
         self.watchdog = Watchdog.for_config(
-            cfg, self.loop, pool, log, worker, runs=(WSGICycle.run, WSGICycle._respond),
-            waits=(WSGICycle._emit, WSGICycle._try_sendfile, RequestBody.read, RequestBody.readline))
+            cfg, self.loop, pool, log, worker, runs=(appthread.run, appthread.respond),
+            waits=(appthread.wait_for_client, appthread.send_file, RequestBody.read,
+                   RequestBody.readline))
 
     async def startup(self) -> None:
         if self.watchdog is not None:
@@ -104,7 +106,7 @@ class WSGIHandler(ServerEnviron):
                 self.loop.call_soon(self.run_ready)
             ready.append(cycle)
         else:
-            self.pool.submit(cycle.run)
+            self.pool.submit(partial(appthread.run, cycle))
 
     def run_ready(self) -> None:
         """Loop thread, once per iteration that parsed inline requests: run them, then write."""
@@ -132,7 +134,7 @@ _SEQUENCE_ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())))
 
 
 
-class WSGICycle(RequestEnviron, FileSender, Outbox):
+class WSGICycle(RequestEnviron):
     """One request's trip through a WSGI app; the ``RequestCycle`` of http/contract.py."""
 
     handler: WSGIHandler
@@ -228,7 +230,7 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
                     type(self._body_iter(result)) not in _SEQUENCE_ITERATORS:
                 # A generator may block between chunks: finish it on a thread.
                 self.on_loop = False
-                handler.pool.submit(lambda: self._respond(result))
+                handler.pool.submit(partial(appthread.respond, self, result))
                 return
         except Exception as exc:
             self._on_error(exc)
@@ -301,7 +303,7 @@ class WSGICycle(RequestEnviron, FileSender, Outbox):
             return
         if self.req.method == b"HEAD" or self.status.startswith(NO_BODY_STATUS):
             return
-        if not first and isinstance(result, FileWrapper) and self._try_sendfile(result):
+        if not first and isinstance(result, FileWrapper) and appthread.send_file(self, result):
             return
         if first:
             self._send_body(first)

@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from unicorn_aio.http.body import ClientDisconnected
+from unicorn_aio.wsgi import appthread
 
 if TYPE_CHECKING:
     from unicorn_aio.http.contract import Connection
@@ -44,7 +45,9 @@ NO_THREAD = NullCondition()
 
 
 class Outbox:
-    """``WSGICycle``'s side of the loop/thread bridge (a mixin: the state is the cycle's)."""
+    """``WSGICycle``'s side of the loop/thread bridge, the root of its class chain (``Outbox``,
+    ``FileSender``, ``RequestEnviron``, ``WSGICycle``): a chain, not mixins, so the compiled
+    build (setup.py) lays them out as one native class."""
 
     # The lock between the loop and an app thread, made by the app thread the first time it
     # may have to wait (a streamed response); most requests never need one.  The loop side
@@ -52,14 +55,14 @@ class Outbox:
     cond: threading.Condition | NullCondition = NO_THREAD
     queued = 0
     flush_scheduled = False
-    if TYPE_CHECKING:  # WSGICycle's
-        handler: WSGIHandler
-        protocol: Connection
-        outbox: list[bytes]
-        on_loop: bool
-        lost: bool
-        paused: bool
-        abandoned: bool
+    # WSGICycle's
+    handler: WSGIHandler
+    protocol: Connection
+    outbox: list[bytes]
+    on_loop: bool
+    lost: bool
+    paused: bool
+    abandoned: bool
 
 
     def _write_now(self, chunks: list[bytes] | tuple[bytes, ...]) -> None:
@@ -86,6 +89,10 @@ class Outbox:
             self.flush_scheduled = True
         if schedule:
             self.handler.pool.call_on_loop(self._flush)
+        if (self.queued > OUTBOX_MAX or self.paused) and not self.lost:  # checked again, locked
+            appthread.wait_for_client(self)
+
+    def _wait_for_loop(self) -> None:
         with self.cond:
             while (self.queued > OUTBOX_MAX or self.paused) and not self.lost:
                 # Every flush and resume_writing notifies: a wait that times out means the

@@ -1,6 +1,6 @@
 """wsgi.file_wrapper over sendfile(2): the file goes from the app thread straight to the socket.
 
-A mixin of ``WSGICycle`` (wsgi/handler.py), whose state it uses: the response head goes out
+A base class of ``WSGICycle`` (wsgi/handler.py), whose state it uses: the response head goes out
 through the cycle's ``_emit``, and the loop flushes the connection before the socket is lent.
 """
 
@@ -12,30 +12,24 @@ import threading
 from typing import TYPE_CHECKING, Sequence
 
 from unicorn_aio.http.body import ClientDisconnected
+from unicorn_aio.wsgi.outbox import Outbox
 
 if TYPE_CHECKING:
-    from unicorn_aio.http.contract import Connection
     from unicorn_aio.wsgi.environ import FileWrapper
-    from unicorn_aio.wsgi.handler import WSGIHandler
 
 
-class FileSender:
-    """``WSGICycle``'s sendfile path (a mixin: the state is the cycle's)."""
+class FileSender(Outbox):
+    """``WSGICycle``'s sendfile path (its base class: the state is the cycle's)."""
 
-    if TYPE_CHECKING:
-        handler: WSGIHandler
-        protocol: Connection
-        on_loop: bool
-        lost: bool
-        sent: int
-        status: str | None
-        head_sent: bool
-        content_length: int | None
-        headers: Sequence[tuple[str, str]]
+    # WSGICycle's
+    sent: int
+    status: str | None
+    head_sent: bool
+    content_length: int | None
+    headers: Sequence[tuple[str, str]]
 
-        def _emit(self, *parts: bytes) -> None: ...
-
-        def _head(self, status: str) -> bytes: ...
+    def _head(self, status: str) -> bytes:
+        raise NotImplementedError  # WSGICycle's
 
     def _try_sendfile(self, wrapper: FileWrapper) -> bool:
         """Send a file with sendfile(2) from this app thread, on a dup of the socket.

@@ -133,7 +133,7 @@ class Watchdog:
         self.pool = pool
         self.log = log
         # The functions whose frames in an app thread's stack say that it runs a request (their
-        # ``self`` is it), and that it waits on that request's client right now.
+        # first argument is it), and that it waits on that request's client right now.
         self.runs: frozenset[CodeType] = frozenset(fn.__code__ for fn in runs)
         self.waits: frozenset[CodeType] = frozenset(fn.__code__ for fn in waits)
         self.log_after = log_after
@@ -229,7 +229,7 @@ class Watchdog:
         while frame is not None:
             code = frame.f_code
             if code in self.runs:
-                request = frame.f_locals.get("self")
+                request = frame.f_locals.get(code.co_varnames[0])  # "self", or appthread's cycle
                 while frame.f_back is not None and frame.f_back.f_code in self.runs:
                     frame = frame.f_back  # one request method calling another: start at the first
                 return request, waiting, frame
