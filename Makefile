@@ -6,17 +6,34 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv systools oracle bench bench-quick bench-baseline bench-pathcost clean soak fuzz-long
+.PHONY: run test lint venv compile pure systools oracle bench bench-quick bench-baseline bench-pathcost clean soak fuzz-long
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --upgrade pip 'setuptools>=77'
+	UNICORN_AIO_COMPILE=0 $(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-run: venv
+# The request path compiled with mypyc, next to its sources (setup.py says which and why);
+# rebuilt when one of them changes, and the suite refuses to run a stale build.
+# make pure: remove it, and run the same sources interpreted.
+COMPILED_SRC := $(shell sed -n 's/^    "\(unicorn_aio\/[^"]*\.py\)".*/\1/p' setup.py)
+COMPILED := $(VENV)/.compiled
+compile: $(COMPILED)
+$(COMPILED): $(STAMP) setup.py $(COMPILED_SRC)
+	@echo "compiling the request path with mypyc (build/compile.log)"
+	@mkdir -p build
+	@find unicorn_aio -name '*.so' -delete
+	@$(PY) setup.py build_ext --inplace >build/compile.log 2>&1 || { tail -30 build/compile.log; exit 1; }
+	@touch $@
+
+pure:
+	rm -f $(COMPILED)
+	find unicorn_aio -name '*.so' -delete
+
+run: venv compile
 	$(PY) -m unicorn_aio examples.hello:app --bind 127.0.0.1:8000
 
 # System tools some tests drive for real (wrk for load, nginx in front).
@@ -41,67 +58,67 @@ oracle: venv
 	@$(PY) tests/support/gunicorn_venv.py
 
 # Types and lint first (seconds), then the suite.
-test: venv systools oracle lint
-	$(PY) -m pytest
+test: venv compile systools oracle lint
+	UNICORN_AIO_BUILD=compiled $(PY) -m pytest
 
 lint: venv
 	$(PY) -m mypy
 	$(PY) -m ruff check unicorn_aio tests bench tools examples
 
-clean:
+clean: pure
 	rm -rf $(VENV) .gunicorn-venv build *.egg-info
 
 # Side-by-side benchmark against gunicorn, granian, bjoern, waitress and uvicorn (bench/README.md).
 # BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--only hello,idle".
-bench:
+bench: compile
 	bash bench/setup.sh
 	.bench-venv/bin/python -m bench.run $(BENCH_ARGS)
 
-bench-quick:
+bench-quick: compile
 	bash bench/setup.sh
 	.bench-venv/bin/python -m bench.run --quick --out quick $(BENCH_ARGS)
 
 # This tree against an earlier revision of itself (hello, thread pool and inline), same run:
 # make bench-baseline BASE=HEAD~3
 BASE ?= HEAD
-bench-baseline:
+bench-baseline: compile
 	bash bench/setup.sh
 	.bench-venv/bin/python -m bench.run --only baseline --baseline $(BASE) --out baseline $(BENCH_ARGS)
 
 # Hello over HTTP/2 cleartext (issue #20): h2load -c 10 -m 10 against unicorn_aio (both engines),
 # granian, gunicorn 27 gthread and hypercorn, one worker each (bench/results/h2c.md); about 2 minutes.
 .PHONY: bench-h2c
-bench-h2c:
+bench-h2c: compile
 	bash bench/setup.sh
 	.bench-venv/bin/python -m bench.run --only h2c --out h2c $(BENCH_ARGS)
 
 # CPU time per h2c hello request in our own layers, no sockets, both engines (bench/h2pathcost.py):
 # steady where the h2c scenario swings; --profile for cProfile's shares.
 .PHONY: bench-h2pathcost
-bench-h2pathcost: venv
+bench-h2pathcost: venv compile
 	taskset -c 1 $(PY) -m bench.h2pathcost $(BENCH_ARGS)
 
 # Python time per request in our own layers, no sockets: steady to a tenth of a microsecond,
 # for judging a hot-path change before a full bench run.
-bench-pathcost: venv
+bench-pathcost: venv compile
 	$(PY) -m bench.pathcost
 
 # -k gevent without gevent: the seeds' sleepy-app line with 1 worker, 300 concurrent requests
 # that sleep 1 s; wall time and RSS per extra thread (bench/results/green.md).
 .PHONY: bench-green
-bench-green: venv
+bench-green: venv compile
 	$(PY) -m bench.green $(BENCH_ARGS)
 
 # Stuck requests on 1 worker with --threads 4 (spinning, sleeping): hello rps, the longest stall,
 # the 500s, the retirement (bench/results/stuck.md); about a minute.
 .PHONY: bench-stuck
-bench-stuck: venv
+bench-stuck: venv compile
 	$(PY) -m bench.stuck $(BENCH_ARGS)
 
 # slowhttptest's slow headers, slow body and slow read, 1000 connections for 20 s each, against
 # 1 worker while two probes ask for / (bench/results/slowclients.md); under 2 minutes, loopback.
 .PHONY: bench-slowclients
-bench-slowclients: venv
+bench-slowclients: venv compile
 	@$(MAKE) --no-print-directory systools SYSTOOLS=slowhttptest
 	$(PY) -m bench.slowclients $(BENCH_ARGS)
 
@@ -115,7 +132,7 @@ bench-h2engines: venv
 
 # Hardening runs (not part of make test): a soak under mixed hostile load, fds and RSS must stay
 # flat (SOAK_ARGS="--minutes 3"); the request fuzz test with 20 000 random examples.
-soak:
+soak: compile
 	bash bench/setup.sh
 	.bench-venv/bin/python -m bench.soak $(SOAK_ARGS)
 

@@ -14,14 +14,38 @@ import tempfile
 import pytest
 import uvloop
 
+import unicorn_aio
 from unicorn_aio import Server
 
 
+def _stale_builds() -> list[str]:
+    """Sources changed since their compiled build (make compile) was made: the build is what
+    imports, so the suite would test the old code."""
+    package = os.path.dirname(os.path.abspath(unicorn_aio.__file__))
+    stale = []
+    for folder, _, files in os.walk(package):
+        for name in files:
+            source = os.path.join(folder, name.split(".")[0] + ".py")
+            if name.endswith(".so") and os.path.exists(source):  # not mypyc's shared library
+                if os.path.getmtime(source) > os.path.getmtime(os.path.join(folder, name)):
+                    stale.append(os.path.relpath(source, os.path.dirname(package)))
+    return stale
+
+
 def pytest_configure(config):
+    stale = _stale_builds()
+    if stale:
+        pytest.exit(f"{', '.join(stale)} changed since the request path was compiled: "
+                    "run make compile (or make pure, to test it interpreted)", returncode=2)
     config.addinivalue_line("markers", "both_loops: run the async test under asyncio and uvloop")
     # Servers the tests start open their default control socket here, not in the user's
     # runtime directory, where another test run (or a real server) may have one already.
     os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="ua-run-")
+
+
+def pytest_report_header(config):
+    return "unicorn_aio request path: " + ("compiled (mypyc)" if unicorn_aio.compiled()
+                                          else "interpreted")
 
 
 def pytest_unconfigure(config):

@@ -40,3 +40,10 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def compiled() -> bool:
+    """Whether the request path runs compiled with mypyc (setup.py), not interpreted."""
+    from unicorn_aio.http import protocol
+
+    return not protocol.__file__.endswith(".py")

@@ -173,8 +173,8 @@ class HttpProtocol(RawHead):
             if reader is not None:
                 try:
                     rest = reader.feed(data)
-                except Reject as exc:
-                    self._reject(exc.status, exc.reason)
+                except Reject as refused:
+                    self._reject(refused.status, refused.reason)
                     return
                 if rest is None:
                     return
@@ -193,11 +193,11 @@ class HttpProtocol(RawHead):
             self.feeding = data
             try:
                 parser.feed_data(data)
-            except httptools.HttpParserUpgrade as exc:
-                data = self._on_upgrade(data, exc.args[0])
+            except httptools.HttpParserUpgrade as upgrade:
+                data = self._on_upgrade(data, upgrade.args[0])
                 continue
-            except httptools.HttpParserCallbackError as exc:
-                context = exc.__context__
+            except httptools.HttpParserCallbackError as failed:
+                context = failed.__context__
                 if type(context) is BodyTakeover:
                     self.parser = None  # stopped at the head: a fresh one reads what follows
                     data = data[self.next_start - fed:]
@@ -235,8 +235,8 @@ class HttpProtocol(RawHead):
                     if self.current is None and next_start < self.fed_end:
                         try:
                             self._check_blank(data[max(next_start - fed, 0):], False)
-                        except Reject as exc:
-                            self._reject(exc.status, exc.reason)
+                        except Reject as refused:
+                            self._reject(refused.status, refused.reason)
             break
         self.feeding = b""  # do not keep the last packet alive on an idle connection
 

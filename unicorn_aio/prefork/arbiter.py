@@ -24,7 +24,7 @@ import uvloop
 import unicorn_aio.asgi.handler  # noqa: F401
 import unicorn_aio.server  # noqa: F401
 import unicorn_aio.wsgi.handler  # noqa: F401
-from unicorn_aio import __version__
+from unicorn_aio import __version__, compiled
 from unicorn_aio.apploader import load_wsgi_app, one_line
 from unicorn_aio.errors import AppBootError, AppImportError, ConfigError
 from unicorn_aio.log import logger_for
@@ -187,6 +187,9 @@ class Arbiter(ReloadAndUpgrade):
         self._hook("on_starting", startup=True)
         self._hook("nworkers_changed", self.num_workers, None, startup=True)  # as gunicorn
         self.log.info("Starting unicorn_aio %s", __version__)
+        if not compiled():
+            self.log.info("The request path runs interpreted, not compiled (setup.py): "
+                          "about a third slower on small requests")
         for message in cfg.warnings:
             self.log.warning("%s", message)
         if cfg.pidfile:  # first: a second instance must not take the first one's sockets

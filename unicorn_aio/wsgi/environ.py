@@ -105,8 +105,7 @@ _PER_REQUEST_KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "gunicorn.socket", "PATH_INFO
 class ServerEnviron:
     """The server's half: the keys shared by every request."""
 
-    if TYPE_CHECKING:
-        pool: ThreadPool  # WSGIHandler's
+    pool: ThreadPool  # WSGIHandler's
 
     def __init__(self, cfg: Config, *, software: str, is_ssl: bool) -> None:
         self.base_environ = {

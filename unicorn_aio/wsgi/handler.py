@@ -165,6 +165,7 @@ class WSGICycle(RequestEnviron):
         self.keep_alive = req.keep_alive
         self.paused = protocol.write_paused
         self.outbox: list[bytes] = []
+        self.cond = NO_THREAD
         if handler.log.access_enabled:
             self.start_time = time.time()
 
@@ -283,25 +284,13 @@ class WSGICycle(RequestEnviron):
                 handler.pool.call_on_loop(self._finish_on_loop)
 
     def _send_result(self, result: Any) -> None:
-        first = b""
-        if self.status is None:
-            if type(result) in (list, tuple) or result is None:
-                raise AssertionError("the app returned without calling start_response()")
-            # PEP 3333: a generator may call start_response as it runs, before it yields its
-            # first body bytes.
-            for first in self._body_iter(result):
-                if type(first) is not bytes:
-                    raise TypeError(f"the app yielded {type(first).__name__}, WSGI requires bytes")
-                if self.status is not None:
-                    break
-                if first:
-                    raise AssertionError("the app yielded a body before calling start_response()")
-            else:
-                raise AssertionError("the app returned without calling start_response()")
+        first, status = b"", self.status
+        if status is None:
+            first, status = self._first_chunk(result)
         elif not self.head_sent and type(self._body_iter(result)) in _SEQUENCE_ITERATORS:
-            self._send_whole(b"".join(self.body_iter), self.status)
+            self._send_whole(b"".join(self.body_iter), status)
             return
-        if self.req.method == b"HEAD" or self.status.startswith(NO_BODY_STATUS):
+        if self.req.method == b"HEAD" or status.startswith(NO_BODY_STATUS):
             return
         if not first and isinstance(result, FileWrapper) and appthread.send_file(self, result):
             return
@@ -314,6 +303,22 @@ class WSGICycle(RequestEnviron):
                 self._send_body(chunk)
                 if self.lost:
                     raise ClientDisconnected("client disconnected")
+
+    def _first_chunk(self, result: Any) -> tuple[bytes, str]:
+        """PEP 3333: a generator may call start_response as it runs, before it yields its first
+        body bytes: those bytes, and the status.  A method of its own: where the caller found no
+        status, the type checker (and the compiled build after it) takes it for None, though
+        the generator sets it."""
+        if type(result) in (list, tuple) or result is None:
+            raise AssertionError("the app returned without calling start_response()")
+        for first in self._body_iter(result):
+            if type(first) is not bytes:
+                raise TypeError(f"the app yielded {type(first).__name__}, WSGI requires bytes")
+            if self.status is not None:
+                return first, self.status
+            if first:
+                raise AssertionError("the app yielded a body before calling start_response()")
+        raise AssertionError("the app returned without calling start_response()")
 
     def _on_error(self, exc: Exception) -> None:
         self.keep_alive = False

@@ -52,7 +52,8 @@ class Outbox:
     # The lock between the loop and an app thread, made by the app thread the first time it
     # may have to wait (a streamed response); most requests never need one.  The loop side
     # sets its flag *before* taking the lock to notify, so a lock made in between still sees it.
-    cond: threading.Condition | NullCondition = NO_THREAD
+    # NO_THREAD until then (WSGICycle.__init__).
+    cond: threading.Condition | NullCondition
     queued = 0
     flush_scheduled = False
     # WSGICycle's
