@@ -27,6 +27,7 @@ $(COMPILED): $(STAMP) setup.py $(COMPILED_SRC)
 	@mkdir -p build
 	@find unicorn_aio -name '*.so' -delete
 	@$(PY) setup.py build_ext --inplace >build/compile.log 2>&1 || { tail -30 build/compile.log; exit 1; }
+	@find unicorn_aio -name '*.so' -exec touch {} +  # copied from build/ with their old times
 	@touch $@
 
 pure:

@@ -1,22 +1,26 @@
 """The request path, compiled with mypyc (pyproject.toml holds everything else).
 
-Hello-world throughput is per-request Python: parsing a head, building the environ, writing the
-response.  mypyc compiles these modules, unchanged and fully annotated, to C: method calls and
-attribute reads on their classes become C calls and struct reads.  bench/results/issue22.md has
-the measurements.  Every module here stays plain Python too: with UNICORN_AIO_COMPILE=0, or
-where the modules were never built, the same source runs interpreted, only slower.
+Hello-world throughput is per-request Python: parsing a head, building the environ or scope,
+writing the response, handing work to app threads.  mypyc compiles these modules, unchanged and
+fully annotated, to C: calls and attribute reads on their classes become C calls and struct
+reads (bench/results/issue22.md has the measurements).  The same source runs interpreted with
+UNICORN_AIO_COMPILE=0, or wherever the build is missing; only slower.
 
-Not compiled: whatever the watchdog must see in an app thread's stack (wsgi/appthread.py, the
-body reads of http/body.py: compiled functions have no Python frames), and everything off the
-request path.
+What compiling asks of the code: classes form single chains (no mixins), are not subclassed
+or given new attributes from interpreted code, and an attribute the checker has narrowed is not
+changed behind its back by a call.  Not compiled: what must show in a thread's or a task's stack
+(wsgi/appthread.py, the app's coroutine: compiled functions have no Python frames); http/body.py
+(its reads are the watchdog's waits too, and its errors are OSErrors, which a compiled class
+cannot extend); ``Server``, which embedders may extend; and everything off the request path.
 """
 
 import os
 
 from setuptools import setup
 
-# The request path of HTTP/1.1 and WSGI, in import order.
+# The request path of HTTP/1.1, WSGI and ASGI, in import order.
 COMPILED = [
+    "unicorn_aio/wsgi/threadpool.py",
     "unicorn_aio/http/request.py",
     "unicorn_aio/http/rules.py",
     "unicorn_aio/http/response.py",
@@ -28,6 +32,8 @@ COMPILED = [
     "unicorn_aio/wsgi/environ.py",
     "unicorn_aio/wsgi/handler.py",
     "unicorn_aio/http2/negotiate.py",  # its H1OrH2 is an HttpProtocol
+    "unicorn_aio/asgi/scope.py",
+    "unicorn_aio/asgi/handler.py",
 ]
 
 

@@ -1428,8 +1428,12 @@ def machine_info() -> dict:
                                 cwd=ROOT).stdout.strip()
     except OSError:
         commit = ""
+    # The servers run from this tree (cwd=ROOT): compiled if make compile built it (setup.py).
+    build = subprocess.run(_py("-c", "import unicorn_aio; print(unicorn_aio.compiled())"), cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
     return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
             "loadavg_at_start": os.getloadavg(), "commit": commit, "versions": versions,
+            "unicorn_aio_build": {"True": "compiled (mypyc)", "False": "interpreted"}.get(build, "unknown"),
             "pinning": {"servers": SERVER_CPUS, "client": CLIENT_CPUS, "workers_scenario": ALL_CPUS}}
 
 
@@ -1457,7 +1461,8 @@ def render_md(report: dict) -> str:
            f"Load average at start: {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}"
            + (f", at end: {', '.join(f'{x:.2f}' for x in m['loadavg_at_end'])}" if m.get("loadavg_at_end") else "")
            + " (shared machine).", "",
-           f"Machine: {m['cpu']} ×{m['cores']}, Linux {m['kernel']}, Python {m['python']}, commit {m['commit']}.",
+           f"Machine: {m['cpu']} ×{m['cores']}, Linux {m['kernel']}, Python {m['python']}, commit {m['commit']}"
+           + (f", unicorn_aio {m['unicorn_aio_build']}" if m.get("unicorn_aio_build") else "") + ".",
            "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".", ""]
     busy = [sc["name"] for sc in report["scenarios"] if sc.get("cpu_busy_at_start", 0) >= 0.2]
     if busy:

@@ -7,6 +7,7 @@ The raw client exists because aiohttp normalises exactly what the protocol tests
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import shutil
 import tempfile
@@ -19,28 +20,29 @@ from unicorn_aio import Server
 
 
 def _stale_builds() -> list[str]:
-    """Sources changed since their compiled build (make compile) was made: the build is what
+    """Sources changed since the compiled build (make compile) was made: the build is what
     imports, so the suite would test the old code."""
     package = os.path.dirname(os.path.abspath(unicorn_aio.__file__))
-    stale = []
-    for folder, _, files in os.walk(package):
-        for name in files:
-            source = os.path.join(folder, name.split(".")[0] + ".py")
-            if name.endswith(".so") and os.path.exists(source):  # not mypyc's shared library
-                if os.path.getmtime(source) > os.path.getmtime(os.path.join(folder, name)):
-                    stale.append(os.path.relpath(source, os.path.dirname(package)))
-    return stale
+    library = glob.glob(os.path.join(package, "_compiled__mypyc.*.so"))  # all compiled code
+    if not library:
+        return []
+    built = os.path.getmtime(library[0])
+    return [os.path.relpath(source, os.path.dirname(package))
+            for shim in glob.glob(os.path.join(package, "**", "*.so"), recursive=True)
+            if os.path.exists(source := shim[:-len(os.path.basename(shim))]
+                              + os.path.basename(shim).split(".")[0] + ".py")
+            and os.path.getmtime(source) > built]
 
 
 def pytest_configure(config):
-    stale = _stale_builds()
-    if stale:
-        pytest.exit(f"{', '.join(stale)} changed since the request path was compiled: "
-                    "run make compile (or make pure, to test it interpreted)", returncode=2)
     config.addinivalue_line("markers", "both_loops: run the async test under asyncio and uvloop")
     # Servers the tests start open their default control socket here, not in the user's
     # runtime directory, where another test run (or a real server) may have one already.
     os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="ua-run-")
+    stale = _stale_builds()
+    if stale:
+        pytest.exit(f"{', '.join(stale)} changed since the request path was compiled: "
+                    "run make compile (or make pure, to test it interpreted)", returncode=2)
 
 
 def pytest_report_header(config):

@@ -104,11 +104,12 @@ def prepare(status: Any, headers: Any) -> Prepared | None:
     return prepared
 
 
-def awaiting(task: asyncio.Task[Any]) -> str:
-    """Where a task waits, as a traceback: its chain of awaits, which ``Task.get_stack`` does
-    not follow past the first coroutine."""
+def awaiting(call: Any) -> str:
+    """Where an app's call waits, as a traceback: its chain of awaits, which ``Task.get_stack``
+    does not follow past the first coroutine (nor into one whose task began in compiled code,
+    which has no frames: hence the app's call, not the request's task)."""
     frames = []
-    step: Any = task.get_coro()
+    step = call
     while step is not None:
         frame = getattr(step, "cr_frame", None) or getattr(step, "gi_frame", None)
         if frame is None:
@@ -250,7 +251,8 @@ class HTTPCycle:
     __slots__ = ("handler", "protocol", "req", "task", "status", "headers",
                  "content_length", "keep_alive", "chunked", "started", "head_sent", "complete",
                  "failed", "lost", "paused", "sent", "body_done", "waiter", "writable",
-                 "start_time", "bodyless", "own_headers", "trailers", "prepared", "timer")
+                 "start_time", "bodyless", "own_headers", "trailers", "prepared", "timer",
+                 "app_call")
     task: asyncio.Task[None]  # the task run() is: set by ASGIHandler._start_http
     timer: asyncio.TimerHandle  # --asgi-request-timeout's, set there when it is on
 
@@ -281,6 +283,7 @@ class HTTPCycle:
         self.start_time = time.time() if handler.log.access_enabled else 0.0
         self.bodyless = False
         self.trailers: list[tuple[bytes, bytes]] | None = None  # announced: collected here
+        self.app_call: Any = None  # the app's coroutine, kept only under --asgi-request-timeout
         if not req.body.complete:
             req.body.watch(self._wake, protocol.resume_reading)
 
@@ -288,7 +291,10 @@ class HTTPCycle:
         handler = self.handler
         try:
             scope = handler.scope("http", self.protocol, self.req, handler.http_scheme)
-            await handler.app(scope, self.receive, self.send)
+            call = handler.app(scope, self.receive, self.send)
+            if handler.request_timeout != NEVER:
+                self.app_call = call  # for expire's log line
+            await call
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             assert task is not None  # run() is the request's task
@@ -309,6 +315,7 @@ class HTTPCycle:
             handler.tasks.discard(self.task)
             if handler.request_timeout != NEVER:
                 self.timer.cancel()
+                self.app_call = None  # it refers back to this cycle
 
     # -- receive ----------------------------------------------------------------------------
 
@@ -524,7 +531,7 @@ class HTTPCycle:
             "ASGI request timeout: %s %s from %s ran past --asgi-request-timeout %gs; "
             "cancelled. Where it waited, most recent call last:\n%s",
             self.req.method.decode("latin-1"), self.req.url.decode("latin-1", "replace"),
-            client, self.handler.request_timeout, awaiting(task))
+            client, self.handler.request_timeout, awaiting(self.app_call))
         if not self.lost:
             self._fail()
         task.cancel()
