@@ -34,6 +34,7 @@ COMPILED = [
     "unicorn_aio/http2/negotiate.py",  # its H1OrH2 is an HttpProtocol
     "unicorn_aio/asgi/scope.py",
     "unicorn_aio/asgi/handler.py",
+    "unicorn_aio/prefork/stats.py",
 ]
 
 
