@@ -26,6 +26,7 @@ $(COMPILED): $(STAMP) setup.py $(COMPILED_SRC)
 	@echo "compiling the request path with mypyc (build/compile.log)"
 	@mkdir -p build
 	@find unicorn_aio -name '*.so' -delete
+	@rm -rf build/lib.*  # a module no longer compiled must not leave its stub in a wheel
 	@$(PY) setup.py build_ext --inplace >build/compile.log 2>&1 || { tail -30 build/compile.log; exit 1; }
 	@find unicorn_aio -name '*.so' -exec touch {} +  # copied from build/ with their old times
 	@touch $@
