@@ -7,6 +7,9 @@ import importlib
 import os
 import runpy
 import shutil
+import subprocess
+import sys
+import zipfile
 
 import pytest
 from procs import ROOT, SUPPORT, ServerProcess, get
@@ -41,3 +44,23 @@ def test_the_same_sources_serve_interpreted(tmp_path):
         assert "The request path runs interpreted" in log, log
     finally:
         srv.stop()
+
+
+@pytest.mark.timeout(600)
+def test_a_wheel_holds_the_compiled_modules(tmp_path):
+    # As pip installs it for a user: built in an isolated environment with only the build
+    # requirements, where httptools and the optional libraries are absent.
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        "*.so", "__pycache__", ".*", "build", "*.egg-info", "bench", "docs", "tests"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
+                           "-w", str(tmp_path / "dist"), str(src)],
+                          capture_output=True, text=True, timeout=540)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (wheel,) = (tmp_path / "dist").glob("unicorn_aio-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    missing = [name for name in compiled_modules()
+               if not any(n.startswith(name.replace(".", "/") + ".cpython-") and n.endswith(".so")
+                          for n in names)]
+    assert not missing, f"setup.py compiles these, the wheel has no build of them: {missing}"
+    assert any(n.startswith("unicorn_aio/_compiled__mypyc.") for n in names), names
