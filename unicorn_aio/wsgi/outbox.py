@@ -65,7 +65,6 @@ class Outbox:
     paused: bool
     abandoned: bool
 
-
     def _write_now(self, chunks: list[bytes] | tuple[bytes, ...]) -> None:
         """Loop thread: hand ``chunks`` to the connection, unless the client is gone."""
         protocol = self.protocol
@@ -94,6 +93,8 @@ class Outbox:
             appthread.wait_for_client(self)
 
     def _wait_for_loop(self) -> None:
+        """App thread, entered through appthread.wait_for_client (the watchdog's sign that the
+        thread waits on its client): until the loop has written enough, or the client reads."""
         with self.cond:
             while (self.queued > OUTBOX_MAX or self.paused) and not self.lost:
                 # Every flush and resume_writing notifies: a wait that times out means the
