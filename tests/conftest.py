@@ -29,8 +29,8 @@ def _stale_builds() -> list[str]:
     built = os.path.getmtime(library[0])
     return [os.path.relpath(source, os.path.dirname(package))
             for shim in glob.glob(os.path.join(package, "**", "*.so"), recursive=True)
-            if os.path.exists(source := shim[:-len(os.path.basename(shim))]
-                              + os.path.basename(shim).split(".")[0] + ".py")
+            if os.path.exists(source := os.path.join(
+                os.path.dirname(shim), os.path.basename(shim).split(".")[0] + ".py"))
             and os.path.getmtime(source) > built]
 
 

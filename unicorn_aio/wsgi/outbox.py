@@ -89,8 +89,7 @@ class Outbox:
             self.flush_scheduled = True
         if schedule:
             self.handler.pool.call_on_loop(self._flush)
-        if (self.queued > OUTBOX_MAX or self.paused) and not self.lost:  # checked again, locked
-            appthread.wait_for_client(self)
+        appthread.wait_for_client(self)
 
     def _wait_for_loop(self) -> None:
         """App thread, entered through appthread.wait_for_client (the watchdog's sign that the
