@@ -25,6 +25,8 @@ COMPILED = [
     "unicorn_aio/http/rules.py",
     "unicorn_aio/http/response.py",
     "unicorn_aio/http/output.py",
+    "unicorn_aio/http/services.py",
+    "unicorn_aio/http/options.py",
     "unicorn_aio/http/rawhead.py",
     "unicorn_aio/http/protocol.py",
     "unicorn_aio/wsgi/outbox.py",

@@ -108,7 +108,7 @@ async def measure(count: int, rounds: int, profile: bool) -> tuple[float, float,
                 prof.enable()
             for data in reads:
                 h2.data_received(data)  # type: ignore[attr-defined]
-                server.flush_all()
+                server.services.flush_all()
                 await asyncio.sleep(0)  # what the loop runs between two reads
             if prof:
                 prof.disable()
@@ -143,7 +143,7 @@ def feed(count: int) -> None:
         h2 = transport.get_protocol()
         for data in reads:
             h2.data_received(data)  # type: ignore[attr-defined]
-            server.flush_all()
+            server.services.flush_all()
             await asyncio.sleep(0)
         if transport.bytes < 30 * (500 + count):
             raise RuntimeError(f"the server did not answer every request ({transport.bytes} bytes)")

@@ -24,14 +24,12 @@ from unicorn_aio.errors import ConfigError
 from unicorn_aio.http.contract import (
     Address,
     AppHandler,
-    Flushes,
-    HttpOptions,
-    RequestCycle,
-    ServerHeaders,
     TrackedConnection,
 )
+from unicorn_aio.http.options import HttpOptions
 from unicorn_aio.http.protocol import HttpProtocol
-from unicorn_aio.http.response import status_line
+from unicorn_aio.http.response import ServerHeaders, status_line
+from unicorn_aio.http.services import HostServices
 from unicorn_aio.http.shedding import Candidates, evict
 from unicorn_aio.http2.negotiate import connection_factory
 from unicorn_aio.http2.protocol import H2Protocol
@@ -42,9 +40,7 @@ from unicorn_aio.wsgi.threadpool import ThreadPool, make_pool
 if TYPE_CHECKING:
     import ssl
 
-    from unicorn_aio.http.protocol import Request
     from unicorn_aio.log.logger import Logger
-    from unicorn_aio.prefork.stats import RequestStats
 
 # Connection timeouts are checked by one sweep a second instead of a timer per connection:
 # a timer per request costs more than one sweep over every idle connection.
@@ -94,10 +90,9 @@ class Server:
         # An HttpProtocol, or the WebSocket that took its connection over.
         self.connections: set[TrackedConnection] = set()
         self.ready = asyncio.Event()
-        self.requests_total = 0
+        # Counts and records each request, flushes held output: compiled (http/services.py).
+        self.services = HostServices(log)
         self.refused_total = 0  # refused by the parser: not toward --max-requests (gunicorn's)
-        self.on_request_finished: Callable[[int], None] | None = None  # the worker's max-requests
-        self.stats: RequestStats | None = None  # a worker's, for its master (prefork/stats.py)
         self.worker: object = None  # the Worker, for gunicorn's request hooks; None when embedded
         self.software = f"unicorn_aio/{__version__}"
         self.is_ssl = bool(cfg.is_ssl)  # gunicorn's test: a certfile or a keyfile asks for TLS
@@ -117,9 +112,13 @@ class Server:
         self._new_connection: Callable[[], HttpProtocol] | None = None  # the protocol factory
         self._busy_aware = cfg.workers > 1 or cfg.reuse_port
         self._unix_files: dict[str, tuple[int, int]] = {}  # unix sockets we bound, to unlink
-        self._unflushed: list[Flushes] = []  # connections holding output (flush_soon)
 
     # -- start ------------------------------------------------------------------------------
+
+    @property
+    def requests_total(self) -> int:
+        """Requests answered (not those the parser refused)."""
+        return self.services.requests_total
 
     @property
     def addresses(self) -> list[str]:
@@ -138,7 +137,7 @@ class Server:
         if self.ready.is_set() and self._stopped is not None and not self._stopped.done():
             return  # already started: serve() after start()
         self.ready.clear()
-        self._loop = loop = asyncio.get_running_loop()
+        self._loop = self.services.loop = loop = asyncio.get_running_loop()
         self._stopped = loop.create_future()
         self.pool = pool = make_pool(loop, self.cfg.threads, self.cfg.max_threads)
         # Refuses an app it cannot serve, before binding.
@@ -153,7 +152,7 @@ class Server:
         self.log.batch_access_lines(loop)
         if self._busy_aware:
             pool.on_load_change = self._update_accepting
-        pool.after_callbacks = self.flush_all  # see http/output.py
+        pool.after_callbacks = self.services.flush_all  # see http/output.py
         await handler.startup()  # ASGI lifespan: before the first connection is accepted
         self.ssl_context = self._ssl_context()
         self._tick()
@@ -306,41 +305,14 @@ class Server:
         if not self._accepting:
             self._update_accepting()
 
-    def request_finished(self, req: Request | None = None,
-                         cycle: RequestCycle | None = None) -> None:
-        self.requests_total += 1
-        stats = self.stats
-        if stats is not None and cycle is not None and req is not None:
-            status = cycle.status
-            if status is not None:  # _loop, not the loop property: a call fewer per request
-                stats.record(status, self._loop.time() - req.start,  # type: ignore[union-attr]
-                             req.received, cycle.sent)
-        if self.on_request_finished is not None:
-            self.on_request_finished(self.requests_total)
-
     def request_refused(self, status: int, seconds: float, peer: Address,
                         line: tuple[bytes, bytes, str] | None) -> None:
         self.refused_total += 1
-        if self.stats is not None:
-            self.stats.record(str(status), seconds, 0, 0)
+        stats = self.services.stats
+        if stats is not None:
+            stats.record(str(status), seconds, 0, 0)
         if line is not None and self.log.access_enabled:  # gunicorn's body size: 0
             self.log.access(refused_environ(line, peer), status_line(status), [], 0, seconds)
-
-    def flush_soon(self, conn: Flushes) -> None:
-        unflushed = self._unflushed
-        if not unflushed:
-            self._loop.call_soon(self.flush_all)  # type: ignore[union-attr]
-        unflushed.append(conn)
-
-    def flush_all(self) -> None:
-        """Every connection's output of the last loop iteration, written together (see
-        http/output.py): the loop calls it once per iteration in which one wrote."""
-        conns, self._unflushed = self._unflushed, []
-        for conn in conns:
-            try:
-                conn.flush()
-            except Exception:  # one connection's failure must not strand the others' bytes
-                self.log.exception("Error writing a response")
 
     # -- time -------------------------------------------------------------------------------
 

@@ -22,14 +22,15 @@ from unicorn_aio.http.contract import (
     AppHandler,
     Connection,
     ConnectionHost,
-    HttpOptions,
     RequestCycle,
-    ServerHeaders,
     TrackedConnection,
     or_never,
     thread_timeout,
 )
+from unicorn_aio.http.options import HttpOptions
 from unicorn_aio.http.protocol import HttpProtocol
+from unicorn_aio.http.response import ServerHeaders
+from unicorn_aio.http.services import HostServices
 from unicorn_aio.log import logger_for
 from unicorn_aio.wsgi.handler import WSGIHandler
 from unicorn_aio.wsgi.threadpool import ThreadPool
@@ -121,33 +122,20 @@ class Host:
     """A ``ConnectionHost`` with nothing else: a connection that reached past the contract for
     anything of the server's would fail on it (slots, no instance dict)."""
 
-    __slots__ = ("loop", "log", "shutting_down", "connections", "finished", "unflushed")
+    __slots__ = ("loop", "log", "shutting_down", "connections", "services")
 
     def __init__(self, loop, log) -> None:
         self.loop, self.log = loop, log
         self.shutting_down = False
         self.connections: set = set()
-        self.finished = 0
-        self.unflushed: list = []
+        self.services = HostServices(log)
+        self.services.loop = loop
 
     def connection_made(self, conn) -> None:
         self.connections.add(conn)
 
-    def flush_soon(self, conn) -> None:
-        if not self.unflushed:
-            self.loop.call_soon(self.flush_all)
-        self.unflushed.append(conn)
-
-    def flush_all(self) -> None:
-        conns, self.unflushed = self.unflushed, []
-        for conn in conns:
-            conn.flush()
-
     def connection_lost(self, conn) -> None:
         self.connections.discard(conn)
-
-    def request_finished(self, req=None, cycle=None) -> None:
-        self.finished += 1
 
     def request_refused(self, status, seconds, peer, line) -> None:
         pass
@@ -209,7 +197,7 @@ async def test_a_connection_serves_on_the_contract_alone(kind):
         writer.write(big)
         [resp] = await read_responses(reader, 1)
         assert resp.status == 200 and resp.body == big
-        assert host.finished == 3 and len(host.connections) == 1
+        assert host.services.requests_total == 3 and len(host.connections) == 1
     finally:
         writer.close()
         listener.close()

@@ -14,8 +14,10 @@ from functools import partial
 import pytest
 
 from unicorn_aio.config.config import Config
-from unicorn_aio.http.contract import HttpOptions, ServerHeaders
+from unicorn_aio.http.options import HttpOptions
 from unicorn_aio.http.protocol import HttpProtocol
+from unicorn_aio.http.response import ServerHeaders
+from unicorn_aio.http.services import HostServices
 from unicorn_aio.log import logger_for
 from unicorn_aio.wsgi import environ as environ_module
 from unicorn_aio.wsgi.handler import WSGICycle, WSGIHandler
@@ -33,6 +35,8 @@ class Host:
 
     def __init__(self, loop, log) -> None:
         self.loop, self.log = loop, log
+        self.services = HostServices(log)
+        self.services.loop = loop
 
     def connection_made(self, conn) -> None:
         pass
@@ -40,14 +44,8 @@ class Host:
     def connection_lost(self, conn) -> None:
         pass
 
-    def request_finished(self, req=None, cycle=None) -> None:
-        pass
-
     def request_refused(self, status, seconds, peer, line) -> None:
         pass
-
-    def flush_soon(self, conn) -> None:
-        self.loop.call_soon(conn.flush)
 
 
 class EnvironOnly:

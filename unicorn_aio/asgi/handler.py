@@ -19,16 +19,17 @@ import math
 import os
 import time
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Final, Sequence
 
 from unicorn_aio.asgi.lifespan import Lifespan
 from unicorn_aio.asgi.scope import Scopes, decode_path
 from unicorn_aio.http.body import ClientDisconnected
-from unicorn_aio.http.contract import NEVER, Address, Connection, ServerHeaders, or_never
+from unicorn_aio.http.contract import NEVER, Address, Connection, or_never
 from unicorn_aio.http.response import (
     LAST_CHUNK,
     NO_BODY_STATUS,
     Prepared,
+    ServerHeaders,
     app_headers,
     clip_to_length,
     error_response,
@@ -44,10 +45,10 @@ if TYPE_CHECKING:
     from unicorn_aio.http.protocol import Request
     from unicorn_aio.log.logger import Logger
 
-SENDFILE_CHUNK = 256 * 1024
+SENDFILE_CHUNK: Final = 256 * 1024
 
 
-_HEADER_NAMES: dict[bytes, str] = {}  # apps send the same few names on every response
+_HEADER_NAMES: Final[dict[bytes, str]] = {}  # apps send the same few names on every response
 
 
 def decode_headers(headers: Any) -> list[tuple[str, str]]:
@@ -79,8 +80,11 @@ def decode_headers(headers: Any) -> list[tuple[str, str]]:
 # (status, tuple of the header pairs) -> Prepared: apps answer with the same status and headers
 # again and again, and a repeat costs one lookup instead of decoding and checking them.  Bounded
 # as response.prepare's is: an app whose headers vary per response fills it once, then pays.
-_PREPARED: dict[tuple[int, tuple[Any, ...]], Prepared] = {}
-_PREPARED_MAX = 512
+# Compared on every request, and imported from a module that is not compiled: as a Final name
+# the compiled build reads it from a C static, not from this module's dict.
+_NEVER: Final = NEVER
+_PREPARED: Final[dict[tuple[int, tuple[Any, ...]], Prepared]] = {}
+_PREPARED_MAX: Final = 512
 
 
 def prepare(status: Any, headers: Any) -> Prepared | None:
@@ -136,7 +140,7 @@ class ASGIHandler:
         self.loop = loop
         self.server_headers = headers
         self.http_scheme, self.ws_scheme = ("https", "wss") if is_ssl else ("http", "ws")
-        self.body_timeout = body_timeout  # seconds receive() waits for body bytes; NEVER: none
+        self.body_timeout = body_timeout  # seconds receive() waits for body bytes; _NEVER: none
         self.request_timeout = or_never(cfg.asgi_request_timeout)  # a request task's lifetime
         self.lifespan = Lifespan(app, cfg.lifespan, log)
         # scope(kind, protocol, req, scheme): a request's scope (asgi/scope.py)
@@ -191,7 +195,7 @@ class ASGIHandler:
         # callback the loop would schedule and run an iteration later.
         task = cycle.task = self.loop.create_task(cycle.run())
         self.tasks.add(task)
-        if self.request_timeout != NEVER:  # run() cancels it as it ends
+        if self.request_timeout != _NEVER:  # run() cancels it as it ends
             cycle.timer = self.loop.call_later(self.request_timeout, cycle.expire, task)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -284,7 +288,7 @@ class HTTPCycle:
         self.bodyless = False
         self.trailers: list[tuple[bytes, bytes]] | None = None  # announced: collected here
         self.app_call: Any = None  # the app's coroutine, kept only under --asgi-request-timeout
-        if not req.body.complete:
+        if not req.body_complete():
             req.body.watch(self._wake, protocol.resume_reading)
 
     async def run(self) -> None:
@@ -292,7 +296,7 @@ class HTTPCycle:
         try:
             scope = handler.scope("http", self.protocol, self.req, handler.http_scheme)
             call = handler.app(scope, self.receive, self.send)
-            if handler.request_timeout != NEVER:
+            if handler.request_timeout != _NEVER:
                 self.app_call = call  # for expire's log line
             await call
         except asyncio.CancelledError as exc:
@@ -313,7 +317,7 @@ class HTTPCycle:
                                                         if self.started else "sending a response")))
         finally:
             handler.tasks.discard(self.task)
-            if handler.request_timeout != NEVER:
+            if handler.request_timeout != _NEVER:
                 self.timer.cancel()
                 self.app_call = None  # it refers back to this cycle
 
@@ -345,14 +349,14 @@ class HTTPCycle:
                 break
         # The whole body was handed out: what remains to report is the end of the exchange.
         while not self.lost and not self.complete:
-            await self._wait(NEVER)
+            await self._wait(_NEVER)
         return {"type": "http.disconnect"}
 
     async def _wait(self, timeout: float) -> bool:
         """Until _wake (body progress, response complete, disconnect); False on timeout."""
         waiter = self.waiter = self.handler.loop.create_future()
         try:
-            if timeout == NEVER:
+            if timeout == _NEVER:
                 await waiter
             else:
                 await asyncio.wait_for(waiter, timeout)
@@ -439,7 +443,7 @@ class HTTPCycle:
                 # The usual response: its head from the lines Prepared built once (what
                 # response.head would build: HTTP/1.1, a known length, our Date and Server).
                 self.keep_alive = keep_alive = self.keep_alive and not self.protocol.closing \
-                    and req.body.complete
+                    and req.body_complete()
                 head = head_for(prepared, None if prepared.content_length is not None else length,
                                 keep_alive, self.handler.server_headers.data)
             else:

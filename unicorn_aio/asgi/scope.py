@@ -9,7 +9,7 @@ clients ask for again and again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, unquote_to_bytes
 
 from unicorn_aio.http.contract import Connection
@@ -21,20 +21,20 @@ if TYPE_CHECKING:
 
 # spec_version 2.4: send() raises an OSError once the client is gone, so apps (Starlette) need
 # not listen for http.disconnect while they stream.
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-EXTENSIONS: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
+ASGI_VERSION: Final = {"version": "3.0", "spec_version": "2.4"}
+EXTENSIONS: Final[dict[str, dict[str, Any]]] = {"http.response.pathsend": {}}
 # An HTTP/2 stream (http2/stream.py) sends trailers; HTTP/1.1 here frames no trailer section.
-EXTENSIONS_H2: dict[str, dict[str, Any]] = {**EXTENSIONS, "http.response.trailers": {}}
+EXTENSIONS_H2: Final[dict[str, dict[str, Any]]] = {**EXTENSIONS, "http.response.trailers": {}}
 
-METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+METHODS: Final = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
 # request target -> (raw_path, query_string, path): clients ask for the same few targets again
 # and again (an API's endpoints, a health check), and a repeat costs a lookup.  Emptied when
 # full rather than closed to newcomers, so that targets in use replace those no longer asked.
-_TARGETS: dict[bytes, tuple[bytes, bytes, str]] = {}
-_TARGETS_MAX = 1024
-_TARGET_KEPT = 256  # longer targets are rare, and would hold a lot
+_TARGETS: Final[dict[bytes, tuple[bytes, bytes, str]]] = {}
+_TARGETS_MAX: Final = 1024
+_TARGET_KEPT: Final = 256  # longer targets are rare, and would hold a lot
 
 
 def split_target(url: bytes) -> tuple[bytes, bytes, str]:
@@ -59,7 +59,7 @@ def decode_path(raw_path: bytes) -> str:
     return path.decode("utf-8", "replace")
 
 
-_PATH_SAFE = "/:@!$&'()*+,;=~"  # RFC 3986 pchar and "/": left as they are in a raw_path
+_PATH_SAFE: Final = "/:@!$&'()*+,;=~"  # RFC 3986 pchar and "/": left as they are in a raw_path
 
 
 def encode_path(path: str) -> bytes:

@@ -14,15 +14,17 @@ Four parties meet at a request:
   came on, and calls ``finish_request`` when the response is out.
 
 Each is handed what it reads rather than the server: the protocol its host, the handler and the
-``HttpOptions``; each handler the settings and services it uses (see ``Server._make_handler``).
+``HttpOptions`` (http/options.py); each handler the settings and services it uses (see
+``Server._make_handler``).
 The concrete classes do not inherit from these protocols; mypy checks that they conform wherever
 one is passed as the other, and the tests check real instances with isinstance().
 
 Time: every duration past Config is float seconds, and ``NEVER`` (infinity) means no limit: it
 adds to a loop time as a deadline that never comes, and asyncio's waits take it as it is.
-Config keeps gunicorn's 0 = off; ``or_never`` converts it once, where a setting is read (here in
-HttpOptions).  Only the blocking waits of app threads (``Condition.wait``, ``poll``) want None
-for no limit: ``thread_timeout`` is that one conversion, made once by the handler that waits.
+Config keeps gunicorn's 0 = off; ``or_never`` converts it once, where a setting is read (in
+HttpOptions, for instance).  Only the blocking waits of app threads (``Condition.wait``,
+``poll``) want None for no limit: ``thread_timeout`` is that one conversion, made once by the
+handler that waits.
 """
 
 from __future__ import annotations
@@ -30,15 +32,11 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
-from unicorn_aio.http.forwarded import AddressList, ProxyHeaders
-
 if TYPE_CHECKING:
-    from unicorn_aio.config.config import Config
     from unicorn_aio.http.request import Request
+    from unicorn_aio.http.services import HostServices
     from unicorn_aio.log.logger import Logger
 
 NEVER = math.inf
@@ -53,89 +51,6 @@ def thread_timeout(seconds: float) -> float | None:
     """A timeout as ``threading.Condition.wait`` and ``select.poll`` take it (None = no limit;
     infinity overflows them)."""
     return None if seconds == NEVER else seconds
-
-
-# (request line, header fields, one field, whole head, raw request-line window) in bytes
-RequestLimits = tuple[int, int, int, int, int]
-
-
-def request_limits(cfg: Config) -> RequestLimits:
-    """From gunicorn's limit_request_* settings, read as gunicorn 27's code reads them: a
-    request line of 0 is unlimited and one over 8190 is 8190; 0 fields (or over 32768) is
-    32768; a field size of 0 is the default, 8190 (its docs say unlimited)."""
-    line = min(cfg.limit_request_line, 8190)
-    fields = cfg.limit_request_fields
-    fields = fields if 0 < fields <= 32768 else 32768
-    field_size = cfg.limit_request_field_size or 8190
-    # The largest legal head: a request line plus every field at its limit.
-    head = (line or 65536) + 2 + fields * (field_size + 2) + 2
-    return line, fields, field_size, head, (line or 65536) + 64
-
-
-@dataclass(frozen=True, slots=True)
-class HttpOptions:
-    """The HTTP settings a connection reads, copied out of Config once per server: plain
-    attributes, read per request without a lookup through Config."""
-
-    keepalive: float  # seconds an idle keep-alive connection waits; 0: close after a response
-    header_timeout: float  # seconds to send a whole head; NEVER: no limit
-    body_timeout: float  # seconds a body may stall (and a response go unread); NEVER: no limit
-    body_min_rate: int  # bytes/s a streamed body must average; 0: no minimum
-    inline_body_max: int  # body bytes buffered before the app is called
-    header_map: str
-    forwarder_headers: frozenset[bytes]  # underscore names check_headers lets through
-    proxy_headers: ProxyHeaders  # what a trusted proxy may say of a request
-    proxy_allow: AddressList | None  # --proxy-protocol: peers that may send the PROXY header
-    limits: RequestLimits
-    permit_method: bool  # gunicorn's permit_unconventional_http_method (requestline.py)
-    casefold_method: bool
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> HttpOptions:
-        proxy_headers = ProxyHeaders(cfg)
-        return cls(
-            keepalive=cfg.keepalive,
-            header_timeout=or_never(cfg.header_timeout),
-            body_timeout=or_never(cfg.body_timeout),
-            body_min_rate=cfg.body_min_rate,
-            inline_body_max=cfg.inline_body_max,
-            header_map=cfg.header_map,
-            forwarder_headers=proxy_headers.underscore_names,
-            proxy_headers=proxy_headers,
-            proxy_allow=AddressList(cfg.proxy_allow_ips) if cfg.proxy_protocol else None,
-            limits=request_limits(cfg),
-            permit_method=cfg.permit_unconventional_http_method,
-            casefold_method=cfg.casefold_http_method,
-        )
-
-
-class ServerHeaders:
-    """The Date and Server fields that end every response head, with its blank line, as one
-    string and as its bytes: the server's sweep remakes them once a second, handlers read them
-    per response."""
-
-    __slots__ = ("software", "lines", "data")
-
-    def __init__(self, software: str) -> None:
-        self.software = software
-        self.lines = ""
-        self.data = b""
-
-    def refresh(self, now: float | None = None) -> None:
-        self.lines = f"Date: {http_date(now)}\r\nServer: {self.software}\r\n\r\n"
-        self.data = self.lines.encode("latin-1", "replace")
-
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def http_date(now: float | None = None) -> str:
-    """RFC 9110 5.6.7 IMF-fixdate; by hand because email.utils costs 600 KB per worker and
-    strftime's names follow the locale."""
-    t = time.gmtime(now)
-    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
 
 
 # -- the protocols (runtime_checkable: isinstance() says whether every member is there) -------
@@ -187,32 +102,21 @@ class ConnectionHost(Protocol):
     def shutting_down(self) -> bool:
         """Connections accepted from now on answer with Connection: close."""
 
+    @property
+    def services(self) -> HostServices:
+        """What a connection calls on every request (http/services.py): compiled, as the
+        connections are, where the host need not be."""
+
     def connection_made(self, conn: TrackedConnection) -> None: ...
 
     def connection_lost(self, conn: TrackedConnection) -> None:
         """``conn`` serves no connection any more: closed, or handed over (``detach``)."""
-
-    def request_finished(self, req: Request | None = None,
-                         cycle: RequestCycle | None = None) -> None:
-        """``req`` is answered, by ``cycle`` (its status and bytes count in the worker's
-        stats); neither is given for the request an upgrade took over."""
 
     def request_refused(self, status: int, seconds: float, peer: Address,
                         line: tuple[bytes, bytes, str] | None) -> None:
         """The parser refused a request with ``status``, ``seconds`` after its first byte:
         it counts in the worker's stats; with ``line`` (method, target, version: its request
         line was read and accepted), in the access log and statsd too, as gunicorn's."""
-
-    def flush_soon(self, conn: Flushes) -> None:
-        """Call ``conn.flush()`` after the callbacks of this loop iteration: one callback for
-        every connection that wrote meanwhile (http/output.py)."""
-
-
-@runtime_checkable
-class Flushes(Protocol):
-    """A connection that holds its output until the host flushes it (http/output.py)."""
-
-    def flush(self) -> None: ...
 
 
 @runtime_checkable

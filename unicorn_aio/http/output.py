@@ -1,8 +1,8 @@
 """A connection's response bytes, held until the end of the loop iteration that produced them.
 
 Handlers write a finished response (or a streamed chunk) with the connection's ``write``, not
-the transport's: the bytes wait in the connection, and the host (``Server.flush_soon``) flushes
-every connection that has some with one ``call_soon`` per batch.  Written at once, each
+the transport's: the bytes wait in the connection, and the host's services (http/services.py)
+flush every connection that has some with one ``call_soon`` per batch.  Written at once, each
 response was a ``send`` in the middle of the loop's reads (uvloop tries the socket on every
 ``transport.write``): on loopback that send runs the receiving side's TCP processing too, and
 wakes the client between our reads of the same iteration.  py-spy put 36% of inline dispatch's
@@ -19,15 +19,16 @@ the transport's ``pause_writing`` still comes while the writer (a streaming app)
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from unicorn_aio.http.contract import ConnectionHost
+    from unicorn_aio.http.services import HostServices
 
 # Bytes a connection holds before it writes them without waiting for the end of the iteration:
 # small responses batch, a large body or a fast stream reaches the transport (and its flow
 # control) at once.
-FLUSH_AT = 64 * 1024
+FLUSH_AT: Final = 64 * 1024
 
 
 class Output(asyncio.Protocol):
@@ -35,11 +36,12 @@ class Output(asyncio.Protocol):
     ``HttpProtocol``): a chain, not mixins, so the compiled build (setup.py) lays the three out
     as one native class."""
 
-    __slots__ = ("out", "out_size")
+    __slots__ = ("out", "out_size", "services")
     # Held bytes, in order: one bytes object for the one write most responses are, a list once
     # there is a second; None when there are none (most of the time).
     out: bytes | list[bytes] | None
     out_size: int
+    services: HostServices  # the host's (set by HttpProtocol)
     # HttpProtocol's
     transport: asyncio.Transport
     host: ConnectionHost
@@ -52,7 +54,7 @@ class Output(asyncio.Protocol):
                 return
             self.out = data
             self.out_size = len(data)
-            self.host.flush_soon(self)
+            self.services.flush_soon(self)
         else:
             if isinstance(out, bytes):
                 out = self.out = [out]
@@ -66,7 +68,7 @@ class Output(asyncio.Protocol):
         if out is None:
             out = self.out = []
             self.out_size = 0
-            self.host.flush_soon(self)
+            self.services.flush_soon(self)
         elif isinstance(out, bytes):
             out = self.out = [out]
         out += chunks

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 from functools import partial
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import httptools
 
@@ -26,9 +26,9 @@ from unicorn_aio.http.contract import (
     Address,
     AppHandler,
     ConnectionHost,
-    HttpOptions,
     peer_of,
 )
+from unicorn_aio.http.options import HttpOptions
 from unicorn_aio.http.proxy_protocol import HeaderReader
 from unicorn_aio.http.rawhead import RawHead
 from unicorn_aio.http.request import Request
@@ -42,13 +42,16 @@ from unicorn_aio.http.rules import (
     check_version,
 )
 
-MAX_PIPELINE = 16  # parsed, unanswered requests before we stop reading: pipelining is bounded
-LINGER_SECONDS = 2.0
+# Read on every request, and imported from a module that is not compiled: as a Final name the
+# compiled build reads it from a C static, not from this module's dict.
+_NEVER: Final = NEVER
+MAX_PIPELINE: Final = 16  # parsed, unanswered requests before we stop reading: pipelining is bounded
+LINGER_SECONDS: Final = 2.0
 # At a graceful stop an idle keep-alive connection stays this long: time for a request already on
 # the wire to be answered, not --keep-alive (nginx's idle upstreams would hold every stop).
-STOP_IDLE_GRACE = 1.0
+STOP_IDLE_GRACE: Final = 1.0
 # Empty lines before a request line: llhttp skips CR and LF alike (see RawHead._check_blank).
-_EMPTY_LINES = re.compile(rb"[\r\n]*")
+_EMPTY_LINES: Final = re.compile(rb"[\r\n]*")
 
 
 class BodyTakeover(Exception):
@@ -71,6 +74,7 @@ class HttpProtocol(RawHead):
 
     def __init__(self, host: ConnectionHost, handler: AppHandler, options: HttpOptions) -> None:
         self.host = host
+        self.services = host.services
         self.handler = handler
         self.options = options
         self.loop = host.loop
@@ -79,8 +83,8 @@ class HttpProtocol(RawHead):
         # None while the connection idles: see shed.
         self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self.quiet = False  # no byte since the server's last sweep (it sets this, data clears it)
-        self.opened = NEVER  # loop time of connection_made
-        self.idle_since = NEVER  # loop time its last response finished, if one has (shedding.py)
+        self.opened = _NEVER  # loop time of connection_made
+        self.idle_since = _NEVER  # loop time its last response finished, if one has (shedding.py)
         # (host, port, ...) for TCP, a path or "" for a unix socket; PROXY header's client
         self.peername: Address = None
         # A list, not a deque: it holds one request or none nearly always, and an empty deque
@@ -89,7 +93,7 @@ class HttpProtocol(RawHead):
         self.current: Request | None = None  # the request the parser is filling in
         self.in_head = False
         self.head_bytes = 0
-        self.deadline = NEVER
+        self.deadline = _NEVER
         self.read_paused = False
         self.write_paused = False
         self.closing = host.shutting_down  # answer what is in flight, then close
@@ -142,7 +146,7 @@ class HttpProtocol(RawHead):
     def connection_lost(self, exc: Exception | None) -> None:
         self.host.connection_lost(self)
         self.parser = None  # it refers back to us: without this, only the collector frees us
-        self.deadline = NEVER
+        self.deadline = _NEVER
         gone = ClientDisconnected("client disconnected")
         current = self.current
         if current is not None and current not in self.requests:
@@ -402,18 +406,19 @@ class HttpProtocol(RawHead):
         req = self.current
         assert req is not None
         self.current = None
-        req.body.finish()
+        if not req.body_complete():  # most have no body, complete from the start
+            req.body.finish()
         if not req.dispatched and req is self.requests[0]:
             # _start, for a body that is complete: nothing to stream.
             req.dispatched = True
-            self.deadline = NEVER
+            self.deadline = _NEVER
             self.handler.start(self, req)
 
     # -- request life -----------------------------------------------------------------------
 
     def _start(self, req: Request) -> None:
         req.dispatched = True
-        self.deadline = NEVER  # the app is running; the client owes us nothing right now
+        self.deadline = _NEVER  # the app is running; the client owes us nothing right now
         body = req.body
         if not body.complete:
             # The handler makes these callable from where its app reads the body.
@@ -441,7 +446,7 @@ class HttpProtocol(RawHead):
         if not requests or requests[0] is not req:
             return  # connection already lost and cleared
         del requests[0]
-        self.host.request_finished(req, cycle)
+        self.services.request_finished(req, cycle)
         if self.transport.is_closing():
             return
         after_upgrade = req.upgrade  # an upgrade not performed: see below
@@ -451,13 +456,13 @@ class HttpProtocol(RawHead):
         # head went out (on an app thread, say) must not close now: the client, told to keep
         # the connection, may be sending its next request already.  It is answered with
         # Connection: close, like any request reaching a closing connection.
-        if not (keep_alive and req.body.complete):
+        if not (keep_alive and req.body_complete()):
             # An unread body would be parsed as the next request; never keep such a connection.
-            self._close(linger=not req.body.complete)
+            self._close(linger=not req.body_complete())
             return
         if requests:
             nxt = requests[0]
-            if nxt.body.complete or nxt.body.buffered > self.options.inline_body_max or \
+            if nxt.body_complete() or nxt.body.buffered > self.options.inline_body_max or \
                     nxt.framing.expect_continue:
                 self._start(nxt)
             else:
@@ -507,7 +512,7 @@ class HttpProtocol(RawHead):
         it, by ``connection_made`` - where it registers with the host.  The HTTP side forgets
         the connection."""
         self.requests.clear()
-        self.deadline = NEVER
+        self.deadline = _NEVER
         self.flush()  # the successor writes to the transport itself
         transport = self.transport
         transport.set_protocol(successor)
@@ -515,7 +520,7 @@ class HttpProtocol(RawHead):
         # After the successor registered: the host never counts one connection fewer than it
         # holds (with --worker-connections that would resume accepting while full).
         self.host.connection_lost(self)
-        self.host.request_finished()
+        self.services.request_finished()
 
     def _close(self, linger: bool) -> None:
         """Close; with ``linger``, half-close first and discard what the client still sends.
@@ -534,7 +539,7 @@ class HttpProtocol(RawHead):
             transport.close()
 
     def on_timeout(self) -> None:
-        self.deadline = NEVER
+        self.deadline = _NEVER
         if self.transport.is_closing():
             return
         if self.lingering:

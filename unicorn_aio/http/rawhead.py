@@ -12,7 +12,7 @@ current request line begins at ``line_start``.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from unicorn_aio.http.body import ClientDisconnected
 from unicorn_aio.http.forwarded import peer_address
@@ -22,16 +22,17 @@ from unicorn_aio.http.response import error_response
 from unicorn_aio.http.rules import Reject, check_request_target, check_version
 
 # What ends a request line, by version: joined, not %-formatted, for every request.
-_LINE_ENDS = {"1.1": b" HTTP/1.1\r\n", "1.0": b" HTTP/1.0\r\n"}
+_LINE_ENDS: Final = {"1.1": b" HTTP/1.1\r\n", "1.0": b" HTTP/1.0\r\n"}
 # A complete request line, roughly: the exact check is _check_request_line's.
-_LINE_SHAPE = re.compile(rb"[^ \r\n]+ [^ \r\n]+ HTTP/[0-9]\.[0-9]$")
+_LINE_SHAPE: Final = re.compile(rb"[^ \r\n]+ [^ \r\n]+ HTTP/[0-9]\.[0-9]$")
 
 if TYPE_CHECKING:
     import asyncio
 
     import httptools
 
-    from unicorn_aio.http.contract import Address, HttpOptions
+    from unicorn_aio.http.contract import Address
+    from unicorn_aio.http.options import HttpOptions
     from unicorn_aio.http.request import Request
 
 
@@ -172,7 +173,10 @@ class RawHead(Output):
         # The usual line, recognised by its bytes: llhttp parsed these very bytes, so its method
         # and version are GET and 1.1 (and asking it costs two calls).
         line = b"".join((b"GET ", req.url, _LINE_ENDS["1.1"]))
-        usual = start >= 0 and self.feeding.startswith(line, start)
+        feeding = self.feeding
+        # startswith without a start is compiled to a memcmp; with one, it is a method call.
+        usual = feeding.startswith(line) if start == 0 else start > 0 and \
+            feeding.startswith(line, start)
         if usual:
             req.method, req.version = b"GET", "1.1"
         else:

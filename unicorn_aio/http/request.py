@@ -3,7 +3,7 @@ alike: what the app handlers are given (contract.AppHandler.start)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from unicorn_aio.http.body import NO_BODY, RequestBody
 
@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from unicorn_aio.http.contract import RequestCycle
     from unicorn_aio.http.forwarded import Verdict
     from unicorn_aio.http.rules import Framing
+
+# A Final name: the compiled build reads it from a C static (body.py is not compiled).
+_NO_BODY: Final = NO_BODY
 
 
 class Request:
@@ -37,3 +40,9 @@ class Request:
         self.upgrade: bytes | None = None  # after a protocol upgrade: the bytes that followed
         self.proxied: Verdict | None = None  # what a trusted proxy said of it (forwarded.py)
         self.received = 0  # body bytes, for the worker's stats (prefork/stats.py)
+
+    def body_complete(self) -> bool:
+        """Every byte of the body is in.  Most requests have none, and are answered without
+        reaching into body.py, which is not compiled."""
+        body = self.body
+        return body is _NO_BODY or body.complete

@@ -9,32 +9,33 @@ from __future__ import annotations
 
 import http
 import re
+import time
 from collections.abc import Iterable, Sequence
 from html import escape as html_escape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from unicorn_aio.http.protocol import Request
     from unicorn_aio.log.logger import Logger
 
-NO_BODY_STATUS = ("1", "204", "304")  # RFC 9110 6.4.1: never a body, whatever the app says
+NO_BODY_STATUS: Final = ("1", "204", "304")  # RFC 9110 6.4.1: never a body, whatever the app says
 # RFC 9110 7.6.1: framing and connection management belong to the server, not the app.
-HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+HOP_BY_HOP: Final = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                         "te", "trailers", "transfer-encoding", "upgrade"))
-LAST_CHUNK = b"0\r\n\r\n"
-HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+LAST_CHUNK: Final = b"0\r\n\r\n"
+HEADER_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+BAD_VALUE: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 # RFC 9112 4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ) - no CR or LF to split the
 # head with, nothing past latin-1.
-STATUS = re.compile(r"[1-9][0-9][0-9](?: [\t\x20-\x7e\x80-\xff]*)?\Z")
+STATUS: Final = re.compile(r"[1-9][0-9][0-9](?: [\t\x20-\x7e\x80-\xff]*)?\Z")
 
 # Names and statuses already validated: apps send the same few again and again, and these
 # checks run for every response.
-_CHECKED_NAMES: dict[str, str] = {}
-_CHECKED_STATUSES: dict[str, str] = {}
-_DATE_SERVER = frozenset(("date", "server"))
+_CHECKED_NAMES: Final[dict[str, str]] = {}
+_CHECKED_STATUSES: Final[dict[str, str]] = {}
+_DATE_SERVER: Final = frozenset(("date", "server"))
 
 
 def check_status(status: Any) -> str:
@@ -135,8 +136,8 @@ class Prepared:
 
 # (status, tuple of the header pairs) -> Prepared, for the pairs apps repeat.  Bounded: an app
 # whose headers vary per response (cookies, ETags) fills it once and then pays the checks.
-_PREPARED: dict[tuple[Any, tuple[Any, ...]], Prepared] = {}
-_PREPARED_MAX = 512
+_PREPARED: Final[dict[tuple[Any, tuple[Any, ...]], Prepared]] = {}
+_PREPARED_MAX: Final = 512
 
 
 def prepare(status: Any, headers: Any) -> Prepared:
@@ -195,7 +196,7 @@ def head(req: Request, status: str, headers: Sequence[tuple[str, str]], content_
     """
     # A body still unread when the answer starts may never be read; finish_request would then
     # close, so say so now rather than promise a keep-alive we cannot keep.
-    keep_alive = keep_alive and req.body.complete
+    keep_alive = keep_alive and req.body_complete()
     chunked = False
     if content_length is None and not bodyless(req.method, status):
         if req.version == "1.1":
@@ -220,7 +221,7 @@ def head(req: Request, status: str, headers: Sequence[tuple[str, str]], content_
 
 
 # RFC 9110's names where Python 3.11's http.HTTPStatus still has RFC 7231's (3.13 has these).
-_PHRASES = {413: "Content Too Large", 414: "URI Too Long", 416: "Range Not Satisfiable",
+_PHRASES: Final = {413: "Content Too Large", 414: "URI Too Long", 416: "Range Not Satisfiable",
             422: "Unprocessable Content"}
 
 
@@ -265,10 +266,10 @@ def early_hints_head(headers: Iterable[Any]) -> bytes:
 
 
 # gunicorn's error page, byte for byte (util.write_error): title, heading, message.
-_HTML_ERROR = ("<html>\n  <head>\n    <title>%s</title>\n  </head>\n  <body>\n"
+_HTML_ERROR: Final = ("<html>\n  <head>\n    <title>%s</title>\n  </head>\n  <body>\n"
                "    <h1><p>%s</p></h1>\n    %s\n  </body>\n</html>\n")
 
-_STATUS_LINES: dict[int, str] = {}
+_STATUS_LINES: Final[dict[int, str]] = {}
 
 
 def status_line(status: Any) -> str:
@@ -283,3 +284,32 @@ def status_line(status: Any) -> str:
             line = f"{status} "  # RFC 9112 4: the reason phrase may be empty
         _STATUS_LINES[status] = line
     return line
+
+
+class ServerHeaders:
+    """The Date and Server fields that end every response head, with its blank line, as one
+    string and as its bytes: the server's sweep remakes them once a second, handlers read them
+    per response."""
+
+    __slots__ = ("software", "lines", "data")
+
+    def __init__(self, software: str) -> None:
+        self.software = software
+        self.lines = ""
+        self.data = b""
+
+    def refresh(self, now: float | None = None) -> None:
+        self.lines = f"Date: {http_date(now)}\r\nServer: {self.software}\r\n\r\n"
+        self.data = self.lines.encode("latin-1", "replace")
+
+
+_DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(now: float | None = None) -> str:
+    """RFC 9110 5.6.7 IMF-fixdate; by hand because email.utils costs 600 KB per worker and
+    strftime's names follow the locale."""
+    t = time.gmtime(now)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")

@@ -12,41 +12,46 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
+from typing import Final
 from urllib.parse import urlsplit
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # RFC 9110 7.2: Host = uri-host [ ":" port ], uri-host = IP-literal / IPv4address / reg-name
 # (RFC 3986 3.2.2); reg-name may be empty.  An IP-literal is checked by ipaddress below.
-_HOST = re.compile(rb"(?:\[([0-9A-Fa-f:.]+)\]|\[v[0-9A-Fa-f]+\.[-\w.~!$&'()*+,;=:]+\]"
+_HOST: Final = re.compile(rb"(?:\[([0-9A-Fa-f:.]+)\]|\[v[0-9A-Fa-f]+\.[-\w.~!$&'()*+,;=:]+\]"
                    rb"|(?:[-\w.~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?\Z")
 # Host values already found valid: a server sees a handful, and this runs for every request.
-_VALID_HOSTS: set[bytes] = set()
-_VALID_HOSTS_MAX = 1024
+_VALID_HOSTS: Final[set[bytes]] = set()
+_VALID_HOSTS_MAX: Final = 1024
 # RFC 9110 6.5.1: fields that alter framing, routing or authentication must not come after the
 # content; gunicorn 27 refuses these with 400 (lower-case, as trailer names are compared).
-FORBIDDEN_TRAILERS = frozenset((b"host", b"content-length", b"transfer-encoding", b"trailer",
+FORBIDDEN_TRAILERS: Final = frozenset((b"host", b"content-length", b"transfer-encoding", b"trailer",
                                 b"authorization", b"te"))
 # Transfer codings gunicorn 27 lets come before the final chunked: the app gets the body still
 # in them (and reads Transfer-Encoding); after one that transforms it the connection is not
 # reused, as gunicorn forces a close.
-_PASSED_CODINGS = frozenset((b"gzip", b"deflate", b"compress"))
-_METHOD_UNCONVENTIONAL = re.compile(rb"[a-z#]")
-ABSOLUTE_FORM = re.compile(rb"[A-Za-z][-A-Za-z0-9+.]*://")  # RFC 3986 3.1: scheme
+_PASSED_CODINGS: Final = frozenset((b"gzip", b"deflate", b"compress"))
+_METHOD_UNCONVENTIONAL: Final = re.compile(rb"[a-z#]")
+ABSOLUTE_FORM: Final = re.compile(rb"[A-Za-z][-A-Za-z0-9+.]*://")  # RFC 3986 3.1: scheme
 # The fields check_headers reads, by kind; _UNDERSCORED marks a name with "_" (header_map).
-_IS_HOST, _IS_CONTENT_LENGTH, _IS_CONTENT_TYPE, _IS_TRANSFER_ENCODING, _IS_EXPECT, _IS_CONNECTION = \
-    range(1, 7)
-_FRAMING_FIELDS = {b"host": _IS_HOST, b"content-length": _IS_CONTENT_LENGTH,
+_IS_HOST: Final = 1
+_IS_CONTENT_LENGTH: Final = 2
+_IS_CONTENT_TYPE: Final = 3
+_IS_TRANSFER_ENCODING: Final = 4
+_IS_EXPECT: Final = 5
+_IS_CONNECTION: Final = 6
+_FRAMING_FIELDS: Final = {b"host": _IS_HOST, b"content-length": _IS_CONTENT_LENGTH,
                    b"content-type": _IS_CONTENT_TYPE, b"transfer-encoding": _IS_TRANSFER_ENCODING,
                    b"expect": _IS_EXPECT, b"connection": _IS_CONNECTION}
-_UNDERSCORED = 8
-_SCHEME_FIELD = 16  # one of the secure scheme headers some server trusts a proxy for
+_UNDERSCORED: Final = 8
+_SCHEME_FIELD: Final = 16  # one of the secure scheme headers some server trusts a proxy for
 # Header name -> its kind, 0 for most: one lookup per field instead of a lower() and tests.
 # Real traffic repeats a few dozen names; bounded against a client that invents them.
-_NAME_KINDS: dict[bytes, int] = {}
-_NAME_KINDS_MAX = 4096
+_NAME_KINDS: Final[dict[bytes, int]] = {}
+_NAME_KINDS_MAX: Final = 4096
 # Lower-case names of the secure scheme headers of every server in this process (forwarded.py):
 # a head with none of them and no underscore name has nothing a trusted proxy could say.
-_SCHEME_FIELDS: set[bytes] = set()
+_SCHEME_FIELDS: Final[set[bytes]] = set()
 
 
 def add_scheme_fields(names: Iterable[bytes]) -> None:
@@ -80,7 +85,7 @@ class Reject(Exception):
         self.reason = reason
 
 
-_FRAMING_SLOTS = ("content_length", "chunked", "expect_continue", "close", "upgrade", "forwarded")
+_FRAMING_SLOTS: Final = ("content_length", "chunked", "expect_continue", "close", "upgrade", "forwarded")
 
 
 class Framing:
@@ -108,7 +113,7 @@ class _PlainFraming(Framing):
 
 # The framing of a head with no field that frames a body or changes the connection (most
 # heads): shared, where a Framing made per request cost a GET 4% of its instructions.
-PLAIN: Framing = _PlainFraming.__new__(_PlainFraming)
+PLAIN: Final[Framing] = _PlainFraming.__new__(_PlainFraming)
 for _slot in _FRAMING_SLOTS:
     object.__setattr__(PLAIN, _slot, None if _slot == "content_length" else False)
 

@@ -20,11 +20,12 @@ import asyncio
 import base64
 import binascii
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Final
 
 from unicorn_aio.errors import ConfigError
-from unicorn_aio.http.contract import AppHandler, ConnectionHost, HttpOptions
+from unicorn_aio.http.contract import AppHandler, ConnectionHost
 from unicorn_aio.http.forwarded import AddressList
+from unicorn_aio.http.options import HttpOptions
 from unicorn_aio.http.protocol import HttpProtocol
 from unicorn_aio.http.request import Request
 from unicorn_aio.http.response import error_response
@@ -40,10 +41,10 @@ H2C_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 3.4
 UPGRADE_101 = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
 # gunicorn's H2C_UPGRADE_BODY_LIMIT: an upgrade request's body is held whole; larger ones are
 # answered in HTTP/1.1 (the Upgrade ignored, as RFC 9110 7.8 allows).
-UPGRADE_BODY_LIMIT = 65536
-ALPN_NAMES = {"h1": "http/1.1", "h2": "h2"}
+UPGRADE_BODY_LIMIT: Final = 65536
+ALPN_NAMES: Final = {"h1": "http/1.1", "h2": "h2"}
 # Request fields about the upgrade itself, not the request stream 1 carries on.
-_UPGRADE_FIELDS = frozenset((b"connection", b"upgrade", b"http2-settings", b"keep-alive",
+_UPGRADE_FIELDS: Final = frozenset((b"connection", b"upgrade", b"http2-settings", b"keep-alive",
                              b"te", b"transfer-encoding", b"proxy-connection"))
 
 

@@ -28,10 +28,10 @@ from unicorn_aio.http.contract import (
     Address,
     AppHandler,
     ConnectionHost,
-    HttpOptions,
     RequestCycle,
     peer_of,
 )
+from unicorn_aio.http.options import HttpOptions
 from unicorn_aio.http.protocol import LINGER_SECONDS
 from unicorn_aio.http.request import Request
 from unicorn_aio.http.response import error_response
@@ -331,7 +331,7 @@ class H2Protocol(asyncio.Protocol):
         """The handler is done with ``stream`` (finish_request)."""
         stream.in_app = False
         if not stream.upgraded:  # else HTTP/1.1 counted it, at the upgrade
-            self.host.request_finished(stream.req, cycle)
+            self.host.services.request_finished(stream.req, cycle)
         if stream.closed:
             return
         if not stream.head_seen or stream.length is not None and not stream.bodyless \

@@ -22,7 +22,8 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from unicorn_aio.http.contract import Address, ConnectionHost, HttpOptions
+from unicorn_aio.http.contract import Address, ConnectionHost
+from unicorn_aio.http.options import HttpOptions
 from unicorn_aio.http.request import Request
 from unicorn_aio.http.rules import PLAIN, Framing, Reject, check_headers, check_request_target
 from unicorn_aio.http2.engine import Headers

@@ -1,7 +1,8 @@
 """A worker's numbers for its master: what the request path counts, and how they travel.
 
 The request path adds to ``RequestStats`` once per answered request, on the loop thread
-(``Server.request_finished``): a status class, a duration bucket, body bytes in and out.
+(``HostServices.request_finished``, http/services.py): a status class, a duration bucket, body
+bytes in and out.
 Everything else (in flight, threads, connections, the longest request, RSS) is looked up when a
 heartbeat goes out, never counted per request.
 
@@ -25,25 +26,24 @@ from __future__ import annotations
 
 import json
 import struct
-from bisect import bisect_left
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from unicorn_aio.http.protocol import HttpProtocol
 
 if TYPE_CHECKING:
     from unicorn_aio.server import Server
 
-STATS = b"S"
-_LENGTH = struct.Struct(">H")
-MAX_PATH = 200  # of the longest request's path: a message stays far below its 64 KiB frame
+STATS: Final = b"S"
+_LENGTH: Final = struct.Struct(">H")
+MAX_PATH: Final = 200  # of the longest request's path: a message stays far below its 64 KiB frame
 
 # Seconds, Prometheus's default histogram buckets; the last row is +Inf.
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")  # other: an ASGI status 600 to 999
-_CLASS = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4}
+BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")  # other: an ASGI status 600 to 999
+_CLASS: Final = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4}
 
 # Why a worker was replaced: the master's count of restarts (fleet.py) by these words.
-RESTART_REASONS = ("timeout", "memory", "max-requests", "crash", "reload", "stuck")
+RESTART_REASONS: Final = ("timeout", "memory", "max-requests", "crash", "reload", "stuck")
 
 
 class RequestStats:
@@ -61,7 +61,13 @@ class RequestStats:
         """One answered request: ``status`` its status line, ``seconds`` from its first byte
         to its last response byte written, ``received``/``sent`` its body bytes."""
         row = _CLASS.get(status[0], 5)
-        self.histogram[row][bisect_left(BUCKETS, seconds)] += 1  # le: a bucket's bound included
+        # bisect_left, without a generic call from the compiled build: most stop at the first.
+        bucket = 0
+        for bound in BUCKETS:
+            if seconds <= bound:  # le: a bucket's bound included
+                break
+            bucket += 1
+        self.histogram[row][bucket] += 1
         self.sums[row] += seconds
         self.bytes_in += received
         self.bytes_out += sent

@@ -203,8 +203,8 @@ class Worker:
         self._stopping = loop.create_future()
         self.server = server = Server(self.app, self.cfg, log=self.log, sockets=self.sockets)
         if self.max_requests:  # otherwise nothing to do per request (nr reads the server's count)
-            server.on_request_finished = self._on_request_finished
-        server.stats = self.stats
+            server.services.on_request_finished = self._on_request_finished
+        server.services.stats = self.stats
         server.worker = self
         server.close_listeners = True  # our inherited copies; see Server._accept_backlog
         for name, handler in (("SIGTERM", self._graceful), ("SIGINT", self._quick),

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
-from types import MethodType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote_to_bytes
 
 from unicorn_aio.http.forwarded import url_scheme
@@ -26,18 +25,18 @@ if TYPE_CHECKING:
     from unicorn_aio.wsgi.threadpool import ThreadPool
 
 # Header name -> environ key, shared across requests: real traffic repeats a few dozen names.
-_ENVIRON_KEYS: dict[bytes, str] = {b"Content-Type": "CONTENT_TYPE", b"Content-Length": "CONTENT_LENGTH"}
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
-_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2.0"}  # 2.0: as gunicorn 27
+_ENVIRON_KEYS: Final[dict[bytes, str]] = {b"Content-Type": "CONTENT_TYPE", b"Content-Length": "CONTENT_LENGTH"}
+_METHODS: Final = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+_PROTOCOLS: Final = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2.0"}  # 2.0: as gunicorn 27
 
 
 # request target -> (RAW_URI, PATH_INFO before SCRIPT_NAME, QUERY_STRING): clients ask for the
 # same few targets again and again (an API's endpoints, a health check), and a repeat costs a
 # lookup.  Emptied when full rather than closed to newcomers, so targets in use replace those
 # no longer asked for (as asgi/scope.py's).
-_TARGETS: dict[bytes, tuple[str, str, str]] = {}
-_TARGETS_MAX = 1024
-_TARGET_KEPT = 256  # longer targets are rare, and would hold a lot
+_TARGETS: Final[dict[bytes, tuple[str, str, str]]] = {}
+_TARGETS_MAX: Final = 1024
+_TARGET_KEPT: Final = 256  # longer targets are rare, and would hold a lot
 
 
 def split_target(url: bytes) -> tuple[str, str, str]:
@@ -97,7 +96,7 @@ class FileWrapper:
 
 
 # What build_environ sets for every request (connection_environ makes room for them).
-_PER_REQUEST_KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "gunicorn.socket", "PATH_INFO",
+_PER_REQUEST_KEYS: Final = ("REMOTE_ADDR", "REMOTE_PORT", "gunicorn.socket", "PATH_INFO",
                      "REQUEST_METHOD", "RAW_URI", "QUERY_STRING", "SERVER_PROTOCOL", "wsgi.input",
                      "wsgi.early_hints")
 
@@ -162,11 +161,11 @@ class RequestEnviron(FileSender):
 
     def build_environ(self) -> dict[str, Any]:
         req, protocol = self.req, self.protocol
-        conn = protocol.app_state
+        conn: tuple[dict[str, Any], str, str, Any] | None = protocol.app_state
         if conn is None:
             conn = protocol.app_state = self.handler.connection_environ(protocol)
         base, remote_addr, remote_port, sock = conn
-        env = base.copy()
+        env = base.copy()  # typed, a dict copy in C rather than a method call
         env["REMOTE_ADDR"] = remote_addr
         env["REMOTE_PORT"] = remote_port
         env["gunicorn.socket"] = sock
@@ -199,8 +198,7 @@ class RequestEnviron(FileSender):
         env["QUERY_STRING"] = query
         env["SERVER_PROTOCOL"] = _PROTOCOLS.get(req.version) or "HTTP/" + req.version
         env["wsgi.input"] = req.body
-        # Bound to the request, not to this cycle: the environ holds no reference back to it.
-        env["wsgi.early_hints"] = MethodType(early_hints, req)
+        env["wsgi.early_hints"] = EarlyHints(req)
         self.environ = env
         return env
 
@@ -211,15 +209,26 @@ class RequestEnviron(FileSender):
             protocol.write(data)
 
 
-def early_hints(req: Request, headers: Iterable[Any]) -> None:
+class EarlyHints:
     """``wsgi.early_hints`` (gunicorn 27): a 103 Early Hints response ahead of the app's, each
     call one; nothing once the response head has gone or the request is answered, nor to an
-    HTTP/1.0 client (as gunicorn).  Over HTTP/2 the stream sends it as an interim HEADERS frame."""
-    cycle = req.cycle
-    if not isinstance(cycle, RequestEnviron) or cycle.head_sent or req.version == "1.0":
-        return
-    data = early_hints_head(headers)
-    if cycle.on_loop:
-        cycle.write_hint(data)
-    else:  # before the head: the loop runs these callbacks in order, the head's after
-        cycle.handler.pool.call_on_loop(cycle.write_hint, data)
+    HTTP/1.0 client (as gunicorn).  Over HTTP/2 the stream sends it as an interim HEADERS frame.
+
+    Bound to the request, not to its cycle: the environ holds no reference back to the cycle.
+    A class rather than a bound function: the compiled build makes one without a generic call."""
+
+    __slots__ = ("req",)
+
+    def __init__(self, req: Request) -> None:
+        self.req = req
+
+    def __call__(self, headers: Iterable[Any]) -> None:
+        req = self.req
+        cycle = req.cycle
+        if not isinstance(cycle, RequestEnviron) or cycle.head_sent or req.version == "1.0":
+            return
+        data = early_hints_head(headers)
+        if cycle.on_loop:
+            cycle.write_hint(data)
+        else:  # before the head: the loop runs these callbacks in order, the head's after
+            cycle.handler.pool.call_on_loop(cycle.write_hint, data)

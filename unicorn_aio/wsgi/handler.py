@@ -19,17 +19,18 @@ import asyncio
 import http
 import time
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Final, Sequence
 
 from unicorn_aio.config import settings
 from unicorn_aio.config.config import Config
 from unicorn_aio.http.body import BodyTimeout, ClientDisconnected, RequestBody
-from unicorn_aio.http.contract import Connection, ServerHeaders, thread_timeout
+from unicorn_aio.http.contract import Connection, thread_timeout
 from unicorn_aio.http.protocol import Request
 from unicorn_aio.http.response import (
     LAST_CHUNK,
     NO_BODY_STATUS,
     Prepared,
+    ServerHeaders,
     bodyless,
     clip_to_length,
     error_response,
@@ -96,7 +97,7 @@ class WSGIHandler(ServerEnviron):
     def start(self, conn: Connection, req: Request) -> None:
         cycle = WSGICycle(self, conn, req)
         req.cycle = cycle
-        if self.inline and req.body.complete:
+        if self.inline and req.body_complete():
             # Run after this iteration's reads, all together, then written together: reading
             # every socket first and running every app next, as the thread pool's phases do,
             # keeps each phase's code and data hot (hello, alternating runs on the busy 2-core
@@ -106,7 +107,7 @@ class WSGIHandler(ServerEnviron):
                 self.loop.call_soon(self.run_ready)
             ready.append(cycle)
         else:
-            self.pool.submit(partial(appthread.run, cycle))
+            self.pool.submit(_partial(_run_on_thread, cycle))
 
     def run_ready(self) -> None:
         """Loop thread, once per iteration that parsed inline requests: run them, then write."""
@@ -127,10 +128,14 @@ class WSGIHandler(ServerEnviron):
             self.pool.after_callbacks()  # the server writes what they answered, now
 
 
-_FAILED = object()  # what "the app returned" when calling it raised
+# Per request on the thread pool's path, from modules that are not compiled: as Final names
+# the compiled build reads them from C statics, not from this module's dict.
+_partial: Final = partial
+_run_on_thread: Final = appthread.run
+_FAILED: Final = object()  # what "the app returned" when calling it raised
 # Iterating these cannot block: a response object over a list (Django's HttpResponse) is joined
 # and framed whole, like a list, on the loop or the app thread alike.
-_SEQUENCE_ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())))
+_SEQUENCE_ITERATORS: Final[tuple[type, ...]] = (type(iter([])), type(iter(())))
 
 
 
@@ -362,7 +367,7 @@ class WSGICycle(RequestEnviron):
             # The usual response, whose Content-Length the app gave and its body meets: the
             # head from the lines prepare() built, without the tests below and in _head.
             self.keep_alive = keep_alive = self.keep_alive and not self.protocol.closing and \
-                req.body.complete
+                req.body_complete()
             head = head_for(prepared, None, keep_alive, self.handler.server_headers.data)
             bodyless = False
         else:
@@ -427,7 +432,7 @@ class WSGICycle(RequestEnviron):
             # The usual head, from the lines prepare() built once: what head() builds for
             # HTTP/1.1 with a known length and our Date and Server.
             self.keep_alive = keep_alive = self.keep_alive and not self.protocol.closing and \
-                req.body.complete
+                req.body_complete()
             added = None if prepared.content_length is not None else length
             return head_for(prepared, added, keep_alive, self.handler.server_headers.data)
         head, self.chunked, self.keep_alive = response_head(

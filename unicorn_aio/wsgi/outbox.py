@@ -11,7 +11,7 @@ go straight to the connection's held output.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from unicorn_aio.http.body import ClientDisconnected
 from unicorn_aio.wsgi import appthread
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # Response bytes an app thread may queue for the loop before it waits for them to be written
 # (the request body's own bounds are body.HIGH_WATER and LOW_WATER).
-OUTBOX_MAX = 256 * 1024
+OUTBOX_MAX: Final = 256 * 1024
 
 
 class NullCondition:
@@ -41,7 +41,7 @@ class NullCondition:
         return True
 
 
-NO_THREAD = NullCondition()
+NO_THREAD: Final = NullCondition()
 
 
 class Outbox:

@@ -21,9 +21,9 @@ import collections
 import os
 import queue
 import threading
-from typing import Callable
+from typing import Callable, Final
 
-_STOP = object()
+_STOP: Final = object()
 
 
 class ThreadAbandoned(BaseException):
@@ -181,7 +181,7 @@ class ThreadPool:
 
 
 # How long threads past an elastic pool's base size may go unneeded before they exit.
-IDLE_TIMEOUT = 5.0
+IDLE_TIMEOUT: Final = 5.0
 
 
 def make_pool(loop, size: int, max_size: int | None = None) -> ThreadPool:
