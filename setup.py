@@ -6,12 +6,15 @@ fully annotated, to C: calls and attribute reads on their classes become C calls
 reads (bench/results/issue22.md has the measurements).  The same source runs interpreted with
 UNICORN_AIO_COMPILE=0, or wherever the build is missing; only slower.
 
-What compiling asks of the code: classes form single chains (no mixins), are not subclassed
-or given new attributes from interpreted code, and an attribute the checker has narrowed is not
-changed behind its back by a call.  Not compiled: what must show in a thread's or a task's stack
-(wsgi/appthread.py, the app's coroutine: compiled functions have no Python frames); http/body.py
-(its reads are the watchdog's waits too, and its errors are OSErrors, which a compiled class
-cannot extend); ``Server``, which embedders may extend; and everything off the request path.
+What compiling asks of the code: classes form single chains (no mixins), are not subclassed or
+given new attributes from interpreted code, and an attribute the checker has narrowed is not
+changed behind its back by a call. What it rewards: per-request calls into compiled objects
+(``Server`` hands connections its compiled ``HostServices``), and ``Final`` module constants,
+which compiled code reads from C statics rather than the module's dict. Not compiled: what must
+show in a thread's or a task's stack (wsgi/appthread.py, the app's coroutine: compiled
+functions have no Python frames); http/body.py (its reads are the watchdog's waits too, and its
+errors are OSErrors, which a compiled class cannot extend); ``Server``, which embedders may
+extend; and everything off the request path.
 """
 
 import os
