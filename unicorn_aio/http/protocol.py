@@ -233,7 +233,14 @@ class HttpProtocol(RawHead):
                     # The head ended in this read and its body goes on, or the message ended
                     # and only CRs and LFs follow: where the next begins is known now.
                     next_start = self.next_start
-                    if next_start < 0:
+                    if next_start < 0 and self.current is None and not self.body_len and \
+                            len(data) > 4 and data.endswith(b"\r\n\r\n") and data[-5] not in (13, 10):
+                        # The usual read, without searching it: a message finished with nothing
+                        # begun after it, so only CRs and LFs follow its head (llhttp skips
+                        # them), and the byte before the head's blank line is neither (llhttp
+                        # refuses them bare).  A read ending in one CRLF CRLF ends with it.
+                        next_start = self.next_start = self.fed_end
+                    elif next_start < 0:
                         next_start = self.next_start = self._head_end() + self.body_len
                     # Bytes after the message's end, none of them a message: CRs and LFs.
                     if self.current is None and next_start < self.fed_end:
