@@ -117,7 +117,8 @@ class Server:
 
     @property
     def requests_total(self) -> int:
-        """Requests answered (not those the parser refused)."""
+        """Requests answered (not those the parser refused).  The count, the worker's stats and
+        its max-requests callback live on ``services``, which the connections call."""
         return self.services.requests_total
 
     @property

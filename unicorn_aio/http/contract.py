@@ -105,7 +105,9 @@ class ConnectionHost(Protocol):
     @property
     def services(self) -> HostServices:
         """What a connection calls on every request (http/services.py): compiled, as the
-        connections are, where the host need not be."""
+        connections are, where the host need not be.  Unlike the rest of this seam it is a
+        concrete class: a host hands out a ``HostServices`` (the compiled connections call it
+        directly, and refuse any other type)."""
 
     def connection_made(self, conn: TrackedConnection) -> None: ...
 
