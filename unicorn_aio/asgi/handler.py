@@ -140,7 +140,7 @@ class ASGIHandler:
         self.loop = loop
         self.server_headers = headers
         self.http_scheme, self.ws_scheme = ("https", "wss") if is_ssl else ("http", "ws")
-        self.body_timeout = body_timeout  # seconds receive() waits for body bytes; _NEVER: none
+        self.body_timeout = body_timeout  # seconds receive() waits for body bytes; NEVER: none
         self.request_timeout = or_never(cfg.asgi_request_timeout)  # a request task's lifetime
         self.lifespan = Lifespan(app, cfg.lifespan, log)
         # scope(kind, protocol, req, scheme): a request's scope (asgi/scope.py)
